@@ -1,0 +1,109 @@
+/**
+ * Messages API through the official `@anthropic-ai/sdk`. The system message moves to
+ * `system`; the stable prefix of the growing conversation is marked for prompt caching.
+ */
+import type { BackendOptions } from '../core/rlm';
+import type { ChatMessage, LMClient, LMRequest, LMResult } from '../core/types';
+import { malformed, toLMError } from './errors';
+
+type AnthropicModule = typeof import('@anthropic-ai/sdk');
+let sdk: Promise<AnthropicModule> | undefined;
+
+const DEFAULT_MAX_OUTPUT_TOKENS = 8192;
+
+interface TextBlock {
+  type: 'text';
+  text: string;
+  cache_control?: { type: 'ephemeral' };
+}
+
+export class AnthropicClient implements LMClient {
+  readonly provider = 'anthropic';
+  readonly model: string;
+  private client: Promise<InstanceType<AnthropicModule['default']>> | undefined;
+
+  constructor(private readonly options: BackendOptions) {
+    this.model = options.model;
+  }
+
+  private sdkClient() {
+    this.client ??= (sdk ??= import('@anthropic-ai/sdk')).then(
+      ({ default: Anthropic }) =>
+        new Anthropic({
+          apiKey: this.options.apiKey || 'not-needed',
+          baseURL: this.options.baseURL ?? null,
+          dangerouslyAllowBrowser: true,
+          maxRetries: this.options.maxRetries ?? 2,
+          timeout: this.options.timeoutMs ?? 120_000,
+          defaultHeaders: this.options.headers ?? {},
+        }),
+    );
+    return this.client;
+  }
+
+  async complete(request: LMRequest): Promise<LMResult> {
+    const client = await this.sdkClient();
+    const { system, messages } = toAnthropicMessages(request.messages, request.cachePrefix !== undefined);
+    let reply: unknown;
+    try {
+      reply = await client.messages.create(
+        {
+          ...this.options.extraBody,
+          model: this.model,
+          max_tokens: this.options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+          ...(system.length > 0 ? { system } : {}),
+          messages,
+        } as never,
+        { signal: request.signal ?? null, ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}) },
+      );
+    } catch (error) {
+      throw toLMError(error, this.provider, this.model, this.options.baseURL);
+    }
+    const blocks = (reply as { content?: { type: string; text?: string; thinking?: string }[] }).content;
+    if (!Array.isArray(blocks)) throw malformed(this.provider, this.model, 'no content array');
+    const text = blocks.filter((b) => b.type === 'text').map((b) => b.text ?? '').join('');
+    const reasoning = blocks.filter((b) => b.type === 'thinking').map((b) => b.thinking ?? '').join('') || undefined;
+    const usage = (reply as { usage?: Record<string, number | null | undefined> }).usage ?? {};
+    const cacheRead = usage.cache_read_input_tokens ?? 0;
+    const cacheWrite = usage.cache_creation_input_tokens ?? 0;
+    return {
+      text: text.trim().length > 0 ? text : (reasoning ?? ''),
+      reasoning,
+      usage: {
+        // Anthropic reports cached tokens apart from input_tokens; count all input here.
+        inputTokens: (usage.input_tokens ?? 0) + cacheRead + cacheWrite,
+        outputTokens: usage.output_tokens ?? 0,
+        cachedInputTokens: cacheRead,
+      },
+      model: typeof (reply as { model?: unknown }).model === 'string' ? (reply as { model: string }).model : this.model,
+    };
+  }
+}
+
+/**
+ * Splits out system messages and merges consecutive same-role messages (the API wants
+ * alternation). With caching on, the system prompt and the newest message carry
+ * cache_control: the next call's prefix then hits the cache written by this one.
+ */
+export function toAnthropicMessages(input: ChatMessage[], cache: boolean): { system: TextBlock[]; messages: { role: 'user' | 'assistant'; content: TextBlock[] }[] } {
+  const system: TextBlock[] = [];
+  const messages: { role: 'user' | 'assistant'; content: TextBlock[] }[] = [];
+  for (const m of input) {
+    if (m.role === 'system') {
+      system.push({ type: 'text', text: m.content });
+      continue;
+    }
+    const last = messages[messages.length - 1];
+    if (last && last.role === m.role) last.content.push({ type: 'text', text: m.content });
+    else messages.push({ role: m.role, content: [{ type: 'text', text: m.content }] });
+  }
+  if (messages[0]?.role === 'assistant') messages.unshift({ role: 'user', content: [{ type: 'text', text: '(continue)' }] });
+  if (cache) {
+    const lastSystem = system[system.length - 1];
+    if (lastSystem) lastSystem.cache_control = { type: 'ephemeral' };
+    const lastMessage = messages[messages.length - 1];
+    const lastBlock = lastMessage?.content[lastMessage.content.length - 1];
+    if (lastBlock) lastBlock.cache_control = { type: 'ephemeral' };
+  }
+  return { system, messages };
+}

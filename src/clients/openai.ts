@@ -1,0 +1,81 @@
+/**
+ * Chat Completions through the official `openai` SDK: OpenAI itself and every
+ * OpenAI-compatible server (OpenRouter, vLLM, Ollama, LM Studio, LiteLLM).
+ */
+import type { BackendOptions } from '../core/rlm';
+import type { LMClient, LMRequest, LMResult, LMUsage } from '../core/types';
+import { malformed, toLMError } from './errors';
+
+type OpenAIModule = typeof import('openai');
+let sdk: Promise<OpenAIModule> | undefined;
+
+interface ChatUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  prompt_tokens_details?: { cached_tokens?: number } | null;
+  cost?: number;
+  cost_details?: { upstream_inference_cost?: number } | null;
+}
+
+export class OpenAIClient implements LMClient {
+  readonly model: string;
+  private client: Promise<InstanceType<OpenAIModule['default']>> | undefined;
+
+  constructor(
+    private readonly options: BackendOptions,
+    readonly provider = 'openai',
+  ) {
+    this.model = options.model;
+  }
+
+  private sdkClient() {
+    this.client ??= (sdk ??= import('openai')).then(
+      ({ default: OpenAI }) =>
+        new OpenAI({
+          // Local servers take any key; the SDK insists on one.
+          apiKey: this.options.apiKey || 'not-needed',
+          baseURL: this.options.baseURL ?? null,
+          dangerouslyAllowBrowser: true,
+          maxRetries: this.options.maxRetries ?? 2,
+          timeout: this.options.timeoutMs ?? 120_000,
+          defaultHeaders: this.options.headers ?? {},
+        }),
+    );
+    return this.client;
+  }
+
+  async complete(request: LMRequest): Promise<LMResult> {
+    const client = await this.sdkClient();
+    let reply: unknown;
+    try {
+      const body: Record<string, unknown> = { ...this.options.extraBody, model: this.model, messages: request.messages };
+      if (this.options.maxOutputTokens !== undefined) body.max_completion_tokens = this.options.maxOutputTokens;
+      reply = await client.chat.completions.create(body as never, {
+        signal: request.signal ?? null,
+        ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}),
+      });
+    } catch (error) {
+      throw toLMError(error, this.provider, this.model, this.options.baseURL);
+    }
+    const choice = (reply as { choices?: { message?: Record<string, unknown> }[] }).choices?.[0];
+    if (!choice?.message) throw malformed(this.provider, this.model, 'no choices[0].message');
+    const message = choice.message;
+    const content = typeof message.content === 'string' ? message.content : '';
+    // Reasoning models on compatible servers may put everything in a reasoning field.
+    const reasoning = [message.reasoning_content, message.reasoning].find((r): r is string => typeof r === 'string' && r.length > 0);
+    const usage = (reply as { usage?: ChatUsage }).usage ?? {};
+    const cost = usage.cost ?? usage.cost_details?.upstream_inference_cost;
+    const lmUsage: LMUsage = {
+      inputTokens: usage.prompt_tokens ?? 0,
+      outputTokens: usage.completion_tokens ?? 0,
+      cachedInputTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
+      costUSD: typeof cost === 'number' ? cost : undefined,
+    };
+    return {
+      text: content.trim().length > 0 ? content : (reasoning ?? ''),
+      reasoning,
+      usage: lmUsage,
+      model: typeof (reply as { model?: unknown }).model === 'string' ? (reply as { model: string }).model : this.model,
+    };
+  }
+}

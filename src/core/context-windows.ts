@@ -1,0 +1,42 @@
+/**
+ * Context window sizes (tokens) by model-name prefix, for compaction. The longest matching
+ * prefix wins; unknown models get DEFAULT_CONTEXT_WINDOW. Override with `contextWindows`.
+ */
+export const DEFAULT_CONTEXT_WINDOW = 128_000;
+
+export const CONTEXT_WINDOWS: Readonly<Record<string, number>> = {
+  'gpt-5': 272_000,
+  'gpt-4.1': 1_047_576,
+  'gpt-4o': 128_000,
+  'gpt-4': 128_000,
+  o1: 200_000,
+  o3: 200_000,
+  'o4-mini': 200_000,
+  'claude-3': 200_000,
+  'claude-sonnet-4': 200_000,
+  'claude-opus-4': 200_000,
+  'claude-haiku-4': 200_000,
+  'gemini-2.5': 1_048_576,
+  'gemini-2.0': 1_048_576,
+  'qwen3': 131_072,
+  'llama-3': 131_072,
+  'deepseek': 128_000,
+};
+
+export function contextWindowFor(model: string, overrides?: Record<string, number>): number {
+  const table = { ...CONTEXT_WINDOWS, ...overrides };
+  // Provider-prefixed names (openrouter's "openai/gpt-5") match on the part after the slash.
+  const name = model.toLowerCase().split('/').pop() ?? '';
+  let best: [string, number] | undefined;
+  for (const [prefix, size] of Object.entries(table)) {
+    if (name.startsWith(prefix.toLowerCase()) && (!best || prefix.length > best[0].length)) best = [prefix, size];
+  }
+  return best ? best[1] : DEFAULT_CONTEXT_WINDOW;
+}
+
+/** A cheap token estimate (≈4 characters a token), good enough to decide when to compact. */
+export function estimateTokens(messages: { content: string }[]): number {
+  let chars = 0;
+  for (const m of messages) chars += m.content.length;
+  return Math.ceil(chars / 4) + 3 * messages.length;
+}

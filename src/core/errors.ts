@@ -1,0 +1,192 @@
+/**
+ * rlm-web's errors: one root class, one subclass per domain, `name` pinned on each so that
+ * it survives minification and structured cloning. Messages say what to do.
+ */
+import type { Trajectory, UsageSummary } from './types';
+
+export class RLMError extends Error {
+  override name = 'RLMError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Options that cannot work: unknown backend, reserved tool name, unsupported context. */
+export class ConfigurationError extends RLMError {
+  override name = 'ConfigurationError';
+}
+
+// ------------------------------------------------------------------ LM calls
+
+export class LMError extends RLMError {
+  override name = 'LMError';
+  constructor(
+    message: string,
+    readonly provider: string,
+    readonly model: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** 401/403: the API key is missing, wrong, or lacks access to the model. */
+export class LMAuthenticationError extends LMError {
+  override name = 'LMAuthenticationError';
+}
+
+/** 429: too many requests or no credit left. */
+export class LMRateLimitError extends LMError {
+  override name = 'LMRateLimitError';
+}
+
+/** The endpoint could not be reached (wrong baseURL, server down, CORS refused, offline). */
+export class LMConnectionError extends LMError {
+  override name = 'LMConnectionError';
+}
+
+/** The call took longer than its timeout. */
+export class LMTimeoutError extends LMError {
+  override name = 'LMTimeoutError';
+}
+
+/** The endpoint answered, but not with something we can use. */
+export class LMResponseError extends LMError {
+  override name = 'LMResponseError';
+}
+
+// ------------------------------------------------------------------ REPL
+
+export class ReplError extends RLMError {
+  override name = 'ReplError';
+}
+
+/** Neither JSPI nor cross-origin isolation: Python cannot block on the page. */
+export class BridgeUnavailableError extends ReplError {
+  override name = 'BridgeUnavailableError';
+}
+
+/** The worker failed to boot or died (out of memory, files not found). */
+export class ReplCrashedError extends ReplError {
+  override name = 'ReplCrashedError';
+}
+
+// ------------------------------------------------------------------ run endings
+
+/** Base of every error that ends a run early; carries what the run had. */
+export class RunEndedError extends RLMError {
+  override name = 'RunEndedError';
+  /** The latest non-empty model response, the best answer we have. */
+  partialAnswer: string | undefined;
+  usage: UsageSummary | undefined;
+  trajectory: Trajectory | undefined;
+  constructor(message: string, options?: { cause?: unknown; partialAnswer?: string | undefined }) {
+    super(message, options);
+    this.partialAnswer = options?.partialAnswer;
+    this.usage = undefined;
+    this.trajectory = undefined;
+  }
+}
+
+/** A limit (budget, time, tokens, errors) was reached. */
+export class LimitExceededError extends RunEndedError {
+  override name = 'LimitExceededError';
+  constructor(
+    message: string,
+    readonly limit: 'max_budget' | 'max_time' | 'max_tokens' | 'max_errors',
+    readonly used: number,
+    readonly allowed: number,
+    partialAnswer: string | undefined,
+  ) {
+    super(message, { partialAnswer });
+  }
+}
+
+export class BudgetExceededError extends LimitExceededError {
+  override name = 'BudgetExceededError';
+  constructor(spent: number, budget: number, partialAnswer: string | undefined) {
+    super(
+      `The run spent $${spent.toFixed(4)}, over its maxBudget of $${budget}. Raise maxBudget or use a cheaper model.`,
+      'max_budget',
+      spent,
+      budget,
+      partialAnswer,
+    );
+  }
+}
+
+export class TimeoutExceededError extends LimitExceededError {
+  override name = 'TimeoutExceededError';
+  constructor(elapsedMs: number, timeoutMs: number, partialAnswer: string | undefined) {
+    super(
+      `The run took ${Math.round(elapsedMs)} ms, over its maxTimeMs of ${timeoutMs} ms. Raise maxTimeMs or ask a narrower question.`,
+      'max_time',
+      elapsedMs,
+      timeoutMs,
+      partialAnswer,
+    );
+  }
+}
+
+export class TokenLimitExceededError extends LimitExceededError {
+  override name = 'TokenLimitExceededError';
+  constructor(used: number, limit: number, partialAnswer: string | undefined) {
+    super(
+      `The run used ${used} tokens, over its maxTokens of ${limit}. Raise maxTokens or lower maxIterations.`,
+      'max_tokens',
+      used,
+      limit,
+      partialAnswer,
+    );
+  }
+}
+
+export class ErrorThresholdExceededError extends LimitExceededError {
+  override name = 'ErrorThresholdExceededError';
+  constructor(
+    count: number,
+    threshold: number,
+    readonly lastError: string,
+    partialAnswer: string | undefined,
+  ) {
+    super(
+      `${count} iterations in a row raised errors (maxErrors is ${threshold}); the last was: ${lastError.slice(0, 300)}`,
+      'max_errors',
+      count,
+      threshold,
+      partialAnswer,
+    );
+  }
+}
+
+/** The caller's AbortSignal fired. */
+export class CancellationError extends RunEndedError {
+  override name = 'CancellationError';
+}
+
+// ------------------------------------------------------------------ storage
+
+/** IndexedDB refused a write or an upgrade. The run itself is not affected. */
+export class StorageError extends RLMError {
+  override name = 'StorageError';
+  constructor(
+    message: string,
+    readonly reason: 'quota' | 'blocked' | 'unavailable' | 'malformed' | 'other',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isAbortError(error: unknown): boolean {
+  return (
+    error instanceof CancellationError ||
+    (typeof error === 'object' && error !== null && (error as { name?: string }).name === 'AbortError')
+  );
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

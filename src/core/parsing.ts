@@ -1,0 +1,120 @@
+/**
+ * Reading the root model's replies: ```repl blocks to run and FINAL(...) / FINAL_VAR(...)
+ * answers written in the text; and writing cell results back as feedback.
+ */
+import type { CellResult } from './types';
+
+const OPEN_REPL = /^\s*```repl[^\S\n]*$/;
+const OPEN_ANY = /^\s*```[\w+-]*[^\S\n]*$/;
+const CLOSE = /^\s*```[^\S\n]*$/;
+
+interface Segments {
+  code: string[];
+  /** Lines outside every fence, where FINAL(...) may stand. */
+  prose: string[];
+  /** Fenced blocks in other languages (```python): used to nudge the model. */
+  otherFences: number;
+}
+
+function segment(text: string): Segments {
+  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  const code: string[] = [];
+  const prose: string[] = [];
+  let otherFences = 0;
+  let block: string[] | undefined;
+  let isRepl = false;
+  for (const line of lines) {
+    if (block) {
+      if (CLOSE.test(line)) {
+        if (isRepl) code.push(block.join('\n').trim());
+        block = undefined;
+      } else {
+        block.push(line);
+      }
+      continue;
+    }
+    if (OPEN_REPL.test(line)) {
+      block = [];
+      isRepl = true;
+    } else if (OPEN_ANY.test(line)) {
+      block = [];
+      isRepl = false;
+      otherFences++;
+    } else {
+      prose.push(line);
+    }
+  }
+  // A reply cut off inside a repl block still runs: the error, if any, tells the model.
+  if (block && isRepl && block.length > 0) code.push(block.join('\n').trim());
+  return { code: code.filter((c) => c.length > 0), prose, otherFences };
+}
+
+/** The ```repl blocks of a reply, in order, trimmed. Only the `repl` tag counts. */
+export function findCodeBlocks(text: string): string[] {
+  return segment(text).code;
+}
+
+/** Whether the reply has fenced code in another language (```python) but no ```repl. */
+export function hasOnlyForeignFences(text: string): boolean {
+  const s = segment(text);
+  return s.code.length === 0 && s.otherFences > 0;
+}
+
+export type TextAnswer = { kind: 'final'; value: string } | { kind: 'final_var'; name: string };
+
+/**
+ * FINAL(answer) or FINAL_VAR(name) at the start of a line outside code fences (the
+ * original RLM text protocol). FINAL_VAR wins when both appear, as in the reference.
+ */
+export function findTextAnswer(text: string): TextAnswer | null {
+  const { prose } = segment(text);
+  for (const line of prose) {
+    const m = /^\s*FINAL_VAR\(\s*(.*?)\s*\)\s*$/.exec(line);
+    if (m) return { kind: 'final_var', name: stripQuotes(m[1] ?? '') };
+  }
+  for (let i = 0; i < prose.length; i++) {
+    const line = prose[i] ?? '';
+    const start = /^\s*FINAL\(/.exec(line);
+    if (!start) continue;
+    // The answer runs to the last ')' of the first line that closes it (possibly a later line).
+    const rest = [line.slice(start[0].length), ...prose.slice(i + 1)];
+    for (let j = 0; j < rest.length; j++) {
+      const candidate = rest.slice(0, j + 1).join('\n');
+      const trimmed = candidate.trimEnd();
+      if (trimmed.endsWith(')')) return { kind: 'final', value: trimmed.slice(0, -1).trim() };
+    }
+    return { kind: 'final', value: rest.join('\n').trim() };
+  }
+  return null;
+}
+
+function stripQuotes(name: string): string {
+  return name.trim().replace(/^(['"])(.*)\1$/, '$2').trim();
+}
+
+/** Cuts `text` to `limit` characters, saying how much was cut. */
+export function truncate(text: string, limit: number): string {
+  if (text.length <= limit) return text;
+  const cut = text.length - limit;
+  return `${text.slice(0, limit)}\n... [${cut} more characters cut; print a smaller slice to see them]`;
+}
+
+/** One cell's result as the model reads it: stdout, stderr, then the REPL's variables. */
+export function formatCellResult(result: Pick<CellResult, 'stdout' | 'stderr' | 'locals'>, limit: number): string {
+  const parts: string[] = [];
+  if (result.stdout) parts.push(truncate(result.stdout.replace(/\n$/, ''), limit));
+  if (result.stderr) parts.push(truncate(result.stderr.replace(/\n$/, ''), limit));
+  if (result.locals.length > 0) parts.push(`REPL variables: [${result.locals.join(', ')}]`);
+  return parts.length > 0 ? parts.join('\n\n') : 'No output';
+}
+
+/** Every cell of an iteration, in order, as one feedback message. */
+export function formatFeedback(
+  blocks: { code: string; result: Pick<CellResult, 'stdout' | 'stderr' | 'locals'> }[],
+  limit: number,
+): string {
+  if (blocks.length === 1) return `REPL output:\n${formatCellResult(blocks[0]!.result, limit)}`;
+  return blocks
+    .map((b, i) => `REPL output (block ${i + 1}):\n${formatCellResult(b.result, limit)}`)
+    .join('\n\n');
+}

@@ -1,0 +1,123 @@
+/**
+ * Everything the root model is told. Written for this project; the structure (system
+ * prompt, metadata message, per-turn line) follows the RLM paper's reference design.
+ */
+import type { ContextDescription } from './types';
+
+export interface ToolDescription {
+  name: string;
+  description?: string | undefined;
+  kind: 'function' | 'data';
+  typeName?: string | undefined;
+}
+
+export interface SystemPromptOptions {
+  /** Whether rlm_query starts child RLMs (false: it is a plain sub-model call). */
+  recursive: boolean;
+  tools: ToolDescription[];
+  /** Roughly how many characters one sub-call can take. */
+  subcallChars: number;
+  /** Output longer than this is cut before the model sees it. */
+  maxOutputChars: number;
+  compaction: boolean;
+}
+
+export function formatToolsSection(tools: ToolDescription[]): string {
+  if (tools.length === 0) return '';
+  const lines = tools.map((t) => {
+    const what = t.description ?? (t.kind === 'function' ? 'a function provided by the host page' : `a ${t.typeName ?? 'data'} value`);
+    return `- \`${t.name}\`: ${what}`;
+  });
+  return `\nAlso available in the REPL:\n${lines.join('\n')}\n`;
+}
+
+export function buildSystemPrompt(options: SystemPromptOptions): string {
+  const k = Math.round(options.subcallChars / 1000);
+  const rlm = options.recursive
+    ? '`rlm_query(prompt, model=None)` starts a child RLM: a model with its own REPL that can itself explore `prompt` and make sub-calls. Use it for sub-tasks that need several steps of their own. `rlm_query_batched(prompts, model=None)` runs many children concurrently.'
+    : '`rlm_query(prompt, model=None)` and `rlm_query_batched(prompts, model=None)` behave like `llm_query` and `llm_query_batched` here (recursion is off at this depth).';
+  return `You are the controller of a recursive language model. You answer a question about a context that you cannot see directly: it is stored in a Python REPL, and you explore it by writing code, one step per turn.
+
+The REPL (Python 3, standard library only) holds:
+- \`context\`: the data the question is about. It may be far larger than what you can read at once.
+- \`llm_query(prompt, model=None)\`: sends \`prompt\` to a sub-model and returns its reply as a string. A sub-model sees only the prompt you give it and can read about ${k}K characters at once. If a call fails you get a string starting with "Error:".
+- \`llm_query_batched(prompts, model=None)\`: many independent \`llm_query\` calls run concurrently; returns the replies in the same order. Much faster than calling \`llm_query\` in a loop.
+- ${rlm}
+- \`SHOW_VARS()\`: lists the variables you have created.
+- \`answer\`: a dict \`{"content": "", "ready": False}\`. When you know the answer, set \`answer["content"]\` to it and \`answer["ready"] = True\`; the run ends after that cell.
+- \`FINAL_VAR(name)\`: ends the run with the value of the variable called \`name\` as the answer.
+${formatToolsSection(options.tools)}${options.compaction ? '- `history`: when the conversation grows long it is summarized; the full earlier messages stay in this list.\n' : ''}
+How to work:
+1. Each turn, think briefly in plain text, then write exactly one fenced block tagged \`repl\`:
+\`\`\`repl
+print(type(context), len(context))
+print(context[:500])
+\`\`\`
+2. You see only what the code prints (the value of a final bare expression is printed too). Output longer than ${options.maxOutputChars} characters is cut, so print summaries and slices, not whole documents.
+3. Look at the context before you answer: its structure, size and a sample. Variables persist between turns, so build on earlier results.
+4. For large contexts, split the work: chunk the context, search it with Python (re, str methods), and hand chunks to \`llm_query_batched\` with precise instructions, then combine the replies in code.
+5. Never guess what a cell will print: wait for the REPL output in the next turn.
+6. Only when the result is verified, set \`answer["ready"] = True\` (with \`answer["content"]\`) in a repl block. Do not answer in your first turn.`;
+}
+
+export interface MetadataOptions {
+  rootPrompt?: string | undefined;
+  contexts: (ContextDescription & { bytes?: number | undefined })[];
+  subcallChars: number;
+}
+
+function describeContext(c: ContextDescription & { bytes?: number | undefined }): string {
+  const unit = c.type === 'str' ? 'characters' : 'items';
+  return `a Python \`${c.type}\` of ${c.length.toLocaleString('en-US')} ${unit}`;
+}
+
+/** The first user message: what the context is, never what it says. */
+export function buildMetadataMessage(options: MetadataOptions): string {
+  const parts: string[] = [];
+  if (options.rootPrompt) parts.push(`The question to answer:\n${options.rootPrompt}`);
+  const first = options.contexts[0];
+  if (first) parts.push(`\`context\` is ${describeContext(first)}.`);
+  if (first?.type === 'str' && first.length > options.subcallChars) {
+    const pieces = Math.ceil(first.length / options.subcallChars);
+    parts.push(`That is about ${pieces} times what one sub-call can read, so plan to split it.`);
+  }
+  return parts.join('\n\n');
+}
+
+export interface TurnOptions {
+  iteration: number;
+  maxIterations: number;
+  contextCount: number;
+  historyCount: number;
+}
+
+/** The short line that opens each turn. */
+export function buildTurnPrompt(options: TurnOptions): string {
+  const lines: string[] = [];
+  if (options.iteration === 0) {
+    lines.push('You have not looked at the context yet. Start by inspecting it; do not answer in this turn.');
+  }
+  if (options.contextCount > 1) {
+    lines.push(`Note: ${options.contextCount} contexts are loaded (context_0 through context_${options.contextCount - 1}; \`context\` is context_0).`);
+  }
+  if (options.historyCount === 1) {
+    lines.push('Note: the previous conversation is in the variable `history` (also `history_0`).');
+  } else if (options.historyCount > 1) {
+    lines.push(`Note: ${options.historyCount} previous conversations are in history_0 through history_${options.historyCount - 1}.`);
+  }
+  lines.push(`Turn ${options.iteration + 1} of ${options.maxIterations}. Write your next repl block.`);
+  return lines.join('\n');
+}
+
+export const NO_CODE_REMINDER =
+  'No ```repl block was found in your reply, so nothing ran. Write Python in a block fenced with ```repl (not ```python), or set answer["ready"] = True in one when you are done.';
+
+export const FINAL_REQUEST =
+  'You have no turns left. Reply now with your final answer to the question, as plain text, based on what you found. Do not write code.';
+
+export const COMPACTION_REQUEST =
+  'The conversation is getting long. Summarize your progress: what you learned about the context, which variables hold what, what is left to do, and your best answer so far. Be concise and specific; this summary replaces the conversation.';
+
+export function buildCompactedNote(count: number): string {
+  return `The conversation was summarized (${count} time${count === 1 ? '' : 's'}) to save space. The summary is above; the full earlier messages are in the REPL variable \`history\`. Your variables are unchanged: use SHOW_VARS() to list them.`;
+}

@@ -1,0 +1,271 @@
+/**
+ * The shapes the loop works with. Core depends on these interfaces only; the concrete
+ * LM clients (src/clients), REPLs (src/repl) and stores (src/store) implement them.
+ */
+import type { BridgeKind, ContextDescription, HostReply, HostRequest } from '../worker/protocol';
+
+export type { BridgeKind, ContextDescription, HostReply, HostRequest };
+
+// ------------------------------------------------------------------ messages and LM calls
+
+export type ChatRole = 'system' | 'user' | 'assistant';
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+
+/** Token and cost figures of one LM call. */
+export interface LMUsage {
+  inputTokens: number;
+  outputTokens: number;
+  /** Input tokens served from the provider's prompt cache (0 when not reported). */
+  cachedInputTokens: number;
+  /** USD, when the API reports it (OpenRouter and some gateways do); otherwise undefined. */
+  costUSD?: number | undefined;
+}
+
+export interface LMRequest {
+  messages: ChatMessage[];
+  /** Aborts the HTTP request. */
+  signal?: AbortSignal | undefined;
+  /** Per-call timeout in ms. Default: the client's own (120 000). */
+  timeoutMs?: number | undefined;
+  /**
+   * Messages [0, cachePrefix) are stable across the calls of a run: clients that support
+   * explicit prompt caching (Anthropic) mark them. Default: none.
+   */
+  cachePrefix?: number | undefined;
+}
+
+export interface LMResult {
+  /** The reply text. Falls back to the reasoning text when the content is empty. */
+  text: string;
+  /** Reasoning text, when the API returned one. */
+  reasoning?: string | undefined;
+  usage: LMUsage;
+  /** The model that answered, as the API named it. */
+  model: string;
+}
+
+/** One model behind one API: what the loop needs of any provider. */
+export interface LMClient {
+  /** Provider name, e.g. 'openai', 'anthropic'. */
+  readonly provider: string;
+  /** Model name used for routing (`llm_query(..., model=...)`) and usage keys. */
+  readonly model: string;
+  complete(request: LMRequest): Promise<LMResult>;
+}
+
+// ------------------------------------------------------------------ usage
+
+export interface ModelUsage {
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens: number;
+  /** USD summed over the calls that reported a cost. */
+  costUSD: number;
+}
+
+export interface UsageSummary {
+  /** Per model name. */
+  models: Record<string, ModelUsage>;
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens: number;
+  costUSD: number;
+}
+
+// ------------------------------------------------------------------ contexts
+
+/** What `completion()` accepts as the context. */
+export type ContextInput = string | Blob | ArrayBuffer | ArrayBufferView | readonly unknown[] | Record<string, unknown>;
+
+// ------------------------------------------------------------------ REPL environments
+
+export interface CellResult {
+  stdout: string;
+  stderr: string;
+  /** Names of the REPL's user variables after the cell. */
+  locals: string[];
+  executionTimeMs: number;
+  /** Set when the cell marked an answer (`answer["ready"]`, `FINAL_VAR`). */
+  finalAnswer: string | null;
+  /** Python exception name when the cell raised. */
+  errorType: string | null;
+  /** The cell was stopped by the cell timeout or an abort. */
+  interrupted: boolean;
+  /** Stopping it cost the REPL its variables (the worker was restarted). */
+  restarted: boolean;
+}
+
+export interface ReplInfo {
+  /** 'jspi' | 'sab' for Pyodide; 'remote' for a proxy sandbox. */
+  bridge: BridgeKind | 'remote';
+  /** Whether a running cell can be interrupted with its state kept. */
+  interruptible: boolean;
+  bootMs: number;
+  runtime: string;
+}
+
+export interface ExecuteOptions {
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+/** Answers Python's sub-call and tool requests on the page. Never rejects. */
+export interface SubcallHost {
+  handle(request: HostRequest, signal: AbortSignal): Promise<HostReply>;
+}
+
+export interface ToolDefinition {
+  name: string;
+  kind: 'function' | 'data';
+  /** Data tools: the JSON-able value. */
+  value?: unknown;
+}
+
+/** A Python REPL, wherever it runs. */
+export interface ReplEnvironment {
+  readonly info: ReplInfo | undefined;
+  /** Boot (idempotent): call early so that boot overlaps the first LM call. */
+  start(): Promise<ReplInfo>;
+  loadContext(index: number, context: ContextInput): Promise<ContextDescription>;
+  registerTools(tools: ToolDefinition[]): Promise<void>;
+  setVariable(name: string, value: unknown, reserved: boolean): Promise<void>;
+  execute(code: string, options: ExecuteOptions): Promise<CellResult>;
+  /** str() of a variable, or null when it does not exist. */
+  resolveVariable(name: string): Promise<string | null>;
+  /** Forget everything: the state a fresh REPL has. */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface EnvironmentFactoryOptions {
+  host: SubcallHost;
+  environmentOptions: Record<string, unknown>;
+}
+
+export type EnvironmentFactory = (options: EnvironmentFactoryOptions) => ReplEnvironment;
+
+// ------------------------------------------------------------------ trajectory
+
+export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted' | 'imported';
+
+export type EndReason =
+  | 'answer'
+  | 'max_iterations'
+  | 'max_budget'
+  | 'max_time'
+  | 'max_tokens'
+  | 'max_errors'
+  | 'cancelled'
+  | 'error';
+
+/** One sub-call made from a cell: an LM call, or a child RLM with its own trajectory. */
+export interface SubcallRecord {
+  kind: 'llm' | 'rlm';
+  model: string;
+  prompt: string;
+  response: string;
+  usage: UsageSummary;
+  executionTimeMs: number;
+  error?: string | undefined;
+  /** Child RLM runs: the child's whole trajectory. */
+  trajectory?: Trajectory | undefined;
+}
+
+export interface CodeBlockRecord {
+  code: string;
+  stdout: string;
+  stderr: string;
+  locals: string[];
+  executionTimeMs: number;
+  finalAnswer: string | null;
+  errorType: string | null;
+  interrupted: boolean;
+  subcalls: SubcallRecord[];
+}
+
+export interface IterationRecord {
+  /** 1-based. */
+  iteration: number;
+  /** ISO time the iteration started. */
+  timestamp: string;
+  /** The messages the root model was sent: a snapshot. */
+  prompt: ChatMessage[];
+  response: string;
+  reasoning?: string | undefined;
+  codeBlocks: CodeBlockRecord[];
+  finalAnswer: string | null;
+  iterationTimeMs: number;
+  usage: LMUsage;
+}
+
+export interface RunConfig {
+  rootModel: string;
+  backend: string;
+  /** Backend options with secrets (API keys, tokens) removed. */
+  backendOptions: Record<string, unknown>;
+  otherBackends: { backend: string; backendOptions: Record<string, unknown> }[];
+  environment: string;
+  environmentOptions: Record<string, unknown>;
+  maxDepth: number;
+  maxIterations: number;
+  maxBudget?: number | undefined;
+  maxTimeMs?: number | undefined;
+  maxTokens?: number | undefined;
+  maxErrors?: number | undefined;
+  depth: number;
+}
+
+export interface Trajectory {
+  id: string;
+  startedAt: string;
+  config: RunConfig;
+  rootPrompt?: string | undefined;
+  context: ContextDescription & { bytes?: number | undefined };
+  iterations: IterationRecord[];
+  status: RunStatus;
+  endReason?: EndReason | undefined;
+  response?: string | undefined;
+  error?: string | undefined;
+  usage: UsageSummary;
+  executionTimeMs?: number | undefined;
+}
+
+// ------------------------------------------------------------------ events
+
+export type RLMEvent =
+  | { type: 'run_start'; runId: string; depth: number; config: RunConfig; rootPrompt?: string | undefined }
+  | { type: 'repl_ready'; runId: string; depth: number; info: ReplInfo }
+  | { type: 'context_loaded'; runId: string; depth: number; index: number; description: ContextDescription; ms: number }
+  | { type: 'iteration_start'; runId: string; depth: number; iteration: number }
+  | { type: 'lm_response'; runId: string; depth: number; iteration: number; text: string; usage: LMUsage }
+  | { type: 'code_start'; runId: string; depth: number; iteration: number; block: number; code: string }
+  | { type: 'code_end'; runId: string; depth: number; iteration: number; block: number; record: CodeBlockRecord }
+  | { type: 'subcall_start'; runId: string; depth: number; kind: 'llm' | 'rlm'; model: string; prompt: string }
+  | { type: 'subcall_end'; runId: string; depth: number; record: SubcallRecord }
+  | { type: 'iteration_end'; runId: string; depth: number; record: IterationRecord }
+  | { type: 'usage'; runId: string; depth: number; usage: UsageSummary }
+  | { type: 'compaction'; runId: string; depth: number; summary: string; count: number }
+  | { type: 'run_end'; runId: string; depth: number; result: CompletionResult }
+  | { type: 'error'; runId: string; depth: number; error: Error; trajectory: Trajectory };
+
+export interface CompletionResult {
+  response: string;
+  usage: UsageSummary;
+  executionTimeMs: number;
+  trajectory: Trajectory;
+}
+
+/** Observes a run as it happens (a logger writing to a store, for instance). */
+export interface TrajectorySink {
+  runStarted(trajectory: Trajectory): void;
+  iterationFinished(trajectory: Trajectory, iteration: IterationRecord): void;
+  runEnded(trajectory: Trajectory): void;
+  /** Awaited at the end of a run: pending writes. */
+  flush(): Promise<void>;
+}

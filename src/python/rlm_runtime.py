@@ -1,0 +1,312 @@
+"""The rlm-web REPL runtime.
+
+One module, shipped unchanged into every REPL: Pyodide in a Web Worker and, through a
+stdio transport, remote sandboxes. It owns the user namespace and the helpers the root
+model calls (llm_query, rlm_query, SHOW_VARS, FINAL_VAR, answer, custom tools). How a
+sub-call request reaches the page is the transport's business: a callable that takes a
+JSON-able dict and returns a JSON-able dict, synchronously.
+"""
+
+import ast
+import builtins
+import io
+import json
+import linecache
+import sys
+import time
+import traceback
+import types
+
+RESERVED_NAMES = (
+    "context",
+    "history",
+    "llm_query",
+    "llm_query_batched",
+    "rlm_query",
+    "rlm_query_batched",
+    "SHOW_VARS",
+    "FINAL_VAR",
+    "answer",
+)
+
+_TRACEBACK_FRAMES = 4
+
+
+class AnswerDict(dict):
+    """The `answer` dict: the run ends once answer["ready"] is truthy."""
+
+    def __init__(self):
+        super().__init__(content="", ready=False)
+
+
+class _Unset:
+    pass
+
+
+_UNSET = _Unset()
+
+
+class Runtime:
+    def __init__(self, transport):
+        self._transport = transport
+        self._cell_count = 0
+        self._final = None
+        self._tool_names = []
+        self._scaffold = {}
+        self.ns = {}
+        self.reset()
+
+    # ---------------------------------------------------------------- namespace
+
+    def reset(self):
+        """Forget every user variable, tool and context: a fresh namespace."""
+        self.ns.clear()
+        self.ns["__name__"] = "__main__"
+        self.ns["__builtins__"] = builtins
+        self._tool_names = []
+        self._final = None
+        self._scaffold = {
+            "llm_query": self.llm_query,
+            "llm_query_batched": self.llm_query_batched,
+            "rlm_query": self.rlm_query,
+            "rlm_query_batched": self.rlm_query_batched,
+            "SHOW_VARS": self.show_vars,
+            "FINAL_VAR": self.final_var,
+            "answer": AnswerDict(),
+        }
+        self.ns.update(self._scaffold)
+
+    def set_variable(self, name, value, reserved=False):
+        """Bind a variable; reserved ones (contexts, history) are restored after each cell."""
+        self.ns[name] = value
+        if reserved:
+            self._scaffold[name] = value
+
+    def set_variable_json(self, name, text, reserved=False):
+        self.set_variable(name, json.loads(text), reserved)
+
+    def load_context(self, index, data, kind):
+        """Bind context_<index> (and `context` for index 0) from UTF-8 bytes.
+
+        `data` is bytes, a bytearray or anything with to_bytes() (a JS Uint8Array proxy);
+        kind is "text" or "json".
+        """
+        if not isinstance(data, (bytes, bytearray)):
+            data = data.to_bytes()
+        text = data.decode("utf-8")
+        del data
+        value = json.loads(text) if kind == "json" else text
+        del text
+        self.set_variable("context_%d" % index, value, reserved=True)
+        if index == 0:
+            self.set_variable("context", value, reserved=True)
+        return self._describe(value)
+
+    def context_count(self):
+        n = 0
+        while ("context_%d" % n) in self.ns:
+            n += 1
+        return n
+
+    @staticmethod
+    def _describe(value):
+        if isinstance(value, str):
+            return {"type": "str", "length": len(value)}
+        if isinstance(value, (list, dict)):
+            return {"type": type(value).__name__, "length": len(value)}
+        return {"type": type(value).__name__, "length": len(str(value))}
+
+    def register_tool(self, name, kind, value_json=None):
+        """Expose a custom tool: a page-side function (kind "function") or data ("data")."""
+        if name in RESERVED_NAMES:
+            raise ValueError("%r is a reserved name" % name)
+        if kind == "function":
+            value = self._make_tool(name)
+        else:
+            value = json.loads(value_json)
+        self._tool_names.append(name)
+        self.set_variable(name, value, reserved=(kind == "function"))
+
+    def _make_tool(self, name):
+        runtime = self
+
+        def tool(*args, **kwargs):
+            reply = runtime._request({"op": "tool", "name": name, "args": list(args), "kwargs": kwargs})
+            if "error" in reply:
+                raise RuntimeError("tool %s failed: %s" % (name, reply["error"]))
+            return reply.get("value")
+
+        tool.__name__ = name
+        tool.__qualname__ = name
+        return tool
+
+    # ---------------------------------------------------------------- sub-calls
+
+    def _request(self, request):
+        return self._transport(request)
+
+    def _query(self, op, prompts, model):
+        for p in prompts:
+            if not isinstance(p, str):
+                raise TypeError("%s expects str prompts, got %s" % (op, type(p).__name__))
+        reply = self._request({"op": op, "prompts": prompts, "model": model})
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply["results"]
+
+    def llm_query(self, prompt, model=None):
+        """One call to a sub-model. Returns its text, or "Error: ..." if the call failed."""
+        return self._query("llm_query", [prompt], model)[0]
+
+    def llm_query_batched(self, prompts, model=None):
+        """Many independent sub-model calls, run concurrently; results in prompt order."""
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        return self._query("llm_query", prompts, model)
+
+    def rlm_query(self, prompt, model=None):
+        """A child RLM on `prompt` (a plain sub-model call at the depth limit)."""
+        return self._query("rlm_query", [prompt], model)[0]
+
+    def rlm_query_batched(self, prompts, model=None):
+        """Many child RLMs, run concurrently; results in prompt order."""
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        return self._query("rlm_query", prompts, model)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _user_names(self):
+        hidden = set(self._scaffold) - {"context", "history"}
+        hidden.update(self._tool_names)
+        out = []
+        for name, value in self.ns.items():
+            if name.startswith("_") or name in hidden:
+                continue
+            if isinstance(value, types.ModuleType):
+                continue
+            out.append(name)
+        return out
+
+    def show_vars(self):
+        names = [n for n in self._user_names() if n != "answer"]
+        if not names:
+            return "No variables created yet. Use ```repl``` blocks to create variables."
+        listing = ", ".join("%r: %s" % (n, type(self.ns[n]).__name__) for n in names)
+        return "Available variables: {%s}" % listing
+
+    def final_var(self, name):
+        """Mark the variable called `name` (or, given a non-name value, that value) as the answer."""
+        if isinstance(name, str) and name.strip().strip("'\"").isidentifier():
+            key = name.strip().strip("'\"")
+            if key not in self.ns:
+                raise NameError(
+                    "FINAL_VAR: variable %r not found. Create it in a repl block first, "
+                    "or set answer['content'] and answer['ready'] = True." % key
+                )
+            value = self.ns[key]
+        else:
+            value = name
+        self._final = str(value)
+        return self._final
+
+    def resolve_variable(self, name):
+        """For FINAL_VAR written in the response text: the variable's str() or None."""
+        key = name.strip().strip("'\"")
+        if key in self.ns and not key.startswith("__"):
+            return str(self.ns[key])
+        return None
+
+    # ---------------------------------------------------------------- execution
+
+    def execute(self, code):
+        """Run one cell. Returns stdout, stderr, variable names, timing and the final answer."""
+        self._cell_count += 1
+        filename = "<cell-%d>" % self._cell_count
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        out, err = io.StringIO(), io.StringIO()
+        old_out, old_err = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err
+        self._final = None
+        error_type = None
+        interrupted = False
+        started = time.perf_counter()
+        try:
+            self._run(code, filename)
+        except KeyboardInterrupt:
+            interrupted = True
+            error_type = "KeyboardInterrupt"
+        except BaseException as exc:  # the cell's error is the model's to see, never ours
+            error_type = type(exc).__name__
+            err.write(self._format_exception(exc, filename))
+        finally:
+            sys.stdout, sys.stderr = old_out, old_err
+        elapsed = time.perf_counter() - started
+        final = self._collect_answer()
+        return {
+            "stdout": out.getvalue(),
+            "stderr": err.getvalue(),
+            "locals": self._user_names(),
+            "execution_time": elapsed,
+            "final_answer": final,
+            "error_type": error_type,
+            "interrupted": interrupted,
+        }
+
+    def _run(self, code, filename):
+        tree = ast.parse(code, filename, "exec")
+        tail = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            tail = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, filename, "exec"), self.ns)
+        if tail is not None:
+            value = eval(compile(tail, filename, "eval"), self.ns)
+            if value is not None:
+                print(repr(value))
+
+    def _format_exception(self, exc, filename):
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
+        lines = []
+        if frames:
+            lines.append("Traceback (most recent call last):\n")
+            lines.extend(traceback.format_list(frames[-_TRACEBACK_FRAMES:]))
+        lines.extend(traceback.format_exception_only(type(exc), exc))
+        return "".join(lines)
+
+    def _collect_answer(self):
+        """Read the answer, then put every reserved name back as it was."""
+        final = self._final
+        current = self.ns.get("answer")
+        if final is None and isinstance(current, dict) and current.get("ready"):
+            final = str(current.get("content", ""))
+        for name, value in self._scaffold.items():
+            if name == "answer":
+                if not isinstance(current, AnswerDict):
+                    fresh = AnswerDict()
+                    if isinstance(current, dict):
+                        fresh.update(current)
+                    self.ns["answer"] = fresh
+                    self._scaffold["answer"] = fresh
+                continue
+            if self.ns.get(name, _UNSET) is not value:
+                self.ns[name] = value
+        self._final = None
+        if final is not None:
+            self.ns["answer"]["ready"] = False
+        return final
+
+
+def make_stdio_transport(stdin, stdout):
+    """Transport for remote sandboxes: one JSON line out, one JSON line back."""
+
+    def transport(request):
+        stdout.write(json.dumps({"type": "request", "request": request}) + "\n")
+        stdout.flush()
+        line = stdin.readline()
+        if not line:
+            raise RuntimeError("the sub-call channel closed")
+        return json.loads(line)
+
+    return transport

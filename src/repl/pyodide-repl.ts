@@ -1,0 +1,333 @@
+/**
+ * The page side of the Pyodide REPL: owns the worker, answers its sub-call requests on
+ * either bridge, and enforces cell timeouts — by KeyboardInterrupt when the page is
+ * cross-origin isolated (state kept), else by restarting the worker (state lost, contexts
+ * and tools reloaded).
+ */
+import * as Comlink from 'comlink';
+import { BridgeUnavailableError, ReplCrashedError } from '../core/errors';
+import type {
+  CellResult,
+  ContextInput,
+  EnvironmentFactoryOptions,
+  ExecuteOptions,
+  ReplEnvironment,
+  ReplInfo,
+  SubcallHost,
+  ToolDefinition,
+} from '../core/types';
+import {
+  SHARED_HEADER_BYTES,
+  SHARED_SLOT_LENGTH,
+  SHARED_SLOT_SEQ,
+  SHARED_SLOT_STATUS,
+  SHARED_STATUS_READY,
+  SHARED_STATUS_TOO_SMALL,
+  type CellOutput,
+  type ContextDescription,
+  type HostEndpoint,
+  type HostReply,
+  type WorkerAPI,
+} from '../worker/protocol';
+import { encodeContext } from './context-bytes';
+import { createReplWorker } from './worker-factory';
+
+export interface PyodideEnvironmentOptions {
+  /** Where Pyodide's files are served (a directory URL). Default: ./pyodide/ next to the worker script. */
+  indexURL?: string | undefined;
+  /** The worker script. Default: the one shipped with rlm-web. */
+  workerURL?: string | URL | undefined;
+  /** 'auto' (default) uses JSPI when available, else SharedArrayBuffer; force one to test. */
+  bridge?: 'auto' | 'jspi' | 'sab' | undefined;
+  /** How long an interrupted cell may take to stop before the worker is restarted. Default: 2000 ms. */
+  interruptGraceMs?: number | undefined;
+}
+
+interface LoadedContext {
+  index: number;
+  context: ContextInput;
+}
+
+const INTERRUPT_SIGNAL = 2; // SIGINT, as Pyodide's interrupt buffer expects
+
+export class PyodideRepl implements ReplEnvironment {
+  private worker: Worker | undefined;
+  private remote: Comlink.Remote<WorkerAPI> | undefined;
+  private booting: Promise<ReplInfo> | undefined;
+  private current: ReplInfo | undefined;
+  private readonly interruptBuffer: Uint8Array | undefined;
+  /** Everything needed to rebuild the REPL after a restart. */
+  private readonly contexts: LoadedContext[] = [];
+  private readonly variables = new Map<string, unknown>();
+  private tools: ToolDefinition[] = [];
+  /** Aborts the sub-calls of the running cell. */
+  private cellController: AbortController | undefined;
+  private pendingShared: { seq: number; bytes: Uint8Array } | undefined;
+  private closed = false;
+  /** Rejects when the current worker dies (an uncaught error, out of memory). */
+  private crashed: Promise<never> = new Promise<never>(() => undefined);
+
+  constructor(
+    private readonly host: SubcallHost,
+    private readonly options: PyodideEnvironmentOptions = {},
+  ) {
+    this.interruptBuffer = typeof SharedArrayBuffer !== 'undefined' && globalThis.crossOriginIsolated ? new Uint8Array(new SharedArrayBuffer(1)) : undefined;
+  }
+
+  get info(): ReplInfo | undefined {
+    return this.current;
+  }
+
+  start(): Promise<ReplInfo> {
+    if (this.closed) return Promise.reject(new ReplCrashedError('This REPL was closed.'));
+    return (this.booting ??= this.restore());
+  }
+
+  private async boot(): Promise<ReplInfo> {
+    const worker = createReplWorker({ workerURL: this.options.workerURL });
+    this.worker = worker;
+    const remote = Comlink.wrap<WorkerAPI>(worker);
+    this.remote = remote;
+    const crashed = new Promise<never>((_, reject) => {
+      worker.addEventListener('error', (event) => {
+        event.preventDefault();
+        reject(new ReplCrashedError(`The REPL worker failed: ${event.message || 'it could not be loaded (check workerURL and that the server serves it as JavaScript)'}.`));
+      });
+    });
+    crashed.catch(() => undefined);
+    this.crashed = crashed;
+    let boot;
+    try {
+      boot = await Promise.race([
+        remote.boot(
+          { indexURL: this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer },
+          Comlink.proxy(this.endpoint()),
+        ),
+        crashed,
+      ]);
+    } catch (error) {
+      const message = (error as Error).message ?? String(error);
+      if (/JSPI|cross-origin isolated|requested/.test(message)) throw new BridgeUnavailableError(message, { cause: error });
+      throw new ReplCrashedError(`Pyodide failed to start: ${message}. Check environmentOptions.indexURL (it must serve pyodide.mjs, pyodide.asm.wasm, python_stdlib.zip and pyodide-lock.json).`, { cause: error });
+    }
+    this.current = { bridge: boot.bridge, interruptible: boot.interruptible, bootMs: boot.bootMs, runtime: `pyodide ${boot.pyodideVersion}` };
+    return this.current;
+  }
+
+  /** The object the worker calls for sub-calls and tools. */
+  private endpoint(): HostEndpoint {
+    const answer = async (request: string): Promise<string> => {
+      const signal = this.cellController?.signal ?? AbortSignal.abort();
+      let reply: HostReply;
+      try {
+        reply = await this.host.handle(JSON.parse(request), signal);
+      } catch (error) {
+        reply = { error: (error as Error).message ?? String(error) };
+      }
+      return JSON.stringify(reply);
+    };
+    const encoder = new TextEncoder();
+    const write = (buffer: SharedArrayBuffer, seq: number, bytes: Uint8Array) => {
+      const header = new Int32Array(buffer, 0, 3);
+      if (Atomics.load(header, SHARED_SLOT_SEQ) !== seq) return; // the worker gave up on this call
+      if (bytes.byteLength > buffer.byteLength - SHARED_HEADER_BYTES) {
+        this.pendingShared = { seq, bytes };
+        Atomics.store(header, SHARED_SLOT_LENGTH, bytes.byteLength);
+        Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_TOO_SMALL);
+      } else {
+        // encodeInto refuses shared views: encode first, then copy in.
+        new Uint8Array(buffer, SHARED_HEADER_BYTES, bytes.byteLength).set(bytes);
+        Atomics.store(header, SHARED_SLOT_LENGTH, bytes.byteLength);
+        Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_READY);
+      }
+      Atomics.notify(header, SHARED_SLOT_STATUS);
+    };
+    return {
+      call: answer,
+      callShared: async (request, buffer, seq) => {
+        write(buffer, seq, encoder.encode(await answer(request)));
+      },
+      resumeShared: (buffer, seq) => {
+        const pending = this.pendingShared;
+        this.pendingShared = undefined;
+        if (pending && pending.seq === seq) write(buffer, seq, pending.bytes);
+      },
+    };
+  }
+
+  private async api(): Promise<Comlink.Remote<WorkerAPI>> {
+    await this.start();
+    if (!this.remote) throw new ReplCrashedError('The REPL worker is not running.');
+    return this.remote;
+  }
+
+  async loadContext(index: number, context: ContextInput): Promise<ContextDescription> {
+    const description = await this.sendContext(await this.api(), index, context);
+    this.contexts.push({ index, context });
+    return description;
+  }
+
+  private async sendContext(api: Comlink.Remote<WorkerAPI>, index: number, context: ContextInput): Promise<ContextDescription> {
+    const encoded = encodeContext(context);
+    if ('blob' in encoded) return api.loadContextBlob(index, encoded.blob, encoded.kind);
+    return api.loadContext(index, Comlink.transfer(encoded.bytes, [encoded.bytes.buffer as ArrayBuffer]), encoded.kind);
+  }
+
+  async registerTools(tools: ToolDefinition[]): Promise<void> {
+    this.tools = tools;
+    await this.sendTools(await this.api(), tools);
+  }
+
+  private sendTools(api: Comlink.Remote<WorkerAPI>, tools: ToolDefinition[]): Promise<void> {
+    return api.registerTools(
+      tools.map((t) => (t.kind === 'data' ? { name: t.name, kind: 'data', valueJSON: JSON.stringify(t.value ?? null) } : { name: t.name, kind: 'function' })),
+    );
+  }
+
+  async setVariable(name: string, value: unknown, reserved: boolean): Promise<void> {
+    await (await this.api()).setVariable(name, JSON.stringify(value ?? null), reserved);
+    if (reserved) this.variables.set(name, value);
+  }
+
+  async resolveVariable(name: string): Promise<string | null> {
+    return (await this.api()).resolveVariable(name);
+  }
+
+  async reset(): Promise<void> {
+    this.contexts.length = 0;
+    this.variables.clear();
+    this.tools = [];
+    await (await this.api()).reset();
+  }
+
+  async execute(code: string, options: ExecuteOptions): Promise<CellResult> {
+    const api = await this.api();
+    if (this.interruptBuffer) this.interruptBuffer[0] = 0;
+    const controller = new AbortController();
+    this.cellController = controller;
+    const started = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const stop = new Promise<'timeout' | 'abort'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), options.timeoutMs);
+      onAbort = () => resolve('abort');
+      if (options.signal?.aborted) onAbort();
+      else options.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    const running = api.execute(code);
+    running.catch(() => undefined);
+    try {
+      let first: CellOutput | 'timeout' | 'abort';
+      try {
+        first = await Promise.race([running, stop, this.crashed]);
+      } catch (error) {
+        // The worker died under the cell: report it to the model and start a fresh one.
+        controller.abort();
+        this.terminate();
+        if (!this.closed) this.start().catch(() => undefined);
+        return {
+          stdout: '',
+          stderr: `ReplCrashedError: the Python worker died while running this cell (${(error as Error).message}); it was restarted with the contexts reloaded, and other variables were lost. Use less memory, e.g. process the context in slices.\n`,
+          locals: [],
+          executionTimeMs: performance.now() - started,
+          finalAnswer: null,
+          errorType: 'ReplCrashedError',
+          interrupted: true,
+          restarted: true,
+        };
+      }
+      if (typeof first === 'object') return this.toResult(first, performance.now() - started);
+      // Timed out or aborted: stop the sub-calls, then the Python code.
+      controller.abort(first === 'timeout' ? new DOMException('cell timeout', 'TimeoutError') : options.signal?.reason);
+      return await this.stopCell(running, first, code, options.timeoutMs, started);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+      if (this.cellController === controller) this.cellController = undefined;
+    }
+  }
+
+  private toResult(output: CellOutput, wallMs: number, extra?: Partial<CellResult>): CellResult {
+    return {
+      stdout: output.stdout,
+      stderr: output.stderr,
+      locals: output.locals,
+      executionTimeMs: Math.max(output.execution_time * 1000, 0) || wallMs,
+      finalAnswer: output.final_answer,
+      errorType: output.error_type,
+      interrupted: output.interrupted,
+      restarted: false,
+      ...extra,
+    };
+  }
+
+  private async stopCell(running: Promise<CellOutput>, why: 'timeout' | 'abort', code: string, timeoutMs: number, started: number): Promise<CellResult> {
+    const reason = why === 'timeout' ? `the cell ran longer than cellTimeoutMs (${timeoutMs} ms)` : 'the run was stopped';
+    if (this.interruptBuffer) {
+      this.interruptBuffer[0] = INTERRUPT_SIGNAL;
+      const grace = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), this.options.interruptGraceMs ?? 2000));
+      const output = await Promise.race([running.catch(() => undefined), grace]);
+      if (output) {
+        return this.toResult(output, performance.now() - started, {
+          stderr: `${output.stderr}KeyboardInterrupt: ${reason}, so it was interrupted. Variables set before that point are kept.\n`,
+          errorType: 'KeyboardInterrupt',
+          interrupted: true,
+        });
+      }
+    }
+    // No interrupt available (or it did not take): restart the worker.
+    this.terminate();
+    if (why === 'timeout' && !this.closed) {
+      // Reboot right away so that the next LM call overlaps it.
+      this.start().catch(() => undefined);
+    }
+    const reloaded = ['context', ...this.contexts.filter((c) => c.index > 0).map((c) => `context_${c.index}`), ...this.variables.keys(), ...this.tools.map((t) => t.name)];
+    return {
+      stdout: '',
+      stderr: `TimeoutError: ${reason}, so the REPL was restarted. ${[...new Set(reloaded)].join(', ')} were reloaded; every other variable was lost and must be recomputed.\n`,
+      locals: [],
+      executionTimeMs: performance.now() - started,
+      finalAnswer: null,
+      errorType: 'TimeoutError',
+      interrupted: true,
+      restarted: true,
+    };
+  }
+
+  /** Boots a fresh worker and puts back contexts, reserved variables and tools. */
+  private restore(): Promise<ReplInfo> {
+    const contexts = [...this.contexts];
+    const variables = [...this.variables];
+    const tools = this.tools;
+    return this.boot()
+      .then(async (info) => {
+        const api = this.remote!;
+        for (const c of contexts) await this.sendContext(api, c.index, c.context);
+        for (const [name, value] of variables) await api.setVariable(name, JSON.stringify(value ?? null), true);
+        if (tools.length > 0) await this.sendTools(api, tools);
+        return info;
+      })
+      .catch((error: unknown) => {
+        this.terminate();
+        throw error;
+      });
+  }
+
+  private terminate(): void {
+    this.remote?.[Comlink.releaseProxy]();
+    this.worker?.terminate();
+    this.worker = undefined;
+    this.remote = undefined;
+    this.booting = undefined;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.cellController?.abort();
+    this.terminate();
+  }
+}
+
+export function createPyodideEnvironment(options: EnvironmentFactoryOptions): ReplEnvironment {
+  return new PyodideRepl(options.host, options.environmentOptions as PyodideEnvironmentOptions);
+}

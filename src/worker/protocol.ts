@@ -1,0 +1,103 @@
+/**
+ * The wire types between the page and the REPL worker. Both sides import this file and
+ * nothing else of each other.
+ */
+
+/** How Python's synchronous `llm_query` waits for the page. */
+export type BridgeKind = 'jspi' | 'sab';
+
+/** A request made by Python code (sub-call or custom tool) for the page to answer. */
+export type HostRequest =
+  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null }
+  | { op: 'tool'; name: string; args: unknown[]; kwargs: Record<string, unknown> };
+
+/** The page's answer: `results` for queries (one per prompt), `value` for tools. */
+export type HostReply = { results: string[] } | { value: unknown } | { error: string };
+
+/** Page-side object the worker calls (through Comlink) when Python needs the page. */
+export interface HostEndpoint {
+  /** JSPI path: answer asynchronously. Both request and reply are JSON text. */
+  call(request: string): Promise<string>;
+  /**
+   * SharedArrayBuffer path: write the JSON reply into `buffer` and wake the worker, which
+   * is blocked in Atomics.wait. See SHARED_* below for the layout.
+   */
+  callShared(request: string, buffer: SharedArrayBuffer, seq: number): Promise<void>;
+  /** After SHARED_STATUS_TOO_SMALL: write the pending reply of call `seq` into `buffer`. */
+  resumeShared(buffer: SharedArrayBuffer, seq: number): void;
+}
+
+/**
+ * Layout of a shared reply buffer: Int32 status, Int32 byte length, Int32 call sequence
+ * number (a late reply to an abandoned call must not land in the next one), then UTF-8.
+ */
+export const SHARED_HEADER_BYTES = 16;
+export const SHARED_SLOT_STATUS = 0;
+export const SHARED_SLOT_LENGTH = 1;
+export const SHARED_SLOT_SEQ = 2;
+export const SHARED_STATUS_PENDING = 0;
+export const SHARED_STATUS_READY = 1;
+/** The reply did not fit: the worker must send a larger buffer for the same call. */
+export const SHARED_STATUS_TOO_SMALL = 2;
+
+export interface BootOptions {
+  /** Where pyodide.mjs and its runtime files are served; default: ./pyodide/ next to the worker. */
+  indexURL: string | undefined;
+  /** Which bridge to use; 'auto' picks JSPI when the browser has it, else SAB. */
+  bridge: 'auto' | BridgeKind;
+  /** Shared one-byte buffer for KeyboardInterrupt, when the page is cross-origin isolated. */
+  interruptBuffer: Uint8Array | undefined;
+}
+
+export interface BootInfo {
+  bridge: BridgeKind;
+  pyodideVersion: string;
+  bootMs: number;
+  /** Whether KeyboardInterrupt can be raised in running code (needs SharedArrayBuffer). */
+  interruptible: boolean;
+}
+
+/** What a context becomes on its way to Python. */
+export type ContextKind = 'text' | 'json';
+
+export interface ContextDescription {
+  /** Python type name: str, list, dict, ... */
+  type: string;
+  /** Characters for str, items for list/dict. */
+  length: number;
+}
+
+export interface CellOutput {
+  stdout: string;
+  stderr: string;
+  locals: string[];
+  /** Seconds, measured in Python. */
+  execution_time: number;
+  final_answer: string | null;
+  error_type: string | null;
+  interrupted: boolean;
+}
+
+export interface ToolSpec {
+  name: string;
+  kind: 'function' | 'data';
+  /** JSON text of the value, for data tools. */
+  valueJSON?: string;
+}
+
+/** The API the worker exposes to the page (through Comlink). */
+export interface WorkerAPI {
+  boot(options: BootOptions, host: HostEndpoint): Promise<BootInfo>;
+  /** Bytes are UTF-8 text (kind 'text') or JSON text (kind 'json'); transferred, not copied. */
+  loadContext(index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription>;
+  /** Streams a Blob into Python in chunks, so the whole file is never one JS buffer. */
+  loadContextBlob(index: number, blob: Blob, kind: ContextKind): Promise<ContextDescription>;
+  /** Binds a JSON value; reserved ones are restored after each cell like `context`. */
+  setVariable(name: string, valueJSON: string, reserved: boolean): Promise<void>;
+  registerTools(tools: ToolSpec[]): Promise<void>;
+  execute(code: string): Promise<CellOutput>;
+  /** str() of a variable for FINAL_VAR in response text, or null when it does not exist. */
+  resolveVariable(name: string): Promise<string | null>;
+  /** Drop every variable, tool and context: the namespace a new user gets. */
+  reset(): Promise<void>;
+}

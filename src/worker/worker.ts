@@ -1,0 +1,241 @@
+/// <reference lib="webworker" />
+/**
+ * The REPL worker: boots Pyodide, loads the rlm runtime module, and bridges Python's
+ * synchronous sub-calls to the page (JSPI or SharedArrayBuffer + Atomics.wait).
+ */
+import * as Comlink from 'comlink';
+import type { PyodideAPI } from 'pyodide';
+import runtimeSource from '../python/rlm_runtime.py?raw';
+import {
+  SHARED_HEADER_BYTES,
+  SHARED_SLOT_LENGTH,
+  SHARED_SLOT_SEQ,
+  SHARED_SLOT_STATUS,
+  SHARED_STATUS_PENDING,
+  SHARED_STATUS_READY,
+  SHARED_STATUS_TOO_SMALL,
+  type BootInfo,
+  type BootOptions,
+  type BridgeKind,
+  type CellOutput,
+  type ContextDescription,
+  type ContextKind,
+  type HostEndpoint,
+  type ToolSpec,
+  type WorkerAPI,
+} from './protocol';
+
+type PyCallable = ((...args: unknown[]) => unknown) & {
+  callPromising(...args: unknown[]): Promise<unknown>;
+  destroy(): void;
+};
+
+interface PythonSide {
+  execute: PyCallable;
+  loadContext: PyCallable;
+  allocate: PyCallable;
+  writeChunk: PyCallable;
+  setVariable: PyCallable;
+  registerTool: PyCallable;
+  resolveVariable: PyCallable;
+  reset: PyCallable;
+}
+
+/** Blob contexts travel to Python in slices of this size. */
+const BLOB_CHUNK_BYTES = 8 * 1024 * 1024;
+/** Atomics.wait slice between interrupt checks, in ms. */
+const WAIT_SLICE_MS = 20;
+const INITIAL_SHARED_BYTES = 1 << 20;
+/**
+ * Pyodide's files ship next to this worker. Kept in a variable so that bundlers do not try
+ * to resolve a directory as an asset (the rlm-web/vite plugin copies the files instead).
+ */
+const PYODIDE_DIR = './pyodide/';
+
+const GLUE = `
+import json, sys
+sys.path.insert(0, "/rlm")
+import rlm_runtime
+
+def _rlm_make(call, jspi):
+    if jspi:
+        from pyodide.ffi import run_sync
+        def transport(req):
+            return json.loads(run_sync(call(json.dumps(req))))
+    else:
+        def transport(req):
+            return json.loads(call(json.dumps(req)))
+    rt = rlm_runtime.Runtime(transport)
+
+    def write_chunk(buf, offset, chunk):
+        chunk.assign_to(memoryview(buf)[offset:offset + chunk.byteLength])
+
+    return {
+        "execute": lambda code: json.dumps(rt.execute(code)),
+        "loadContext": lambda i, data, kind: json.dumps(rt.load_context(i, data, kind)),
+        "allocate": lambda n: bytearray(n),
+        "writeChunk": write_chunk,
+        "setVariable": rt.set_variable_json,
+        "registerTool": rt.register_tool,
+        "resolveVariable": rt.resolve_variable,
+        "reset": rt.reset,
+    }
+
+_rlm_make
+`;
+
+let pyodide: PyodideAPI | undefined;
+let py: PythonSide | undefined;
+let bridge: BridgeKind = 'jspi';
+let host: Comlink.Remote<HostEndpoint> | undefined;
+let shared: SharedArrayBuffer | undefined;
+let sharedSeq = 0;
+const decoder = new TextDecoder();
+
+/** Python code keeps running while a JSPI call is suspended: one entry at a time. */
+let queue: Promise<unknown> = Promise.resolve();
+function serialized<T>(task: () => Promise<T> | T): Promise<T> {
+  const next = queue.then(task, task);
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+function ready(): { pyodide: PyodideAPI; py: PythonSide } {
+  if (!pyodide || !py) throw new Error('The REPL worker has not booted: call boot() first.');
+  return { pyodide, py };
+}
+
+async function detectJSPI(api: PyodideAPI): Promise<boolean> {
+  if (typeof (WebAssembly as { Suspending?: unknown }).Suspending !== 'function') return false;
+  try {
+    return Boolean(await api.runPythonAsync('from pyodide.ffi import can_run_sync\ncan_run_sync()'));
+  } catch {
+    return false;
+  }
+}
+
+/** The SharedArrayBuffer bridge: post the request, then block until the page replies. */
+function callShared(request: string): string {
+  const api = ready().pyodide;
+  if (!host) throw new Error('no host endpoint');
+  const seq = ++sharedSeq;
+  let buffer = shared ?? (shared = new SharedArrayBuffer(INITIAL_SHARED_BYTES));
+  let header = new Int32Array(buffer, 0, 3);
+  Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING);
+  Atomics.store(header, SHARED_SLOT_SEQ, seq);
+  void host.callShared(request, buffer, seq);
+  for (;;) {
+    while (Atomics.wait(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING, WAIT_SLICE_MS) === 'timed-out') {
+      api.checkInterrupt();
+    }
+    const status = Atomics.load(header, SHARED_SLOT_STATUS);
+    const length = Atomics.load(header, SHARED_SLOT_LENGTH);
+    if (status === SHARED_STATUS_READY) {
+      // TextDecoder refuses shared views: copy out first.
+      return decoder.decode(new Uint8Array(buffer, SHARED_HEADER_BYTES, length).slice());
+    }
+    if (status !== SHARED_STATUS_TOO_SMALL) throw new Error(`bad shared reply status ${status}`);
+    const size = SHARED_HEADER_BYTES + Math.max(length, buffer.byteLength * 2);
+    buffer = shared = new SharedArrayBuffer(size);
+    header = new Int32Array(buffer, 0, 3);
+    Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING);
+    Atomics.store(header, SHARED_SLOT_SEQ, seq);
+    host.resumeShared(buffer, seq);
+  }
+}
+
+const api: WorkerAPI = {
+  async boot(options: BootOptions, endpoint: HostEndpoint): Promise<BootInfo> {
+    const started = performance.now();
+    host = endpoint as unknown as Comlink.Remote<HostEndpoint>;
+    const indexURL = new URL(options.indexURL ?? PYODIDE_DIR, import.meta.url).href;
+    const moduleURL = new URL('pyodide.mjs', indexURL).href;
+    const { loadPyodide } = (await import(/* @vite-ignore */ moduleURL)) as typeof import('pyodide');
+    const loaded = await loadPyodide({
+      indexURL,
+      stdout: () => undefined,
+      stderr: () => undefined,
+    });
+    const jspi = options.bridge !== 'sab' && (await detectJSPI(loaded));
+    if (options.bridge === 'jspi' && !jspi) {
+      throw new Error('bridge "jspi" was requested but this browser has no JSPI (WebAssembly.Suspending).');
+    }
+    if (!jspi && typeof SharedArrayBuffer === 'undefined') {
+      throw new Error(
+        'rlm-web needs either JSPI (WebAssembly JavaScript Promise Integration, Chromium 137+) or a ' +
+          'cross-origin isolated page (COOP: same-origin, COEP: require-corp) for SharedArrayBuffer.',
+      );
+    }
+    bridge = jspi ? 'jspi' : 'sab';
+    if (options.interruptBuffer) loaded.setInterruptBuffer(options.interruptBuffer);
+    loaded.FS.mkdirTree('/rlm');
+    loaded.FS.writeFile('/rlm/rlm_runtime.py', runtimeSource);
+    const make = loaded.runPython(GLUE) as PyCallable;
+    const call = jspi ? (request: string) => host!.call(request) : callShared;
+    const side = make(call, jspi) as { get(key: string): PyCallable; destroy(): void };
+    const names: (keyof PythonSide)[] = ['execute', 'loadContext', 'allocate', 'writeChunk', 'setVariable', 'registerTool', 'resolveVariable', 'reset'];
+    py = Object.fromEntries(names.map((name) => [name, side.get(name)])) as unknown as PythonSide;
+    side.destroy();
+    make.destroy();
+    pyodide = loaded;
+    return {
+      bridge,
+      pyodideVersion: loaded.version,
+      bootMs: performance.now() - started,
+      interruptible: Boolean(options.interruptBuffer),
+    };
+  },
+
+  loadContext(index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription> {
+    return serialized(() => JSON.parse(ready().py.loadContext(index, bytes, kind) as string));
+  },
+
+  loadContextBlob(index: number, blob: Blob, kind: ContextKind): Promise<ContextDescription> {
+    return serialized(async () => {
+      const { py } = ready();
+      const target = py.allocate(blob.size) as { destroy(): void };
+      try {
+        for (let offset = 0; offset < blob.size; offset += BLOB_CHUNK_BYTES) {
+          const chunk = new Uint8Array(await blob.slice(offset, offset + BLOB_CHUNK_BYTES).arrayBuffer());
+          py.writeChunk(target, offset, chunk);
+        }
+        return JSON.parse(py.loadContext(index, target, kind) as string) as ContextDescription;
+      } finally {
+        target.destroy();
+      }
+    });
+  },
+
+  setVariable(name: string, valueJSON: string, reserved: boolean): Promise<void> {
+    return serialized(() => {
+      ready().py.setVariable(name, valueJSON, reserved);
+    });
+  },
+
+  registerTools(tools: ToolSpec[]): Promise<void> {
+    return serialized(() => {
+      const { py } = ready();
+      for (const tool of tools) py.registerTool(tool.name, tool.kind, tool.valueJSON ?? null);
+    });
+  },
+
+  execute(code: string): Promise<CellOutput> {
+    return serialized(async () => {
+      const { py } = ready();
+      const raw = bridge === 'jspi' ? await py.execute.callPromising(code) : py.execute(code);
+      return JSON.parse(raw as string) as CellOutput;
+    });
+  },
+
+  resolveVariable(name: string): Promise<string | null> {
+    return serialized(() => (ready().py.resolveVariable(name) as string | undefined) ?? null);
+  },
+
+  reset(): Promise<void> {
+    return serialized(() => {
+      ready().py.reset();
+    });
+  },
+};
+
+Comlink.expose(api);
