@@ -4,7 +4,7 @@
  */
 export { RLM } from './rlm';
 export { RLMCore } from './core/rlm';
-export type { BackendOptions, BackendSpec, CompletionOptions, RLMOptions, RLMDependencies } from './core/rlm';
+export type { BackendOptions, BackendSpec, CompletionOptions, RLMOptions, RLMDependencies, RLMStream } from './core/rlm';
 export type { Limits } from './core/limits';
 export type { ToolEntry, ToolFunction } from './core/tools';
 export { RESERVED_NAMES } from './core/tools';

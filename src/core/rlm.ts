@@ -4,6 +4,7 @@
  * page's LM clients, metered against the run's limits.
  */
 import { mapConcurrent } from './concurrency';
+import { EnvironmentPool } from './pool';
 import { contextWindowFor, estimateTokens } from './context-windows';
 import { CancellationError, ConfigurationError, describeError, LMError, RLMError, RunEndedError } from './errors';
 import { RunGuard, type Limits } from './limits';
@@ -110,6 +111,13 @@ export interface RLMOptions extends Limits {
   _depth?: number | undefined;
   /** @internal the parent's usage tracker. */
   _parentUsage?: UsageTracker | undefined;
+  /** @internal the root's pool of REPLs for child RLMs. */
+  _pool?: EnvironmentPool | undefined;
+}
+
+/** The events of one run as an async iterable; `result` settles with the completion. */
+export interface RLMStream extends AsyncIterable<RLMEvent> {
+  result: Promise<CompletionResult>;
 }
 
 export interface CompletionOptions {
@@ -169,6 +177,9 @@ export class RLMCore {
   private readonly envName: string;
   private env: ReplEnvironment | undefined;
   private envUsed = false;
+  /** REPLs for child RLMs: the root's own, shared by every descendant. */
+  private ownPool: EnvironmentPool | undefined;
+  private readonly listeners = new Set<(event: RLMEvent) => void>();
   private active: ActiveRun | undefined;
   private contextCount = 0;
   private historyCount = 0;
@@ -213,7 +224,62 @@ export class RLMCore {
     this.closed = true;
     const env = this.env;
     this.env = undefined;
-    await env?.close();
+    if (env && this.options._pool) await this.options._pool.release(env);
+    else await env?.close();
+    const pool = this.ownPool;
+    this.ownPool = undefined;
+    await pool?.close();
+  }
+
+  /**
+   * Runs a completion and yields its events as they happen (children's included). The
+   * iteration ends after `run_end`, or after an `error` event when the run fails.
+   *
+   * @example
+   * const stream = rlm.stream(text, { rootPrompt });
+   * for await (const event of stream) if (event.type === 'iteration_end') show(event.record);
+   * const { response } = await stream.result;
+   */
+  stream(context: ContextInput, options: CompletionOptions = {}): RLMStream {
+    const queue: RLMEvent[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    let sawEnd = false;
+    const listener = (event: RLMEvent) => {
+      if (event.depth === this.depth && (event.type === 'run_end' || event.type === 'error')) sawEnd = true;
+      queue.push(event);
+      wake?.();
+    };
+    this.listeners.add(listener);
+    const result = this.completion(context, options);
+    result
+      .catch((error: unknown) => {
+        // A failure before the run started still ends the stream with an error event.
+        if (!sawEnd) {
+          const trajectory = (error as RunEndedError).trajectory;
+          queue.push({ type: 'error', runId: trajectory?.id ?? '', depth: this.depth, error: error as Error, trajectory: trajectory as Trajectory });
+        }
+      })
+      .finally(() => {
+        done = true;
+        this.listeners.delete(listener);
+        wake?.();
+      });
+    return {
+      result,
+      async *[Symbol.asyncIterator]() {
+        for (;;) {
+          const event = queue.shift();
+          if (event) {
+            yield event;
+            continue;
+          }
+          if (done) return;
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+      },
+    };
   }
 
   private get maxDepth(): number {
@@ -226,18 +292,33 @@ export class RLMCore {
 
   private environment(): ReplEnvironment {
     if (this.closed) throw new RLMError('This RLM was closed; create a new one.');
-    this.env ??= this.envFactory({
-      host: { handle: (request, signal) => this.handleHostRequest(request, signal) },
-      environmentOptions: { cellTimeoutMs: this.options.cellTimeoutMs, ...this.options.environmentOptions },
-    });
+    const host = { handle: (request: HostRequest, signal: AbortSignal) => this.handleHostRequest(request, signal) };
+    if (this.options._pool) {
+      this.env ??= this.options._pool.acquire(host);
+    } else {
+      this.env ??= this.envFactory({ host, environmentOptions: this.environmentOptions() });
+    }
     return this.env;
   }
 
+  private environmentOptions(): Record<string, unknown> {
+    return { cellTimeoutMs: this.options.cellTimeoutMs, ...this.options.environmentOptions };
+  }
+
+  /** The pool child RLMs take their REPLs from (created by the root on first use). */
+  private childPool(): EnvironmentPool {
+    if (this.options._pool) return this.options._pool;
+    this.ownPool ??= new EnvironmentPool(this.envFactory, this.environmentOptions(), this.options.maxConcurrentSubcalls ?? DEFAULTS.maxConcurrentSubcalls);
+    return this.ownPool;
+  }
+
   private emit(event: RLMEvent): void {
-    try {
-      this.options.onEvent?.(event);
-    } catch (error) {
-      console.error('rlm-web: onEvent handler threw', error);
+    for (const listener of [this.options.onEvent, ...this.listeners]) {
+      try {
+        listener?.(event);
+      } catch (error) {
+        console.error('rlm-web: event listener threw', error);
+      }
     }
   }
 
@@ -660,8 +741,10 @@ export class RLMCore {
           persistent: false,
           compaction: false,
           logger: undefined,
+          onEvent: (event) => this.emit(event),
           _depth: this.depth + 1,
           _parentUsage: childUsage,
+          _pool: this.childPool(),
         },
         this.deps,
       );

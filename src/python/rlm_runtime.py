@@ -12,7 +12,10 @@ import builtins
 import io
 import json
 import linecache
+import os
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 import types
@@ -53,13 +56,22 @@ class Runtime:
         self._final = None
         self._tool_names = []
         self._scaffold = {}
+        self._base_modules = set(sys.modules)
+        self._workdir = None
         self.ns = {}
         self.reset()
 
     # ---------------------------------------------------------------- namespace
 
     def reset(self):
-        """Forget every user variable, tool and context: a fresh namespace."""
+        """Forget every user variable, tool, context, imported module and file."""
+        for name in set(sys.modules) - self._base_modules:
+            sys.modules.pop(name, None)
+        if self._workdir:
+            os.chdir("/")
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        self._workdir = tempfile.mkdtemp(prefix="rlm-")
+        os.chdir(self._workdir)
         self.ns.clear()
         self.ns["__name__"] = "__main__"
         self.ns["__builtins__"] = builtins
