@@ -103,3 +103,166 @@ test('SharedArrayBuffer bridge on a cross-origin isolated page', async ({ isolat
   expect(run.bridge).toBe('sab');
   expect(run.response).toBe('4817305');
 });
+
+test('llm_query is an ordinary sync function: nested defs, loops, comprehensions, sorted(key=), map, exec', async ({ harness, lm }) => {
+  lm.setScript((r) => {
+    if (!isRootCall(r)) return `<${lastUser(r)}>`;
+    if (turnOf(r) === 0) {
+      return repl(`
+def outer(x):
+    def inner(y):
+        return llm_query(f"inner {y}")
+    return inner(x)
+a = outer(1)
+b = [llm_query(f"comp {i}") for i in range(3)]
+c = sorted(["b", "a"], key=lambda s: llm_query(s))
+d = list(map(lambda s: llm_query(s), ["m"]))
+ns = {"llm_query": llm_query}
+exec("e = llm_query('exec')", ns)
+total = ""
+for i in range(2):
+    total += llm_query(f"loop {i}")
+gen = "".join(llm_query(f"gen {i}") for i in range(2))
+print(a, b, c, d, ns["e"], total, gen)
+`);
+    }
+    return repl('answer["content"] = "ok"\nanswer["ready"] = True');
+  });
+  const stdout = await harness.evaluate(async (baseURL) => {
+    const { RLM } = (window as any).rlmWeb;
+    const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL } });
+    try {
+      const result = await rlm.completion('ctx', { rootPrompt: 'q' });
+      return result.trajectory.iterations[0].codeBlocks[0].stdout + result.trajectory.iterations[0].codeBlocks[0].stderr;
+    } finally {
+      await rlm.close();
+    }
+  }, lm.openaiURL);
+  expect(stdout.trim()).toBe("<inner 1> ['<comp 0>', '<comp 1>', '<comp 2>'] ['a', 'b'] ['<m>'] <exec> <loop 0><loop 1> <gen 0><gen 1>");
+});
+
+test('a Python exception is fed back with a short traceback; the model recovers; FINAL(...) in text answers', async ({ harness, lm }) => {
+  lm.setScript((r) => {
+    if (turnOf(r) === 0) return repl('def f(d):\n    return d["missing"]\nf({})');
+    if (turnOf(r) === 1) return repl('reserved_ok = callable(llm_query)\nllm_query = None\nanswer = "oops"\nprint(SHOW_VARS())');
+    if (turnOf(r) === 2) return repl('print(callable(llm_query), type(answer).__name__, answer["ready"])');
+    return 'I have verified it.\nFINAL(the key was missing (KeyError))';
+  });
+  const out = await harness.evaluate(async (baseURL) => {
+    const { RLM } = (window as any).rlmWeb;
+    const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL } });
+    try {
+      const result = await rlm.completion('ctx', { rootPrompt: 'q' });
+      const its = result.trajectory.iterations;
+      return { response: result.response, err: its[0].codeBlocks[0], feedback: its[1].prompt[its[1].prompt.length - 1].content, vars: its[1].codeBlocks[0].stdout, restored: its[2].codeBlocks[0].stdout };
+    } finally {
+      await rlm.close();
+    }
+  }, lm.openaiURL);
+  expect(out.response).toBe('the key was missing (KeyError)');
+  expect(out.err.errorType).toBe('KeyError');
+  expect(out.err.stderr).toContain('Traceback (most recent call last)');
+  expect(out.err.stderr).toContain('return d["missing"]');
+  expect(out.err.stderr).toContain("KeyError: 'missing'");
+  expect(out.feedback).toContain("KeyError: 'missing'");
+  expect(out.vars).toContain("'reserved_ok': bool");
+  // Reserved names overwritten by the cell are restored after it.
+  expect(out.restored.trim()).toBe('True AnswerDict False');
+});
+
+test('FINAL_VAR(name) resolves a REPL variable; a missing one is fed back, not taken as the answer', async ({ harness, lm }) => {
+  lm.setScript((r) => {
+    if (turnOf(r) === 0) return 'Answering early.\nFINAL_VAR(result)';
+    if (turnOf(r) === 1) return repl('result = "value from the REPL"');
+    return 'FINAL_VAR("result")';
+  });
+  const out = await harness.evaluate(async (baseURL) => {
+    const { RLM } = (window as any).rlmWeb;
+    const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL } });
+    try {
+      const result = await rlm.completion('ctx', { rootPrompt: 'q' });
+      const its = result.trajectory.iterations;
+      return { response: result.response, iterations: its.length, feedback: its[1].prompt[its[1].prompt.length - 1].content };
+    } finally {
+      await rlm.close();
+    }
+  }, lm.openaiURL);
+  expect(out.response).toBe('value from the REPL');
+  expect(out.iterations).toBe(3);
+  expect(out.feedback).toContain("there is no variable named 'result'");
+});
+
+test('contexts of every kind reach Python: list, dict, Blob, ArrayBuffer, non-ASCII text', async ({ harness, lm }) => {
+  lm.setScript(() => repl('answer["content"] = f"{type(context).__name__}:{len(context)}:{context if not isinstance(context, str) or len(context) < 20 else context[:5]}"\nanswer["ready"] = True'));
+  const out = await harness.evaluate(async (baseURL) => {
+    const { RLM } = (window as any).rlmWeb;
+    const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL } });
+    const run = async (c: unknown) => (await rlm.completion(c, { rootPrompt: 'q' })).response;
+    try {
+      return [
+        await run(['a', 1, { b: null }]),
+        await run({ k: [1, 2], s: 'é' }),
+        await run(new Blob(['blob text ✓'])),
+        await run(new TextEncoder().encode('bytes!').buffer),
+        await run('naïve 日本 🙂'),
+      ];
+    } finally {
+      await rlm.close();
+    }
+  }, lm.openaiURL);
+  expect(out).toEqual([
+    "list:3:['a', 1, {'b': None}]",
+    "dict:2:{'k': [1, 2], 's': 'é'}",
+    'str:11:blob text ✓',
+    'str:6:bytes!',
+    // Python counts code points: the emoji is one character (two UTF-16 units in JS).
+    'str:10:naïve 日本 🙂',
+  ]);
+});
+
+test('bad input: 401, unreachable endpoint, malformed reply, empty or unsupported context give typed errors; reasoning-only replies work', async ({ harness, lm }) => {
+  lm.setScript((r) => {
+    if (r.model === 'unauthorized') return { status: 401, error: 'Incorrect API key provided' };
+    if (r.model === 'malformed') return { raw: '{"id": "x", "object": "chat.completion"}' };
+    if (r.model === 'reasoner') return { content: null, reasoning: repl('answer["content"] = "from reasoning"\nanswer["ready"] = True') };
+    return 'unused';
+  });
+  const out = await harness.evaluate(async (baseURL) => {
+    const w = (window as any).rlmWeb;
+    async function attempt(model: string, url: string, context: unknown) {
+      const rlm = new w.RLM({ backendOptions: { model, baseURL: url, maxRetries: 0 } });
+      try {
+        return { ok: true, response: (await rlm.completion(context, { rootPrompt: 'q' })).response };
+      } catch (e: any) {
+        return { ok: false, name: e.name, message: e.message, lm: e instanceof w.LMError, config: e instanceof w.ConfigurationError };
+      } finally {
+        await rlm.close();
+      }
+    }
+    let unknownBackend = '';
+    try {
+      new w.RLM({ backend: 'nope', backendOptions: { model: 'm' } });
+    } catch (e: any) {
+      unknownBackend = e.name + ': ' + e.message;
+    }
+    return {
+      unauthorized: await attempt('unauthorized', baseURL, 'ctx'),
+      unreachable: await attempt('m', 'http://127.0.0.1:9/v1', 'ctx'),
+      malformed: await attempt('malformed', baseURL, 'ctx'),
+      empty: await attempt('m', baseURL, ''),
+      unsupported: await attempt('m', baseURL, 42),
+      reasoner: await attempt('reasoner', baseURL, 'ctx'),
+      unknownBackend,
+    };
+  }, lm.openaiURL);
+  expect(out.unauthorized).toMatchObject({ ok: false, name: 'LMAuthenticationError', lm: true });
+  expect(out.unauthorized.message).toContain('Check backendOptions.apiKey');
+  expect(out.unreachable).toMatchObject({ ok: false, name: 'LMConnectionError', lm: true });
+  expect(out.unreachable.message).toContain('baseURL');
+  expect(out.malformed).toMatchObject({ ok: false, name: 'LMResponseError', lm: true });
+  expect(out.empty).toMatchObject({ ok: false, name: 'ConfigurationError', config: true });
+  expect(out.empty.message).toContain('context is empty');
+  expect(out.unsupported).toMatchObject({ ok: false, name: 'ConfigurationError' });
+  expect(out.reasoner).toEqual({ ok: true, response: 'from reasoning' });
+  expect(out.unknownBackend).toContain('ConfigurationError: Unknown backend');
+});
