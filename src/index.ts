@@ -36,3 +36,41 @@ export { AnthropicClient } from './clients/anthropic';
 export { createClient, OPENAI_COMPATIBLE } from './clients/registry';
 export { PyodideRepl } from './repl/pyodide-repl';
 export type { PyodideEnvironmentOptions } from './repl/pyodide-repl';
+// Trajectory storage and JSONL (src/store).
+export {
+  RLMLogger,
+  StorageErrorEvent,
+  IndexedDBTrajectoryStore,
+  generateJSONL,
+  toJSONL,
+  toJSONLBlob,
+  toJSONLStream,
+  readLines,
+  readJSONL,
+  importJSONL,
+} from './store/index';
+export type {
+  RLMLoggerOptions,
+  IndexedDBTrajectoryStoreOptions,
+  StorageEstimate,
+  JSONLSource,
+  JSONLLineError,
+  JSONLReadResult,
+  JSONLTrajectories,
+  JSONLImportResult,
+  RunSummary,
+  TrajectoryStore,
+  ListRunsOptions,
+} from './store/index';
+// Remote sandboxes through rlm-web-proxy (src/repl/remote-repl.ts; the proxy itself is rlm-web/proxy).
+export { RemoteRepl, createRemoteEnvironment } from './repl/remote-repl';
+export type { RemoteEnvironmentOptions } from './repl/remote-repl';
+export {
+  ProxyError,
+  ProxyAuthenticationError,
+  ProxyOriginError,
+  ProxyConnectionError,
+  ProxyQuotaError,
+  SandboxCrashedError,
+  SandboxExpiredError,
+} from './repl/remote-errors';

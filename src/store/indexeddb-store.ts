@@ -1,0 +1,395 @@
+/**
+ * Trajectories in IndexedDB (through `idb`): one database, two object stores — `runs`
+ * (headers, listed newest first) and `iterations` (keyed [runId, iteration]) — so that each
+ * finished iteration is one small transaction and a closed tab keeps everything finished.
+ *
+ * Nothing touches IndexedDB, `navigator` or the Web Locks API before the first call.
+ */
+import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import { StorageError } from '../core/errors';
+import type { IterationRecord, Trajectory } from '../core/types';
+import { joinRun, toStorageError, type ListRunsOptions, type RunSummary, type TrajectoryStore } from './types';
+
+/** The schema version this code writes. Each version adds a step to `upgrade` below. */
+const SCHEMA_VERSION = 1;
+
+/** Fields the store keeps on a run header for itself. */
+interface StoredRun extends RunSummary {
+  /** The store instance (page) that is writing the run while it is 'running'. */
+  _owner?: string | undefined;
+  /** Epoch ms of the owner's last write. */
+  _heartbeat?: number | undefined;
+}
+
+type StoredIteration = IterationRecord & { runId: string };
+
+interface TrajectoryDB extends DBSchema {
+  runs: { key: string; value: StoredRun; indexes: { startedAt: string; status: string } };
+  iterations: { key: [string, number]; value: StoredIteration };
+}
+
+export interface IndexedDBTrajectoryStoreOptions {
+  /** Database name. Default: 'rlm-web'. */
+  name?: string | undefined;
+  /**
+   * Without the Web Locks API (insecure contexts), a 'running' run of another page counts
+   * as abandoned once it has not been written for this long. Default: 60 000 ms.
+   */
+  staleAfterMs?: number | undefined;
+  /** Ask the browser to keep the data (`navigator.storage.persist()`) on the first write. Default: true. */
+  requestPersistence?: boolean | undefined;
+  /** @internal Schema version to open, for tests of upgrades. */
+  _version?: number | undefined;
+}
+
+/** Storage used and available for this site, from `navigator.storage.estimate()`. */
+export interface StorageEstimate {
+  /** Bytes used by this origin (all databases and caches). */
+  usage: number;
+  /** Bytes this origin may use. */
+  quota: number;
+  /** Whether the browser granted persistent storage. */
+  persisted: boolean;
+}
+
+const LOCK_PREFIX = 'rlm-web:run:';
+
+function newOwnerId(): string {
+  return typeof crypto !== 'undefined' && 'randomUUID' in crypto ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+}
+
+function locks(): LockManager | undefined {
+  return typeof navigator !== 'undefined' && 'locks' in navigator ? navigator.locks : undefined;
+}
+
+function storageManager(): StorageManager | undefined {
+  return typeof navigator !== 'undefined' && 'storage' in navigator ? navigator.storage : undefined;
+}
+
+function iterationRange(id: string): IDBKeyRange {
+  return IDBKeyRange.bound([id, -Infinity], [id, Infinity]);
+}
+
+/**
+ * Durable run history in the browser's IndexedDB.
+ *
+ * Runs still 'running' when a page opens the database, and not being written by a live
+ * page (a closed tab, a crash), are marked 'interrupted'; their finished iterations stay.
+ * Liveness is known through the Web Locks API: a page holds a lock per run it writes, and
+ * the browser drops it when the page goes away.
+ *
+ * @example
+ * const store = new IndexedDBTrajectoryStore();
+ * const rlm = new RLM({ ..., logger: new RLMLogger({ store }) });
+ * const [latest] = await store.listRuns();
+ * const run = await store.getRun(latest.id);
+ */
+export class IndexedDBTrajectoryStore implements TrajectoryStore {
+  /** Database name. */
+  readonly name: string;
+  /** This store instance, as the owner of the runs it writes. */
+  readonly ownerId = newOwnerId();
+  private readonly staleAfterMs: number;
+  private readonly requestPersistence: boolean;
+  private readonly version: number;
+  private database: Promise<IDBPDatabase<TrajectoryDB>> | undefined;
+  private persistenceAsked = false;
+  /** Runs this instance is writing, with the function that releases each one's lock. */
+  private readonly live = new Map<string, () => void>();
+
+  constructor(options: IndexedDBTrajectoryStoreOptions = {}) {
+    this.name = options.name ?? 'rlm-web';
+    this.staleAfterMs = options.staleAfterMs ?? 60_000;
+    this.requestPersistence = options.requestPersistence ?? true;
+    this.version = options._version ?? SCHEMA_VERSION;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  async writeRun(run: RunSummary): Promise<void> {
+    const release = this.track(run);
+    try {
+      const db = await this.db();
+      const tx = db.transaction('runs', 'readwrite');
+      await this.settle(tx, 'save the run', () => [tx.store.put(this.stamp(run))]);
+    } finally {
+      // The final header is written (or failed): other pages may now judge the run.
+      release?.();
+    }
+  }
+
+  async writeIteration(run: RunSummary, iteration: IterationRecord): Promise<void> {
+    const release = this.track(run);
+    try {
+      const db = await this.db();
+      const tx = db.transaction(['runs', 'iterations'], 'readwrite');
+      await this.settle(tx, `save iteration ${iteration.iteration}`, () => [
+        tx.objectStore('iterations').put({ ...iteration, runId: run.id }),
+        tx.objectStore('runs').put(this.stamp(run)),
+      ]);
+    } finally {
+      release?.();
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async hasRun(id: string): Promise<boolean> {
+    const db = await this.db();
+    return this.guard('read the run list', async () => (await db.count('runs', id)) > 0);
+  }
+
+  /** Runs, newest first, without their iterations. */
+  async listRuns(options: ListRunsOptions = {}): Promise<RunSummary[]> {
+    const db = await this.db();
+    const limit = options.limit ?? Infinity;
+    return this.guard('read the run list', async () => {
+      const out: RunSummary[] = [];
+      let cursor = await db.transaction('runs').store.index('startedAt').openCursor(null, 'prev');
+      while (cursor && out.length < limit) {
+        out.push(publicRun(cursor.value));
+        cursor = await cursor.continue();
+      }
+      return out;
+    });
+  }
+
+  /** A run with all its iterations, or undefined. */
+  async getRun(id: string): Promise<Trajectory | undefined> {
+    const db = await this.db();
+    return this.guard('read the run', async () => {
+      const tx = db.transaction(['runs', 'iterations']);
+      const [run, iterations] = await Promise.all([tx.objectStore('runs').get(id), tx.objectStore('iterations').getAll(iterationRange(id))]);
+      if (!run) return undefined;
+      return joinRun(publicRun(run), iterations.map(({ runId: _runId, ...it }) => it));
+    });
+  }
+
+  /** A run's summary (no iterations), or undefined. */
+  async getRunSummary(id: string): Promise<RunSummary | undefined> {
+    const db = await this.db();
+    return this.guard('read the run', async () => {
+      const run = await db.get('runs', id);
+      return run && publicRun(run);
+    });
+  }
+
+  // ---------------------------------------------------------------- deleting
+
+  async deleteRun(id: string): Promise<void> {
+    const db = await this.db();
+    const tx = db.transaction(['runs', 'iterations'], 'readwrite');
+    await this.settle(tx, 'delete the run', () => [tx.objectStore('runs').delete(id), tx.objectStore('iterations').delete(iterationRange(id))]);
+  }
+
+  /** Deletes every run. */
+  async clear(): Promise<void> {
+    const db = await this.db();
+    const tx = db.transaction(['runs', 'iterations'], 'readwrite');
+    await this.settle(tx, 'delete the runs', () => [tx.objectStore('runs').clear(), tx.objectStore('iterations').clear()]);
+  }
+
+  // ---------------------------------------------------------------- housekeeping
+
+  /** Storage used and available for this site; undefined where the browser does not say. */
+  async estimate(): Promise<StorageEstimate | undefined> {
+    const storage = storageManager();
+    if (!storage?.estimate) return undefined;
+    const [estimate, persisted] = await Promise.all([storage.estimate(), storage.persisted?.() ?? Promise.resolve(false)]);
+    return { usage: estimate.usage ?? 0, quota: estimate.quota ?? 0, persisted };
+  }
+
+  /**
+   * Marks 'interrupted' every run still 'running' that no live page is writing. Runs when
+   * the database is first opened; call it again to re-check. Returns the ids it marked.
+   */
+  async recoverInterrupted(): Promise<string[]> {
+    return this.markInterrupted(await this.db());
+  }
+
+  /** Releases the run locks this instance holds and closes the connection. */
+  async close(): Promise<void> {
+    for (const release of this.live.values()) release();
+    this.live.clear();
+    const db = this.database;
+    this.database = undefined;
+    if (db) (await db.catch(() => undefined))?.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private db(): Promise<IDBPDatabase<TrajectoryDB>> {
+    this.database ??= this.open();
+    return this.database;
+  }
+
+  private async open(): Promise<IDBPDatabase<TrajectoryDB>> {
+    if (typeof indexedDB === 'undefined') {
+      this.database = undefined;
+      throw new StorageError('IndexedDB is not available here: trajectories can only be kept in memory (use RLMLogger without a store).', 'unavailable');
+    }
+    let blocked: ((error: StorageError) => void) | undefined;
+    const whenBlocked = new Promise<never>((_, reject) => {
+      blocked = reject;
+    });
+    const opening = openDB<TrajectoryDB>(this.name, this.version, {
+      upgrade(db, oldVersion) {
+        // One step per schema version; a database at version n gets steps n+1.. only.
+        if (oldVersion < 1) {
+          const runs = db.createObjectStore('runs', { keyPath: 'id' });
+          runs.createIndex('startedAt', 'startedAt');
+          runs.createIndex('status', 'status');
+          db.createObjectStore('iterations', { keyPath: ['runId', 'iteration'] });
+        }
+      },
+      blocked: (currentVersion) => {
+        blocked?.(
+          new StorageError(
+            `The trajectory database '${this.name}' is held open at version ${currentVersion} by another tab, so it cannot be upgraded to version ${this.version}. Close or reload the other tabs of this site.`,
+            'blocked',
+          ),
+        );
+      },
+      // Another tab wants a newer version: let it, and reopen on next use.
+      blocking: () => {
+        void opening.then((db) => db.close());
+        this.database = undefined;
+      },
+      terminated: () => {
+        this.database = undefined;
+      },
+    });
+    try {
+      const db = await Promise.race([opening, whenBlocked]);
+      await this.markInterrupted(db);
+      return db;
+    } catch (error) {
+      this.database = undefined;
+      // If the blocked open succeeds later, nobody is waiting for it.
+      opening.then((db) => db.close()).catch(() => undefined);
+      throw toStorageError(error, `open the trajectory database '${this.name}'`);
+    }
+  }
+
+  private async markInterrupted(db: IDBPDatabase<TrajectoryDB>): Promise<string[]> {
+    const manager = locks();
+    // Locks held or wanted by any live page of this origin.
+    let lockNames: Set<string> | undefined;
+    if (manager) {
+      try {
+        const state = await manager.query();
+        lockNames = new Set([...(state.held ?? []), ...(state.pending ?? [])].map((l) => l.name ?? ''));
+      } catch {
+        lockNames = undefined;
+      }
+    }
+    const now = Date.now();
+    const marked: string[] = [];
+    await this.guard('check for interrupted runs', async () => {
+      const tx = db.transaction('runs', 'readwrite');
+      let cursor = await tx.store.index('status').openCursor('running');
+      while (cursor) {
+        const run = cursor.value;
+        const live =
+          this.live.has(run.id) ||
+          (lockNames ? lockNames.has(this.lockName(run.id)) : now - (run._heartbeat ?? 0) < this.staleAfterMs);
+        if (!live) {
+          const { _owner, _heartbeat, ...rest } = run;
+          await cursor.update({
+            ...rest,
+            status: 'interrupted',
+            error: run.error ?? 'The page running this trajectory closed or crashed before it finished.',
+            updatedAt: new Date(now).toISOString(),
+          });
+          marked.push(run.id);
+        }
+        cursor = await cursor.continue();
+      }
+      await tx.done;
+    });
+    return marked;
+  }
+
+  private lockName(runId: string): string {
+    return `${LOCK_PREFIX}${this.name}:${runId}`;
+  }
+
+  /**
+   * A 'running' header claims the run: a lock is held until the run ends or the page goes.
+   * Any other status ends the claim; the caller releases the lock once that is written.
+   */
+  private track(run: RunSummary): (() => void) | undefined {
+    this.askPersistence();
+    if (run.status !== 'running') {
+      const release = this.live.get(run.id);
+      this.live.delete(run.id);
+      return release;
+    }
+    if (this.live.has(run.id)) return undefined;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.live.set(run.id, () => release());
+    locks()
+      ?.request(this.lockName(run.id), () => held)
+      .catch(() => undefined);
+    return undefined;
+  }
+
+  private stamp(run: RunSummary): StoredRun {
+    return run.status === 'running' ? { ...run, _owner: this.ownerId, _heartbeat: Date.now() } : run;
+  }
+
+  private askPersistence(): void {
+    if (this.persistenceAsked || !this.requestPersistence) return;
+    this.persistenceAsked = true;
+    const storage = storageManager();
+    if (!storage?.persist) return;
+    void storage
+      .persisted()
+      .then((persisted) => (persisted ? true : storage.persist()))
+      .catch(() => undefined);
+  }
+
+  /**
+   * Issues a transaction's requests and waits for it to commit. A request that throws at
+   * once (a quota refusal, say) aborts the whole transaction: nothing half-written.
+   */
+  private async settle(tx: { done: Promise<void>; abort(): void }, action: string, requests: () => Promise<unknown>[]): Promise<void> {
+    let issued: Promise<unknown>[];
+    try {
+      issued = requests();
+    } catch (error) {
+      tx.done.catch(() => undefined);
+      try {
+        tx.abort();
+      } catch {
+        // Already finished.
+      }
+      throw toStorageError(error, action);
+    }
+    try {
+      await Promise.all([...issued, tx.done]);
+    } catch (error) {
+      for (const request of issued) request.catch(() => undefined);
+      tx.done.catch(() => undefined);
+      // A failed transaction reports AbortError on its requests; its own error says why.
+      const reason = (tx as { error?: DOMException | null }).error ?? error;
+      throw toStorageError(reason, action);
+    }
+  }
+
+  private async guard<T>(action: string, body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (error) {
+      throw toStorageError(error, action);
+    }
+  }
+}
+
+function publicRun(run: StoredRun): RunSummary {
+  const { _owner: _o, _heartbeat: _h, ...rest } = run;
+  return rest;
+}

@@ -1,0 +1,695 @@
+/**
+ * JSONL export and import in the reference implementation's log format (the `rlms` Python
+ * package's RLMLogger), so that its visualizer opens our runs and we open its logs.
+ *
+ * One metadata line, then one line per iteration. Fields of the reference format keep its
+ * names, types and units (times in seconds). What only rlm-web records (run status, usage
+ * per iteration, cached tokens, reasoning, error types) rides along in `rlm_web` objects,
+ * which the reference tools ignore and which make our own logs round-trip exactly.
+ */
+import { StorageError } from '../core/errors';
+import type {
+  ChatMessage,
+  ChatRole,
+  CodeBlockRecord,
+  EndReason,
+  IterationRecord,
+  LMUsage,
+  ModelUsage,
+  RunConfig,
+  RunStatus,
+  SubcallRecord,
+  Trajectory,
+  UsageSummary,
+} from '../core/types';
+import { approximateSize, summarizeRun, toStorageError, type RunSummary, type TrajectoryStore } from './types';
+
+type Json = Record<string, unknown>;
+
+/** Version of the `rlm_web` extension objects. */
+const FORMAT = 1;
+
+// ------------------------------------------------------------------ export
+
+/** Seconds, rounded to the microsecond so that ms → s → ms → s is stable. */
+function seconds(ms: number): number {
+  return Math.round(ms * 1000) / 1e6;
+}
+
+function usageSummaryToJSON(usage: UsageSummary): Json {
+  const models: Json = {};
+  for (const [model, m] of Object.entries(usage.models)) {
+    models[model] = {
+      total_calls: m.calls,
+      total_input_tokens: m.inputTokens,
+      total_output_tokens: m.outputTokens,
+      ...(m.costUSD ? { total_cost: m.costUSD } : {}),
+      total_cached_input_tokens: m.cachedInputTokens,
+    };
+  }
+  return { model_usage_summaries: models, ...(usage.costUSD ? { total_cost: usage.costUSD } : {}) };
+}
+
+function metadataToJSON(t: Trajectory): Json {
+  const c = t.config;
+  const others = c.otherBackends.length > 0;
+  return {
+    type: 'metadata',
+    timestamp: t.startedAt,
+    root_model: c.rootModel,
+    max_depth: c.maxDepth,
+    max_iterations: c.maxIterations,
+    backend: c.backend,
+    backend_kwargs: c.backendOptions,
+    environment_type: c.environment,
+    environment_kwargs: c.environmentOptions,
+    other_backends: others ? c.otherBackends.map((b) => b.backend) : null,
+    other_backend_kwargs: others ? c.otherBackends.map((b) => b.backendOptions) : null,
+    rlm_web: {
+      format: FORMAT,
+      id: t.id,
+      status: t.status,
+      endReason: t.endReason,
+      response: t.response,
+      error: t.error,
+      rootPrompt: t.rootPrompt,
+      context: t.context,
+      usage: t.usage,
+      executionTimeMs: t.executionTimeMs,
+      depth: c.depth,
+      maxBudget: c.maxBudget,
+      maxTimeMs: c.maxTimeMs,
+      maxTokens: c.maxTokens,
+      maxErrors: c.maxErrors,
+    },
+  };
+}
+
+function subcallToJSON(s: SubcallRecord): Json {
+  const out: Json = {
+    root_model: s.model,
+    prompt: s.prompt,
+    response: s.response,
+    usage_summary: usageSummaryToJSON(s.usage),
+    execution_time: seconds(s.executionTimeMs),
+  };
+  if (s.error !== undefined) out.error = s.error;
+  if (s.trajectory) {
+    const { type: _type, ...runMetadata } = metadataToJSON(s.trajectory);
+    out.metadata = { run_metadata: runMetadata, iterations: s.trajectory.iterations.map(iterationToJSON) };
+  }
+  out.rlm_web = { kind: s.kind };
+  return out;
+}
+
+function codeBlockToJSON(b: CodeBlockRecord): Json {
+  // The reference records variables as {name: value}; we keep names only.
+  const locals: Json = {};
+  for (const name of b.locals) locals[name] = null;
+  return {
+    code: b.code,
+    result: {
+      stdout: b.stdout,
+      stderr: b.stderr,
+      locals,
+      execution_time: seconds(b.executionTimeMs),
+      rlm_calls: b.subcalls.map(subcallToJSON),
+      final_answer: b.finalAnswer,
+      rlm_web: { errorType: b.errorType, interrupted: b.interrupted },
+    },
+  };
+}
+
+function iterationToJSON(it: IterationRecord): Json {
+  return {
+    type: 'iteration',
+    iteration: it.iteration,
+    timestamp: it.timestamp,
+    prompt: it.prompt.map((m) => ({ role: m.role, content: m.content })),
+    response: it.response,
+    code_blocks: it.codeBlocks.map(codeBlockToJSON),
+    final_answer: it.finalAnswer,
+    iteration_time: seconds(it.iterationTimeMs),
+    rlm_web: { usage: it.usage, reasoning: it.reasoning },
+  };
+}
+
+/**
+ * The JSONL lines of a trajectory (without their newlines), one at a time: a metadata line,
+ * then one line per iteration. Only one line exists as a string at any moment.
+ */
+export function* generateJSONL(trajectory: Trajectory): Generator<string, void, undefined> {
+  yield JSON.stringify(metadataToJSON(trajectory));
+  for (const iteration of trajectory.iterations) yield JSON.stringify(iterationToJSON(iteration));
+}
+
+/**
+ * A trajectory as JSONL text in the reference implementation's log format.
+ *
+ * @example
+ * const text = toJSONL(result.trajectory);
+ */
+export function toJSONL(trajectory: Trajectory): string {
+  let out = '';
+  for (const line of generateJSONL(trajectory)) out += `${line}\n`;
+  return out;
+}
+
+/**
+ * A trajectory as a JSONL Blob, built line by line (no single string of the whole log):
+ * the way to offer a large run for download.
+ *
+ * @example
+ * const url = URL.createObjectURL(toJSONLBlob(result.trajectory));
+ */
+export function toJSONLBlob(trajectory: Trajectory): Blob {
+  const parts: string[] = [];
+  for (const line of generateJSONL(trajectory)) parts.push(line, '\n');
+  return new Blob(parts, { type: 'application/x-ndjson' });
+}
+
+/** A trajectory as a stream of UTF-8 JSONL, encoded one line per pull. */
+export function toJSONLStream(trajectory: Trajectory): ReadableStream<Uint8Array> {
+  const lines = generateJSONL(trajectory);
+  const encoder = new TextEncoder();
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const next = lines.next();
+      if (next.done) controller.close();
+      else controller.enqueue(encoder.encode(`${next.value}\n`));
+    },
+    cancel() {
+      lines.return(undefined);
+    },
+  });
+}
+
+// ------------------------------------------------------------------ reading lines
+
+/** What `importJSONL` and `readJSONL` read: text, a File or Blob, or a byte stream. */
+export type JSONLSource = string | Blob | ReadableStream<Uint8Array>;
+
+/**
+ * The lines of a source, decoded as they arrive. A line longer than a chunk is joined from
+ * its pieces once; the whole source never becomes one string.
+ */
+export async function* readLines(source: JSONLSource): AsyncGenerator<string, void, undefined> {
+  if (typeof source === 'string') {
+    let start = 0;
+    while (start < source.length) {
+      let end = source.indexOf('\n', start);
+      if (end === -1) end = source.length;
+      yield stripCR(source.slice(start, end));
+      start = end + 1;
+    }
+    return;
+  }
+  const bytes = source instanceof ReadableStream ? source : source.stream();
+  // TextDecoderStream's declared input type is narrower than what it accepts.
+  const reader = bytes.pipeThrough(new TextDecoderStream() as unknown as TransformStream<Uint8Array, string>).getReader();
+  let pieces: string[] = [];
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      let start = 0;
+      for (;;) {
+        const end = value.indexOf('\n', start);
+        if (end === -1) {
+          if (start < value.length) pieces.push(value.slice(start));
+          break;
+        }
+        pieces.push(value.slice(start, end));
+        const line = pieces.length === 1 ? pieces[0]! : pieces.join('');
+        pieces = [];
+        yield stripCR(line);
+        start = end + 1;
+      }
+    }
+    if (pieces.length > 0) yield stripCR(pieces.join(''));
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+function stripCR(line: string): string {
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
+}
+
+// ------------------------------------------------------------------ import: lines → records
+
+/** A line that could not be read; it was skipped. */
+export interface JSONLLineError {
+  /** 1-based line number in the source. */
+  line: number;
+  message: string;
+}
+
+class MalformedLine extends Error {}
+
+function fail(message: string): never {
+  throw new MalformedLine(message);
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function objectOr(value: unknown, what: string): Json | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) fail(`${what} must be an object`);
+  return value;
+}
+
+function str(value: unknown, what: string, fallback?: string): string {
+  if (typeof value === 'string') return value;
+  if ((value === undefined || value === null) && fallback !== undefined) return fallback;
+  return fail(`${what} must be a string`);
+}
+
+/** Reference prompts and responses may be dicts or lists: keep them as JSON text. */
+function text(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value === undefined || value === null) return '';
+  return JSON.stringify(value);
+}
+
+function num(value: unknown, what: string, fallback?: number): number {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if ((value === undefined || value === null) && fallback !== undefined) return fallback;
+  return fail(`${what} must be a number`);
+}
+
+function ms(secondsValue: unknown, what: string): number {
+  return num(secondsValue, what, 0) * 1000;
+}
+
+function array(value: unknown, what: string): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) fail(`${what} must be an array`);
+  return value;
+}
+
+/** `final_answer`: a string, null, or the legacy `[kind, answer]` pair. */
+function finalAnswer(value: unknown, what: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value) && value.length > 0) return text(value[value.length - 1]);
+  return fail(`${what} must be a string or null`);
+}
+
+function usageFromJSON(value: unknown, what: string): UsageSummary {
+  const u = objectOr(value, what) ?? {};
+  const summaries = objectOr(u.model_usage_summaries, `${what}.model_usage_summaries`) ?? {};
+  const usage: UsageSummary = { models: {}, calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUSD: 0 };
+  for (const [model, raw] of Object.entries(summaries)) {
+    const m = objectOr(raw, `${what} for ${model}`) ?? {};
+    const entry: ModelUsage = {
+      calls: num(m.total_calls, 'total_calls', 0),
+      inputTokens: num(m.total_input_tokens, 'total_input_tokens', 0),
+      outputTokens: num(m.total_output_tokens, 'total_output_tokens', 0),
+      cachedInputTokens: num(m.total_cached_input_tokens, 'total_cached_input_tokens', 0),
+      costUSD: num(m.total_cost, 'total_cost', 0),
+    };
+    usage.models[model] = entry;
+    addModelUsage(usage, entry);
+  }
+  // The reference's run-level total_cost, when it is all there is.
+  if (usage.costUSD === 0 && typeof u.total_cost === 'number') usage.costUSD = u.total_cost;
+  return usage;
+}
+
+function addModelUsage(into: UsageSummary, m: ModelUsage): void {
+  into.calls += m.calls;
+  into.inputTokens += m.inputTokens;
+  into.outputTokens += m.outputTokens;
+  into.cachedInputTokens += m.cachedInputTokens;
+  into.costUSD += m.costUSD;
+}
+
+function addUsage(into: UsageSummary, usage: UsageSummary): void {
+  for (const [model, m] of Object.entries(usage.models)) {
+    const entry = (into.models[model] ??= { calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUSD: 0 });
+    entry.calls += m.calls;
+    entry.inputTokens += m.inputTokens;
+    entry.outputTokens += m.outputTokens;
+    entry.cachedInputTokens += m.cachedInputTokens;
+    entry.costUSD += m.costUSD;
+    addModelUsage(into, m);
+  }
+}
+
+function lmUsageFromJSON(value: unknown): LMUsage {
+  const u = objectOr(value, 'rlm_web.usage') ?? {};
+  const usage: LMUsage = {
+    inputTokens: num(u.inputTokens, 'usage.inputTokens', 0),
+    outputTokens: num(u.outputTokens, 'usage.outputTokens', 0),
+    cachedInputTokens: num(u.cachedInputTokens, 'usage.cachedInputTokens', 0),
+  };
+  if (typeof u.costUSD === 'number') usage.costUSD = u.costUSD;
+  return usage;
+}
+
+const ROLES = new Set<ChatRole>(['system', 'user', 'assistant']);
+
+function promptFromJSON(value: unknown): ChatMessage[] {
+  if (typeof value === 'string') return [{ role: 'user', content: value }];
+  if (isObject(value)) return [{ role: 'user', content: text(value) }];
+  return array(value, 'prompt').map((m, i) => {
+    if (!isObject(m)) fail(`prompt[${i}] must be a {role, content} object`);
+    const role = ROLES.has(m.role as ChatRole) ? (m.role as ChatRole) : 'user';
+    return { role, content: text(m.content) };
+  });
+}
+
+function subcallFromJSON(value: unknown, what: string): SubcallRecord {
+  if (!isObject(value)) fail(`${what} must be an object`);
+  const ours = objectOr(value.rlm_web, `${what}.rlm_web`) ?? {};
+  const metadata = objectOr(value.metadata, `${what}.metadata`);
+  const record: SubcallRecord = {
+    kind: ours.kind === 'llm' || ours.kind === 'rlm' ? ours.kind : metadata ? 'rlm' : 'llm',
+    model: str(value.root_model, `${what}.root_model`, ''),
+    prompt: text(value.prompt),
+    response: text(value.response),
+    usage: usageFromJSON(value.usage_summary, `${what}.usage_summary`),
+    executionTimeMs: ms(value.execution_time, `${what}.execution_time`),
+  };
+  if (typeof value.error === 'string') record.error = value.error;
+  if (metadata) {
+    const run = objectOr(metadata.run_metadata, `${what}.metadata.run_metadata`) ?? {};
+    const iterations = array(metadata.iterations, `${what}.metadata.iterations`).map((it, i) => iterationFromJSON(it, `${what}.metadata.iterations[${i}]`));
+    const child = startTrajectory(run, undefined, iterations[0]);
+    const totals = new RunTotals();
+    for (const it of iterations) {
+      child.iterations.push(it);
+      totals.add(it);
+    }
+    finishTrajectory(child, objectOr(run.rlm_web, 'rlm_web'), totals, 'nested');
+    record.trajectory = child;
+  }
+  return record;
+}
+
+function codeBlockFromJSON(value: unknown, what: string): CodeBlockRecord {
+  if (!isObject(value)) fail(`${what} must be an object`);
+  const result = objectOr(value.result, `${what}.result`) ?? {};
+  const ours = objectOr(result.rlm_web, `${what}.result.rlm_web`) ?? {};
+  const locals = Array.isArray(result.locals)
+    ? result.locals.map((name) => text(name))
+    : Object.keys(objectOr(result.locals, `${what}.result.locals`) ?? {});
+  return {
+    code: str(value.code, `${what}.code`),
+    stdout: str(result.stdout, `${what}.result.stdout`, ''),
+    stderr: str(result.stderr, `${what}.result.stderr`, ''),
+    locals,
+    executionTimeMs: ms(result.execution_time, `${what}.result.execution_time`),
+    finalAnswer: finalAnswer(result.final_answer, `${what}.result.final_answer`),
+    errorType: typeof ours.errorType === 'string' ? ours.errorType : null,
+    interrupted: ours.interrupted === true,
+    subcalls: array(result.rlm_calls ?? result.llm_calls, `${what}.result.rlm_calls`).map((s, i) => subcallFromJSON(s, `${what}.result.rlm_calls[${i}]`)),
+  };
+}
+
+function iterationFromJSON(value: unknown, what = 'iteration line'): IterationRecord {
+  if (!isObject(value)) fail(`${what} must be an object`);
+  const ours = objectOr(value.rlm_web, `${what}.rlm_web`) ?? {};
+  const codeBlocks = array(value.code_blocks, `${what}.code_blocks`).map((b, i) => codeBlockFromJSON(b, `code_blocks[${i}]`));
+  const iteration = num(value.iteration, `${what}.iteration`);
+  if (!Number.isInteger(iteration) || iteration < 1) fail(`${what}.iteration must be a positive integer`);
+  // The reference falls back to the cells' time when iteration_time is missing.
+  const time = typeof value.iteration_time === 'number' ? value.iteration_time * 1000 : codeBlocks.reduce((n, b) => n + b.executionTimeMs, 0);
+  const record: IterationRecord = {
+    iteration,
+    timestamp: str(value.timestamp, `${what}.timestamp`, ''),
+    prompt: promptFromJSON(value.prompt),
+    response: text(value.response),
+    codeBlocks,
+    finalAnswer: finalAnswer(value.final_answer, `${what}.final_answer`),
+    iterationTimeMs: time,
+    usage: lmUsageFromJSON(ours.usage),
+  };
+  if (typeof ours.reasoning === 'string') record.reasoning = ours.reasoning;
+  return record;
+}
+
+function configFromJSON(meta: Json): RunConfig {
+  const ours = objectOr(meta.rlm_web, 'rlm_web') ?? {};
+  const names = array(meta.other_backends, 'other_backends');
+  const kwargs = array(meta.other_backend_kwargs, 'other_backend_kwargs');
+  const config: RunConfig = {
+    rootModel: str(meta.root_model, 'root_model', 'unknown'),
+    backend: str(meta.backend, 'backend', 'unknown'),
+    backendOptions: objectOr(meta.backend_kwargs, 'backend_kwargs') ?? {},
+    otherBackends: names.map((name, i) => ({ backend: text(name), backendOptions: objectOr(kwargs[i], 'other_backend_kwargs[i]') ?? {} })),
+    environment: str(meta.environment_type, 'environment_type', 'unknown'),
+    environmentOptions: objectOr(meta.environment_kwargs, 'environment_kwargs') ?? {},
+    maxDepth: num(meta.max_depth, 'max_depth', 1),
+    maxIterations: num(meta.max_iterations, 'max_iterations', 30),
+    depth: num(ours.depth, 'rlm_web.depth', 0),
+  };
+  if (typeof ours.maxBudget === 'number') config.maxBudget = ours.maxBudget;
+  if (typeof ours.maxTimeMs === 'number') config.maxTimeMs = ours.maxTimeMs;
+  if (typeof ours.maxTokens === 'number') config.maxTokens = ours.maxTokens;
+  if (typeof ours.maxErrors === 'number') config.maxErrors = ours.maxErrors;
+  return config;
+}
+
+function newId(): string {
+  return typeof crypto !== 'undefined' && 'randomUUID' in crypto ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+}
+
+/** The reference visualizer finds the question in the prompt this way. */
+const QUERY = /original query: "([^"]*)"/;
+
+function startTrajectory(meta: Json, rootPrompt: string | undefined, first?: IterationRecord): Trajectory {
+  const ours = objectOr(meta.rlm_web, 'rlm_web') ?? {};
+  const context = objectOr(ours.context, 'rlm_web.context');
+  const t: Trajectory = {
+    id: typeof ours.id === 'string' ? ours.id : newId(),
+    startedAt: str(meta.timestamp, 'timestamp', '') || first?.timestamp || new Date().toISOString(),
+    config: configFromJSON(meta),
+    context: context ? (context as unknown as Trajectory['context']) : { type: 'unknown', length: 0 },
+    iterations: [],
+    status: 'imported',
+    usage: { models: {}, calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUSD: 0 },
+  };
+  const question = typeof ours.rootPrompt === 'string' ? ours.rootPrompt : rootPrompt;
+  if (question !== undefined) t.rootPrompt = question;
+  return t;
+}
+
+const END_REASONS = new Set<EndReason>(['answer', 'max_iterations', 'max_budget', 'max_time', 'max_tokens', 'max_errors', 'cancelled', 'error']);
+const STATUSES = new Set<RunStatus>(['running', 'completed', 'failed', 'cancelled', 'interrupted', 'imported']);
+
+/**
+ * What a run's iterations add up to, gathered as they pass by, so that an import need not
+ * keep them: used where the log lacks our run-level fields (reference logs).
+ */
+class RunTotals {
+  lastAnswer: string | undefined;
+  usage: UsageSummary = { models: {}, calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUSD: 0 };
+  timeMs = 0;
+  question: string | undefined;
+  lastIteration = 0;
+  count = 0;
+
+  add(it: IterationRecord): void {
+    if (this.count++ === 0) this.question = findQuestion(it);
+    this.lastIteration = it.iteration;
+    if (it.finalAnswer !== null) this.lastAnswer = it.finalAnswer;
+    this.timeMs += it.iterationTimeMs;
+    for (const b of it.codeBlocks) for (const s of b.subcalls) addUsage(this.usage, s.usage);
+  }
+}
+
+function findQuestion(it: IterationRecord): string | undefined {
+  for (const m of it.prompt) {
+    const match = QUERY.exec(m.content);
+    if (match) return match[1];
+  }
+  return undefined;
+}
+
+/**
+ * Run-level fields after the last iteration: ours when the log has them, else derived the
+ * way the reference visualizer derives them (the reference logs no root-model usage, so
+ * usage is then what the sub-calls report). Imported runs get status 'imported'; nested
+ * child trajectories keep the status they had.
+ */
+function finishTrajectory(t: Trajectory, ours: Json | undefined, totals: RunTotals, kind: 'root' | 'nested'): void {
+  if (kind === 'nested' && typeof ours?.status === 'string' && STATUSES.has(ours.status as RunStatus)) t.status = ours.status as RunStatus;
+  if (typeof ours?.endReason === 'string' && END_REASONS.has(ours.endReason as EndReason)) t.endReason = ours.endReason as EndReason;
+  else if (!ours && totals.lastAnswer !== undefined) t.endReason = 'answer';
+  const response = ours ? (typeof ours.response === 'string' ? ours.response : undefined) : totals.lastAnswer;
+  if (response !== undefined) t.response = response;
+  if (typeof ours?.error === 'string') t.error = ours.error;
+  t.usage = ours && isObject(ours.usage) ? (ours.usage as unknown as UsageSummary) : totals.usage;
+  if (typeof ours?.executionTimeMs === 'number') t.executionTimeMs = ours.executionTimeMs;
+  else if (!ours && totals.count > 0) t.executionTimeMs = totals.timeMs;
+  if (t.rootPrompt === undefined && totals.question !== undefined) t.rootPrompt = totals.question;
+}
+
+/** Receives runs as a log is read: the store writer, or an in-memory collector. */
+interface RunReceiver {
+  /** Keep each run's iterations in `trajectory.iterations` (else only the latest). */
+  keepIterations: boolean;
+  start(t: Trajectory): Promise<void>;
+  iteration(t: Trajectory, it: IterationRecord): Promise<void>;
+  end(t: Trajectory): Promise<void>;
+}
+
+export interface JSONLReadResult {
+  /** Lines read, blank ones included. */
+  lines: number;
+  iterations: number;
+  /** Lines skipped, with why. */
+  errors: JSONLLineError[];
+}
+
+/**
+ * Turns lines into runs. A log holds one run per metadata line; the reference logger writes
+ * metadata once and restarts `iteration` at 1 on each completion, so a restart also begins
+ * a new run with the same metadata (as does a `run_context` line, which some versions of
+ * the reference write at the start of each completion).
+ */
+async function readRuns(source: JSONLSource, receiver: RunReceiver): Promise<JSONLReadResult> {
+  const result: JSONLReadResult = { lines: 0, iterations: 0, errors: [] };
+  let meta: Json = {};
+  let runContextPrompt: string | undefined;
+  let current: { t: Trajectory; totals: RunTotals } | undefined;
+  // A metadata or run_context line not yet followed by iterations: an empty run at the end.
+  let unused = false;
+
+  const start = async (first?: IterationRecord) => {
+    current = { t: startTrajectory(meta, runContextPrompt, first), totals: new RunTotals() };
+    unused = false;
+    await receiver.start(current.t);
+  };
+  const end = async () => {
+    if (!current) return;
+    const { t, totals } = current;
+    current = undefined;
+    finishTrajectory(t, objectOr(meta.rlm_web, 'rlm_web'), totals, 'root');
+    await receiver.end(t);
+  };
+
+  for await (const line of readLines(source)) {
+    const lineNumber = ++result.lines;
+    if (line.trim() === '') continue;
+    let entry: unknown;
+    try {
+      entry = JSON.parse(line);
+    } catch (error) {
+      result.errors.push({ line: lineNumber, message: `not JSON: ${(error as Error).message}` });
+      continue;
+    }
+    try {
+      if (!isObject(entry)) fail('a line must be a JSON object');
+      if (entry.type === 'metadata') {
+        configFromJSON(entry); // validates before anything changes
+        await end();
+        meta = entry;
+        runContextPrompt = undefined;
+        unused = true;
+      } else if (entry.type === 'run_context') {
+        await end();
+        runContextPrompt = typeof entry.root_prompt === 'string' ? entry.root_prompt : undefined;
+        unused = true;
+      } else if (entry.type === 'iteration') {
+        const it = iterationFromJSON(entry);
+        if (current && current.totals.count > 0 && it.iteration <= current.totals.lastIteration) await end();
+        if (!current) await start(it);
+        const { t, totals } = current!;
+        if (!receiver.keepIterations) t.iterations.length = 0;
+        t.iterations.push(it);
+        totals.add(it);
+        result.iterations++;
+        await receiver.iteration(t, it);
+      } else {
+        fail(`unknown line type ${JSON.stringify(entry.type)} (expected "metadata" or "iteration")`);
+      }
+    } catch (error) {
+      if (!(error instanceof MalformedLine)) throw error;
+      result.errors.push({ line: lineNumber, message: error.message });
+    }
+  }
+  if (!current && unused) await start();
+  await end();
+  return result;
+}
+
+/** The runs of a JSONL log, in memory. */
+export interface JSONLTrajectories extends JSONLReadResult {
+  trajectories: Trajectory[];
+}
+
+/**
+ * Reads a JSONL log (ours or the reference implementation's) into trajectories in memory,
+ * with status 'imported'. Malformed lines are skipped and reported by line number.
+ */
+export async function readJSONL(source: JSONLSource): Promise<JSONLTrajectories> {
+  const trajectories: Trajectory[] = [];
+  const result = await readRuns(source, {
+    keepIterations: true,
+    start: async () => undefined,
+    iteration: async () => undefined,
+    end: async (t) => {
+      trajectories.push(t);
+    },
+  });
+  return { ...result, trajectories };
+}
+
+/** What `importJSONL` did. */
+export interface JSONLImportResult extends JSONLReadResult {
+  /** Ids of the runs written, in the order they appear in the log. */
+  runIds: string[];
+}
+
+/**
+ * Imports a JSONL log written by the reference implementation or by rlm-web into a store,
+ * streaming it line by line (a 200 MB log never becomes one string). Each run is written as
+ * it is read, iteration by iteration, and gets status 'imported'; a run whose id is already
+ * in the store gets a new id. Malformed lines are skipped and reported in `errors`.
+ *
+ * @example
+ * const { runIds, errors } = await importJSONL(store, fileInput.files[0]);
+ */
+export async function importJSONL(store: TrajectoryStore, source: JSONLSource): Promise<JSONLImportResult> {
+  const runIds: string[] = [];
+  let count = 0;
+  let size = 0;
+  const header = (t: Trajectory, status: RunSummary['status']): RunSummary => ({ ...summarizeRun(t, count, size), status });
+  const guard = async (what: string, write: () => Promise<void>) => {
+    try {
+      await write();
+    } catch (error) {
+      throw toStorageError(error, what);
+    }
+  };
+  try {
+    const result = await readRuns(source, {
+      keepIterations: false,
+      start: async (t) => {
+        if (await store.hasRun(t.id)) t.id = newId();
+        count = 0;
+        size = approximateSize(summarizeRun(t, 0, 0));
+        runIds.push(t.id);
+        // 'running' while it is written: a page closed mid-import leaves an interrupted run.
+        await guard('import a run', () => store.writeRun(header(t, 'running')));
+      },
+      iteration: async (t, it) => {
+        count++;
+        size += approximateSize(it);
+        await guard('import an iteration', () => store.writeIteration(header(t, 'running'), it));
+      },
+      end: async (t) => {
+        await guard('import a run', () => store.writeRun(header(t, 'imported')));
+      },
+    });
+    return { ...result, runIds };
+  } catch (error) {
+    if (error instanceof StorageError) throw error;
+    throw toStorageError(error, 'read the JSONL log');
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * `RLMLogger`: the trajectory sink the loop reports to. It keeps runs in memory and, given a
+ * store, writes them as they happen — the header when a run starts, each iteration (with the
+ * updated header) in its own transaction when it finishes, the final header at the end.
+ *
+ * Writes are issued at once and never awaited by the loop; `flush()` (awaited by the loop at
+ * the end of a run) waits for them. A failed write never reaches the run: it becomes a
+ * StorageError, passed to `onError` and dispatched as a `StorageErrorEvent`.
+ */
+import { StorageError } from '../core/errors';
+import type { IterationRecord, Trajectory, TrajectorySink } from '../core/types';
+import { approximateSize, summarizeRun, toStorageError, type TrajectoryStore } from './types';
+
+export interface RLMLoggerOptions {
+  /** Where to write runs as they happen. Default: none (memory only). */
+  store?: TrajectoryStore | undefined;
+  /** Called with each storage failure. Default: none (failures are still dispatched as 'error' events and kept in `errors`). */
+  onError?: ((error: StorageError) => void) | undefined;
+  /** How many recent runs to keep in memory. Default: Infinity (all). */
+  keep?: number | undefined;
+}
+
+/** Dispatched by RLMLogger (type 'error') when the store refused a write. */
+export class StorageErrorEvent extends Event {
+  constructor(readonly error: StorageError) {
+    super('error');
+  }
+}
+
+/** What the logger knows about a run it is writing. */
+interface RunState {
+  iterations: number;
+  size: number;
+  /** A write of this run failed: later iterations are not written, the header says so. */
+  failed: boolean;
+  pending: Set<Promise<void>>;
+}
+
+/**
+ * Records every run of an RLM: in memory, and in a store when given one.
+ *
+ * @example
+ * const logger = new RLMLogger({ store: new IndexedDBTrajectoryStore(), onError: (e) => console.warn(e.message) });
+ * const rlm = new RLM({ backend: 'openai', backendOptions, logger });
+ * await rlm.completion(text);
+ * logger.lastRun; // the trajectory, also in IndexedDB
+ */
+export class RLMLogger extends EventTarget implements TrajectorySink {
+  /** The store runs are written to, if any. */
+  readonly store: TrajectoryStore | undefined;
+  /** Storage failures so far, oldest first. */
+  readonly errors: StorageError[] = [];
+  private readonly onError: ((error: StorageError) => void) | undefined;
+  private readonly keep: number;
+  private readonly memory: Trajectory[] = [];
+  private readonly states = new Map<string, RunState>();
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(options: RLMLoggerOptions = {}) {
+    super();
+    this.store = options.store;
+    this.onError = options.onError;
+    this.keep = options.keep ?? Infinity;
+  }
+
+  /** The runs logged, oldest first (the live trajectories the loop returns). */
+  get runs(): readonly Trajectory[] {
+    return this.memory;
+  }
+
+  /** The most recent run, if any. */
+  get lastRun(): Trajectory | undefined {
+    return this.memory[this.memory.length - 1];
+  }
+
+  /** Forgets the runs held in memory (stored copies stay). */
+  clear(): void {
+    this.memory.length = 0;
+  }
+
+  runStarted(trajectory: Trajectory): void {
+    this.memory.push(trajectory);
+    if (this.memory.length > this.keep) this.memory.splice(0, this.memory.length - this.keep);
+    if (!this.store) return;
+    const state: RunState = { iterations: trajectory.iterations.length, size: 0, failed: false, pending: new Set() };
+    state.size = approximateSize(summarizeRun(trajectory, 0, 0)) + trajectory.iterations.reduce((n, it) => n + approximateSize(it), 0);
+    this.states.set(trajectory.id, state);
+    const store = this.store;
+    const header = summarizeRun(trajectory, state.iterations, state.size);
+    this.track(state, 'save the run', () => store.writeRun(header));
+  }
+
+  iterationFinished(trajectory: Trajectory, iteration: IterationRecord): void {
+    const store = this.store;
+    const state = this.states.get(trajectory.id);
+    if (!store || !state || state.failed) return;
+    state.iterations++;
+    state.size += approximateSize(iteration);
+    const header = summarizeRun(trajectory, state.iterations, state.size);
+    this.track(state, `save iteration ${iteration.iteration}`, () => store.writeIteration(header, iteration));
+  }
+
+  runEnded(trajectory: Trajectory): void {
+    const store = this.store;
+    const state = this.states.get(trajectory.id);
+    if (!store || !state) return;
+    this.states.delete(trajectory.id);
+    // The final header goes last, once this run's other writes are settled, so that it
+    // knows whether they all made it.
+    const before = Promise.allSettled(state.pending);
+    const final = summarizeRun(trajectory, state.iterations, state.size);
+    const write = before.then(() => store.writeRun(state.failed ? { ...final, incomplete: true } : final));
+    this.track(state, 'save the finished run', () => write);
+  }
+
+  /** Waits for every write issued so far. Never rejects: failures went to `onError`. */
+  async flush(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  private track(state: RunState, action: string, write: () => Promise<void>): void {
+    let promise: Promise<void>;
+    try {
+      promise = write();
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    const settled = promise.then(
+      () => undefined,
+      (error: unknown) => {
+        state.failed = true;
+        this.report(toStorageError(error, action));
+      },
+    );
+    state.pending.add(settled);
+    this.pending.add(settled);
+    void settled.finally(() => {
+      state.pending.delete(settled);
+      this.pending.delete(settled);
+    });
+  }
+
+  private report(error: StorageError): void {
+    this.errors.push(error);
+    try {
+      this.onError?.(error);
+    } catch (thrown) {
+      console.error('rlm-web: RLMLogger onError threw', thrown);
+    }
+    this.dispatchEvent(new StorageErrorEvent(error));
+  }
+}

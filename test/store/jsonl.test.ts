@@ -1,0 +1,250 @@
+import { describe, expect, it } from 'vitest';
+import type { Trajectory } from '../../src/core/types';
+import { generateJSONL, importJSONL, readJSONL, readLines, toJSONL, toJSONLBlob, toJSONLStream } from '../../src/store/jsonl';
+import { RecordingStore, REFERENCE_LOG, sampleTrajectory } from './fixtures';
+
+function lines(text: string): Record<string, any>[] {
+  return text.trimEnd().split('\n').map((l) => JSON.parse(l));
+}
+
+/** Equal up to the µs rounding of times exported in seconds. */
+function expectSameTrajectory(actual: Trajectory, expected: Trajectory): void {
+  const micros = (t: Trajectory): unknown =>
+    JSON.parse(JSON.stringify(t, (key, value) => ((key === 'iterationTimeMs' || key === 'executionTimeMs') && typeof value === 'number' ? Math.round(value * 1000) : value)));
+  expect(micros(actual)).toEqual(micros(expected));
+}
+
+describe('toJSONL: the reference log format', () => {
+  const t = sampleTrajectory();
+  const [meta, ...iterations] = lines(toJSONL(t));
+
+  it('writes a metadata line with the reference fields, names and types', () => {
+    expect(meta).toMatchObject({
+      type: 'metadata',
+      timestamp: t.startedAt,
+      root_model: 'gpt-5-nano',
+      max_depth: 2,
+      max_iterations: 30,
+      backend: 'openai',
+      backend_kwargs: { model: 'gpt-5-nano', baseURL: 'http://127.0.0.1:1/v1' },
+      environment_type: 'pyodide',
+      environment_kwargs: { cellTimeoutMs: 30000 },
+      other_backends: ['openai'],
+    });
+    // Extras of ours ride along under their own key.
+    expect(meta!.rlm_web).toMatchObject({ id: 'run-1', status: 'completed', rootPrompt: 'What is the magic number?', response: '4817305' });
+  });
+
+  it('writes one iteration line per iteration, 1-based, times in seconds', () => {
+    expect(iterations).toHaveLength(3);
+    const [first, second, third] = iterations as Record<string, any>[];
+    expect(Object.keys(first!)).toEqual(expect.arrayContaining(['type', 'iteration', 'timestamp', 'prompt', 'response', 'code_blocks', 'final_answer', 'iteration_time']));
+    expect(first).toMatchObject({ type: 'iteration', iteration: 1, timestamp: '2026-11-24T09:01:00.000Z', final_answer: null, iteration_time: 1.234568 });
+    expect(first!.prompt).toEqual([
+      { role: 'system', content: 'You are an RLM.' },
+      { role: 'user', content: 'turn 1: "quoted" and unicode ✓ 日本' },
+    ]);
+    const result = first!.code_blocks[0].result;
+    expect(first!.code_blocks[0].code).toBe('print(1)');
+    expect(result).toMatchObject({ stdout: '1\n', stderr: '', execution_time: 0.012346, rlm_calls: [], final_answer: null });
+    // The reference records locals as a dict keyed by variable name.
+    expect(result.locals).toEqual({ x: null, chunks: null });
+    expect(third!.final_answer).toBe('4817305');
+    expect(third!.code_blocks[0].result.final_answer).toBe('4817305');
+    expect(second!.rlm_web.reasoning).toBe('thinking about chunks');
+  });
+
+  it('writes sub-calls as call records, child trajectories nested in metadata', () => {
+    const calls = (iterations[1] as any).code_blocks[0].result.rlm_calls;
+    expect(calls).toHaveLength(3);
+    expect(calls[0]).toEqual({
+      root_model: 'gpt-5-mini',
+      prompt: 'Find the number in: ...',
+      response: '4817305',
+      usage_summary: {
+        model_usage_summaries: { 'gpt-5-mini': { total_calls: 1, total_input_tokens: 1000, total_output_tokens: 5, total_cost: 0.0021, total_cached_input_tokens: 200 } },
+        total_cost: 0.0021,
+      },
+      execution_time: 0.321988,
+      rlm_web: { kind: 'llm' },
+    });
+    expect(calls[0]).not.toHaveProperty('metadata');
+    expect(calls[1].metadata.run_metadata).toMatchObject({ root_model: 'gpt-5-mini', max_depth: 2, environment_type: 'pyodide', other_backends: null });
+    expect(calls[1].metadata.run_metadata).not.toHaveProperty('type');
+    expect(calls[1].metadata.iterations).toHaveLength(1);
+    expect(calls[1].metadata.iterations[0]).toMatchObject({ iteration: 1, final_answer: 'child answer' });
+    expect(calls[2].error).toBe('LMTimeoutError: took too long');
+  });
+
+  it('streams the same text as lines, a Blob and a ReadableStream', async () => {
+    const text = toJSONL(t);
+    expect([...generateJSONL(t)].map((l) => `${l}\n`).join('')).toBe(text);
+    expect(await toJSONLBlob(t).text()).toBe(text);
+    expect(await new Response(toJSONLStream(t)).text()).toBe(text);
+  });
+});
+
+describe('readJSONL: our logs', () => {
+  it('round trip: export → import → export is stable', async () => {
+    const original = sampleTrajectory();
+    const first = toJSONL(original);
+    const read = await readJSONL(first);
+    expect(read.errors).toEqual([]);
+    expect(read.trajectories).toHaveLength(1);
+    const imported = read.trajectories[0]!;
+    expect(imported.status).toBe('imported');
+    expectSameTrajectory(imported, { ...original, status: 'imported' });
+    // The nested child keeps its own status.
+    expect(imported.iterations[1]!.codeBlocks[0]!.subcalls[1]!.trajectory!.status).toBe('completed');
+
+    const second = toJSONL(imported);
+    expect(second).toBe(first.replace('"status":"completed"', '"status":"imported"'));
+    const third = toJSONL((await readJSONL(second)).trajectories[0]!);
+    expect(third).toBe(second);
+  });
+
+  it('reads several runs from one file', async () => {
+    const a = sampleTrajectory();
+    const b = { ...sampleTrajectory(), id: 'run-2', iterations: sampleTrajectory().iterations.slice(0, 1) };
+    const read = await readJSONL(toJSONL(a) + toJSONL(b));
+    expect(read.trajectories.map((t) => [t.id, t.iterations.length])).toEqual([
+      ['run-1', 3],
+      ['run-2', 1],
+    ]);
+  });
+});
+
+describe('readJSONL: the reference implementation\'s logs', () => {
+  it('maps a hand-written reference log to trajectories', async () => {
+    const read = await readJSONL(REFERENCE_LOG);
+    expect(read.errors).toEqual([]);
+    expect(read.lines).toBe(4);
+    expect(read.iterations).toBe(3);
+    // The logger served two completions: iteration numbering restarted.
+    expect(read.trajectories).toHaveLength(2);
+    const [first, second] = read.trajectories as [Trajectory, Trajectory];
+    expect(first.status).toBe('imported');
+    expect(first.startedAt).toBe('2026-06-25T14:03:11.123456');
+    expect(first.config).toMatchObject({
+      rootModel: 'gpt-5',
+      backend: 'openai',
+      backendOptions: { model_name: 'gpt-5' },
+      environment: 'local',
+      maxDepth: 2,
+      maxIterations: 10,
+      otherBackends: [{ backend: 'openai', backendOptions: {} }],
+    });
+    // Found in the prompt the way the reference visualizer finds it.
+    expect(first.rootPrompt).toBe('What is the secret number?');
+    expect(first.iterations).toHaveLength(2);
+    const [it1, it2] = first.iterations as [any, any];
+    expect(it1.iterationTimeMs).toBe(2500);
+    expect(it1.codeBlocks[0]).toMatchObject({ code: 'print(context[:100])', stdout: 'line 0 ...\n', locals: ['context', 'n', 'chunks'], executionTimeMs: 12.3, finalAnswer: null });
+    expect(it2.finalAnswer).toBe('7421');
+    const [call, child] = it2.codeBlocks[0].subcalls;
+    expect(call).toMatchObject({ kind: 'llm', model: 'gpt-5-mini', prompt: 'find it', response: '7421', executionTimeMs: 900 });
+    expect(call.usage.models['gpt-5-mini']).toEqual({ calls: 1, inputTokens: 1200, outputTokens: 4, cachedInputTokens: 0, costUSD: 0.0003 });
+    expect(child.kind).toBe('rlm');
+    expect(child.trajectory.config.rootModel).toBe('gpt-5-mini');
+    expect(child.trajectory.iterations[0].finalAnswer).toBe('deep');
+    expect(child.trajectory.response).toBe('deep');
+    // Run-level figures derived from what the log has.
+    expect(first.response).toBe('7421');
+    expect(first.endReason).toBe('answer');
+    expect(first.executionTimeMs).toBe(5750);
+    expect(first.usage.models['gpt-5-mini']).toMatchObject({ calls: 3, inputTokens: 2000, outputTokens: 34 });
+    // The legacy [kind, answer] final answer.
+    expect(second.iterations[0]!.finalAnswer).toBe('done');
+    expect(second.response).toBe('done');
+    expect(second.config.rootModel).toBe('gpt-5');
+  });
+
+  it('exports an imported reference log with the reference fields intact', async () => {
+    const read = await readJSONL(REFERENCE_LOG);
+    const out = lines(toJSONL(read.trajectories[0]!));
+    const original = REFERENCE_LOG.split('\n').map((l) => JSON.parse(l));
+    expect(out[0]).toMatchObject({ ...original[0], backend_kwargs: { model_name: 'gpt-5' } });
+    const it = out[2]!;
+    expect(it.iteration).toBe(2);
+    expect(it.iteration_time).toBe(3.25);
+    expect(it.code_blocks[0].result.rlm_calls[0]).toMatchObject(original[2].code_blocks[0].result.rlm_calls[0]);
+  });
+});
+
+describe('malformed lines', () => {
+  it('are reported with their line numbers and skipped; the rest is kept', async () => {
+    const good = REFERENCE_LOG.split('\n');
+    const text = [
+      good[0],
+      '{"type":"iteration", "iteration": 1, "prompt": [',
+      good[1],
+      '',
+      '[1, 2, 3]',
+      '{"type":"iteration","iteration":2,"code_blocks":"not a list"}',
+      '{"type":"mystery"}',
+      '{"type":"iteration","iteration":0}',
+      good[2],
+    ].join('\r\n');
+    const read = await readJSONL(text);
+    expect(read.errors.map((e) => e.line)).toEqual([2, 5, 6, 7, 8]);
+    expect(read.errors[0]!.message).toMatch(/not JSON/);
+    expect(read.errors[2]!.message).toMatch(/code_blocks must be an array/);
+    expect(read.errors[3]!.message).toMatch(/unknown line type "mystery"/);
+    expect(read.trajectories).toHaveLength(1);
+    expect(read.trajectories[0]!.iterations.map((i) => i.iteration)).toEqual([1, 2]);
+    expect(read.trajectories[0]!.response).toBe('7421');
+  });
+});
+
+describe('readLines: streaming', () => {
+  it('splits lines across chunk boundaries, multi-byte characters and CRLF', async () => {
+    const text = 'αβγ line one\r\n日本語 two\n\n' + 'x'.repeat(100_000) + '\nlast ✓';
+    const bytes = new TextEncoder().encode(text);
+    // Chunks of 7 bytes: boundaries fall inside multi-byte characters.
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 7) controller.enqueue(bytes.slice(i, i + 7));
+        controller.close();
+      },
+    });
+    const out: string[] = [];
+    for await (const line of readLines(stream)) out.push(line);
+    expect(out).toEqual(['αβγ line one', '日本語 two', '', 'x'.repeat(100_000), 'last ✓']);
+    const fromBlob: string[] = [];
+    for await (const line of readLines(new Blob([bytes]))) fromBlob.push(line);
+    expect(fromBlob).toEqual(out);
+  });
+});
+
+describe('importJSONL', () => {
+  it('writes each run to the store iteration by iteration, with status imported', async () => {
+    const store = new RecordingStore();
+    const result = await importJSONL(store, new Blob([REFERENCE_LOG]));
+    expect(result.errors).toEqual([]);
+    expect(result.runIds).toHaveLength(2);
+    const [a, b] = result.runIds as [string, string];
+    expect(store.log).toEqual([`run ${a} running`, `iteration ${a} 1`, `iteration ${a} 2`, `run ${a} imported`, `run ${b} running`, `iteration ${b} 1`, `run ${b} imported`]);
+    const run = await store.getRun(a);
+    expect(run!.status).toBe('imported');
+    expect(run!.iterations).toHaveLength(2);
+    expect(run!.response).toBe('7421');
+    expect(store.runs.get(a)).toMatchObject({ iterationCount: 2, model: 'gpt-5', question: 'What is the secret number?' });
+    expect(store.runs.get(a)!.size).toBeGreaterThan(1000);
+  });
+
+  it('keeps an exported run\'s id, unless the store has it already', async () => {
+    const store = new RecordingStore();
+    const text = toJSONL(sampleTrajectory());
+    const first = await importJSONL(store, text);
+    const second = await importJSONL(store, text);
+    expect(first.runIds).toEqual(['run-1']);
+    expect(second.runIds[0]).not.toBe('run-1');
+    expectSameTrajectory((await store.getRun(second.runIds[0]!))!, { ...sampleTrajectory(), id: second.runIds[0]!, status: 'imported' });
+  });
+
+  it('turns a store failure into a StorageError', async () => {
+    const store = new RecordingStore();
+    store.failWith = (what) => (what.startsWith('iteration') ? new DOMException('full', 'QuotaExceededError') : undefined);
+    await expect(importJSONL(store, REFERENCE_LOG)).rejects.toMatchObject({ name: 'StorageError', reason: 'quota' });
+  });
+});
