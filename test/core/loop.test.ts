@@ -981,6 +981,42 @@ describe('events and logging', () => {
   });
 });
 
+describe('LM failures', () => {
+  it('rejects with the client’s typed error and records the failed run', async () => {
+    const root = new FakeClient(
+      'root-model',
+      scripted(repl('a'), () => {
+        throw new LMError('The fake API refused the key (401).', 'fake', 'root-model', 401);
+      }),
+    );
+    const sink = new RecordingSink();
+    const { rlm, events } = makeRLM({ root, cells: { a: {} }, rlm: { logger: sink } });
+    const error = await rejection(rlm.completion(CONTEXT));
+    expect(error).toBeInstanceOf(LMError);
+    expect((error as LMError).status).toBe(401);
+    const last = events.at(-1) as Extract<RLMEvent, { type: 'error' }>;
+    expect(last.type).toBe('error');
+    expect(last.error).toBe(error);
+    expect(last.trajectory.status).toBe('failed');
+    expect(last.trajectory.endReason).toBe('error');
+    expect(last.trajectory.error).toContain('401');
+    expect(last.trajectory.iterations).toHaveLength(1);
+    expect(sink.endedStatus).toBe('failed');
+  });
+
+  it('rejects with the REPL’s error when the context cannot be loaded', async () => {
+    const root = new FakeClient('root-model', scripted(repl('a'), 'FINAL(x)'));
+    const { rlm } = makeRLM({
+      root,
+      cells: { a: {} },
+      onRepl: (r) => {
+        r.loadContext = () => Promise.reject(new ConfigurationError('unsupported context'));
+      },
+    });
+    await expect(rlm.completion(CONTEXT)).rejects.toThrow('unsupported context');
+  });
+});
+
 describe('misuse', () => {
   it('rejects an empty context with a ConfigurationError', async () => {
     const root = new FakeClient('root-model', scripted());
@@ -1031,5 +1067,64 @@ describe('misuse', () => {
     expect(result.response).toBe('plain: ctx\n\nq');
     expect(envs).toHaveLength(0);
     expect(result.usage.calls).toBe(1);
+  });
+});
+
+describe('stream()', () => {
+  it('yields the run’s events in order and resolves `result`', async () => {
+    const root = new FakeClient('root-model', scripted(repl('a'), 'FINAL(streamed)'));
+    const { rlm, events } = makeRLM({ root, cells: { a: { stdout: 'A' } } });
+    const stream = rlm.stream(CONTEXT);
+    const seen: RLMEvent[] = [];
+    for await (const event of stream) seen.push(event);
+    const result = await stream.result;
+    expect(result.response).toBe('streamed');
+    expect(seen.map((e) => e.type)).toEqual(events.map((e) => e.type));
+    expect(seen.at(-1)?.type).toBe('run_end');
+  });
+
+  it('includes a child RLM’s events', async () => {
+    const parent = scripted(repl('delegate'), 'FINAL(done)');
+    const root = new FakeClient('root-model', (messages, request, call) =>
+      messages[0]!.content.includes('recursion is off') ? 'FINAL(child)' : parent(messages, request, call),
+    );
+    const { rlm } = makeRLM({
+      root,
+      rlm: { maxDepth: 2 },
+      cells: {
+        delegate: async (ctx) => {
+          await query(ctx, 'rlm_query', ['task']);
+          return {};
+        },
+      },
+    });
+    const stream = rlm.stream(CONTEXT);
+    const depths = new Set<number>();
+    for await (const event of stream) depths.add(event.depth);
+    await stream.result;
+    expect([...depths].sort()).toEqual([0, 1]);
+  });
+
+  it('ends with an error event when the run fails, and rejects `result`', async () => {
+    const root = new FakeClient('root-model', scripted(repl('a'), repl('a')));
+    const { rlm } = makeRLM({ root, cells: { a: {} }, rlm: { maxTokens: 20 } });
+    const stream = rlm.stream(CONTEXT);
+    const seen: RLMEvent[] = [];
+    for await (const event of stream) seen.push(event);
+    await expect(stream.result).rejects.toBeInstanceOf(TokenLimitExceededError);
+    const last = seen.at(-1);
+    expect(last?.type).toBe('error');
+    expect(last?.type === 'error' && last.error).toBeInstanceOf(TokenLimitExceededError);
+    expect(seen.filter((e) => e.type === 'error')).toHaveLength(1);
+  });
+
+  it('ends with an error event when the run cannot start', async () => {
+    const root = new FakeClient('root-model', scripted());
+    const { rlm } = makeRLM({ root });
+    const stream = rlm.stream('');
+    const seen: RLMEvent[] = [];
+    for await (const event of stream) seen.push(event);
+    await expect(stream.result).rejects.toBeInstanceOf(ConfigurationError);
+    expect(seen.map((e) => e.type)).toEqual(['error']);
   });
 });

@@ -250,6 +250,8 @@ export function makeRLM(options: {
   others?: FakeClient[];
   cells?: Record<string, Cell>;
   rlm?: Partial<RLMOptions>;
+  /** Adjusts each REPL as it is made (e.g. to make its boot hang). */
+  onRepl?: (repl: FakeRepl) => void;
 }): Harness {
   const envs: FakeRepl[] = [];
   const events: RLMEvent[] = [];
@@ -263,6 +265,7 @@ export function makeRLM(options: {
       if (name !== 'fake') throw new Error(`unexpected environment '${name}'`);
       return ({ host, environmentOptions }) => {
         const env = new FakeRepl(host, cells, environmentOptions);
+        options.onRepl?.(env);
         envs.push(env);
         return env;
       };
