@@ -97,6 +97,10 @@ describe('findTextAnswer', () => {
     expect(findTextAnswer('FINAL(f(x) = (x + 1) * 2)')).toEqual({ kind: 'final', value: 'f(x) = (x + 1) * 2' });
   });
 
+  it('stops at the parenthesis that closes FINAL( when prose with parentheses follows', () => {
+    expect(findTextAnswer('FINAL(42)\nHope this helps (really).')).toEqual({ kind: 'final', value: '42' });
+  });
+
   it('ignores FINAL(...) inside a code fence', () => {
     expect(findTextAnswer('```repl\nFINAL(nope)\n```')).toBeNull();
     expect(findTextAnswer('```python\nFINAL_VAR(x)\n```')).toBeNull();
