@@ -2,9 +2,11 @@
 import { ConfigurationError } from '../core/errors';
 import type { EnvironmentFactory } from '../core/types';
 import { createPyodideEnvironment } from './pyodide-repl';
+import { createRemoteEnvironment } from './remote-repl';
 
 const ENVIRONMENTS: Record<string, EnvironmentFactory> = {
   pyodide: createPyodideEnvironment,
+  remote: createRemoteEnvironment,
 };
 
 export function environmentFactory(name: string): EnvironmentFactory {

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/**
+ * rlm-web-proxy: the thin proxy between rlm-web pages and remote sandboxes.
+ *
+ *   npx rlm-web-proxy --port 8787 --token "$TOKEN" --allowed-origins https://app.example.com
+ *
+ * Every flag has an environment variable (flags win). Provider credentials come only from
+ * the environment: E2B_API_KEY for e2b, MODAL_TOKEN_ID / MODAL_TOKEN_SECRET for Modal.
+ */
+import { parseArgs } from 'node:util';
+import { createLogger, type LogLevel } from './log.js';
+import { createProviders } from './providers/index.js';
+import { createProxyServer } from './server.js';
+
+const HELP = `rlm-web-proxy: remote Python sandboxes for rlm-web pages
+
+Options (environment variable in brackets):
+  --port <n>                 port to listen on (0 = any free one)     [RLM_PROXY_PORT]  default 8787
+  --host <addr>              address to listen on                     [RLM_PROXY_HOST]  default 127.0.0.1
+  --token <t>                bearer token; repeat or comma-separate   [RLM_PROXY_TOKEN] required
+  --allowed-origins <list>   comma-separated page origins, or *       [RLM_PROXY_ALLOWED_ORIGINS]
+  --providers <list>         providers to enable: local,e2b,modal     [RLM_PROXY_PROVIDERS] default: e2b/modal
+                             when their credentials are set, else local
+  --max-sandboxes <n>        concurrent sandboxes per token           [RLM_PROXY_MAX_SANDBOXES] default 4
+  --idle-timeout <ms>        delete sandboxes idle this long          [RLM_PROXY_IDLE_TIMEOUT_MS] default 600000
+  --max-lifetime <ms>        delete sandboxes older than this         [RLM_PROXY_MAX_LIFETIME_MS] default 3600000
+  --max-body <bytes>         largest JSON body                        [RLM_PROXY_MAX_BODY_BYTES] default 16777216
+  --max-context <bytes>      largest context upload                   [RLM_PROXY_MAX_CONTEXT_BYTES] default 2147483648
+  --log-level <level>        debug | info | warn | error              [RLM_PROXY_LOG_LEVEL] default info
+  --help
+
+Provider settings (environment only): E2B_API_KEY, RLM_PROXY_E2B_TEMPLATE; MODAL_TOKEN_ID,
+MODAL_TOKEN_SECRET, RLM_PROXY_MODAL_APP (default rlm-web), RLM_PROXY_MODAL_IMAGE
+(default python:3.11-slim); RLM_PROXY_PYTHON for the local provider (default python3).
+`;
+
+function list(value: string | string[] | undefined): string[] {
+  const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+}
+
+function number(name: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number (got '${value}').`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      token: { type: 'string', multiple: true },
+      'allowed-origins': { type: 'string', multiple: true },
+      providers: { type: 'string' },
+      'max-sandboxes': { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'max-lifetime': { type: 'string' },
+      'max-body': { type: 'string' },
+      'max-context': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const env = process.env;
+  const level = (values['log-level'] ?? env.RLM_PROXY_LOG_LEVEL ?? 'info') as LogLevel;
+  const log = createLogger(level);
+  const tokens = list(values.token ?? env.RLM_PROXY_TOKEN);
+  if (tokens.length === 0) throw new Error('A bearer token is required: --token <t> or RLM_PROXY_TOKEN.');
+  const providers = await createProviders(list(values.providers ?? env.RLM_PROXY_PROVIDERS), env, log);
+  const proxy = createProxyServer({
+    tokens,
+    allowedOrigins: list(values['allowed-origins'] ?? env.RLM_PROXY_ALLOWED_ORIGINS),
+    providers,
+    maxSandboxesPerToken: number('max-sandboxes', values['max-sandboxes'] ?? env.RLM_PROXY_MAX_SANDBOXES),
+    idleTimeoutMs: number('idle-timeout', values['idle-timeout'] ?? env.RLM_PROXY_IDLE_TIMEOUT_MS),
+    maxLifetimeMs: number('max-lifetime', values['max-lifetime'] ?? env.RLM_PROXY_MAX_LIFETIME_MS),
+    maxBodyBytes: number('max-body', values['max-body'] ?? env.RLM_PROXY_MAX_BODY_BYTES),
+    maxContextBytes: number('max-context', values['max-context'] ?? env.RLM_PROXY_MAX_CONTEXT_BYTES),
+    logger: log,
+  });
+  await proxy.listen(number('port', values.port ?? env.RLM_PROXY_PORT) ?? 8787, values.host ?? env.RLM_PROXY_HOST ?? '127.0.0.1');
+  const stop = (signal: string) => {
+    log('info', 'shutting down', { signal });
+    proxy.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: (error as Error).message })}\n`);
+  process.exit(1);
+});

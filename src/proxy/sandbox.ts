@@ -1,0 +1,272 @@
+/**
+ * One sandbox as the proxy sees it: a provider process running rlm_stdio.py, spoken to in
+ * JSON lines. Commands are serialized (the Python loop does one thing at a time); while a
+ * cell runs, the runtime's sub-call requests are handed to the cell's listener and the
+ * page's answers written back.
+ */
+import { runtimePayload, RUNTIME_ARGV } from './runtime-files.js';
+import type { SandboxProcess, SandboxProvider } from './types.js';
+
+/** The cell result as rlm_runtime.Runtime.execute returns it. */
+export type CellOutput = Record<string, unknown>;
+
+export interface ReadyInfo {
+  pid: number;
+  python: string;
+}
+
+/** Thrown by commands when the process is gone; `code` is what the page sees. */
+export class SandboxFailure extends Error {
+  constructor(
+    message: string,
+    readonly code: 'crashed' | 'killed' | 'expired' | 'start_failed' | 'command_failed',
+    readonly errorType?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface CellListener {
+  request(seq: number, request: unknown): void;
+}
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/** Base64 of 3 MiB: chunks are multiples of 3 bytes so that each encodes on its own. */
+const CHUNK_BYTES = 3 * 1024 * 1024;
+const STDERR_TAIL = 4000;
+
+export class Sandbox {
+  readonly createdAt = Date.now();
+  lastActive = Date.now();
+  info: ReadyInfo | undefined;
+  /** Why the process ended, once it has. */
+  ended: SandboxFailure | undefined;
+  private process: SandboxProcess | undefined;
+  private stdoutBuffer = '';
+  private stderrTail = '';
+  private nextId = 1;
+  private readonly waiters = new Map<number, Waiter>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private readyWaiter: Waiter | undefined;
+  private cell: CellListener | undefined;
+  private pendingSeq: number | undefined;
+  private seq = 0;
+  /** Set by kill(): why we ended it, reported instead of "crashed". */
+  private killReason: SandboxFailure | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly providerName: string,
+    readonly owner: string,
+    private readonly onEnded: (sandbox: Sandbox, failure: SandboxFailure) => void,
+  ) {}
+
+  get running(): boolean {
+    return this.cell !== undefined;
+  }
+
+  get providerId(): string | undefined {
+    return this.process?.providerId;
+  }
+
+  /** Starts the process, sends it the runtime, waits for its ready line. */
+  async start(provider: SandboxProvider, lifetimeMs: number, timeoutMs: number): Promise<ReadyInfo> {
+    const ready = new Promise<unknown>((resolve, reject) => (this.readyWaiter = { resolve, reject }));
+    ready.catch(() => undefined);
+    this.process = await provider.start({
+      argv: [...RUNTIME_ARGV],
+      lifetimeMs,
+      onStdout: (chunk) => this.receive(chunk),
+      onStderr: (chunk) => {
+        this.stderrTail = (this.stderrTail + chunk).slice(-STDERR_TAIL);
+      },
+      onExit: (code, detail) => this.exited(code, detail),
+    });
+    if (this.ended) throw this.ended;
+    await this.process.write(runtimePayload());
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SandboxFailure(`the sandbox did not start within ${timeoutMs} ms`, 'start_failed')), timeoutMs);
+    });
+    try {
+      this.info = (await Promise.race([ready, timeout])) as ReadyInfo;
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.info;
+  }
+
+  /** Splits stdout into protocol lines. */
+  private receive(chunk: string): void {
+    this.stdoutBuffer += chunk;
+    let newline: number;
+    while ((newline = this.stdoutBuffer.indexOf('\n')) >= 0) {
+      const line = this.stdoutBuffer.slice(0, newline);
+      this.stdoutBuffer = this.stdoutBuffer.slice(newline + 1);
+      if (line.trim()) this.dispatch(line);
+    }
+  }
+
+  private dispatch(line: string): void {
+    let message: { type?: string; id?: number; value?: unknown; error?: string; error_type?: string; request?: unknown; pid?: number; python?: string };
+    try {
+      message = JSON.parse(line);
+    } catch {
+      return; // not ours (fd 1 is redirected in the sandbox, so this should not happen)
+    }
+    if (message.type === 'ready') {
+      this.readyWaiter?.resolve({ pid: Number(message.pid), python: String(message.python) });
+      this.readyWaiter = undefined;
+    } else if (message.type === 'request') {
+      const seq = ++this.seq;
+      if (!this.cell) {
+        void this.writeLine({ error: 'sub-calls are only answered while a cell runs' });
+        return;
+      }
+      this.pendingSeq = seq;
+      this.cell.request(seq, message.request);
+    } else if (message.type === 'result' || message.type === 'error') {
+      const waiter = this.waiters.get(Number(message.id));
+      if (!waiter) return;
+      this.waiters.delete(Number(message.id));
+      if (message.type === 'result') waiter.resolve(message.value);
+      else waiter.reject(new SandboxFailure(message.error ?? 'command failed', 'command_failed', message.error_type));
+    }
+  }
+
+  private exited(code: number | null, detail: string): void {
+    if (this.ended) return;
+    const tail = this.stderrTail.trim().split('\n').slice(-6).join('\n');
+    this.ended =
+      this.killReason ??
+      new SandboxFailure(`the sandbox process ended unexpectedly (${detail})${tail ? `; its last error output was:\n${tail}` : ''}`, 'crashed');
+    const failure = this.ended;
+    this.readyWaiter?.reject(failure);
+    this.readyWaiter = undefined;
+    for (const waiter of this.waiters.values()) waiter.reject(failure);
+    this.waiters.clear();
+    this.cell = undefined;
+    this.pendingSeq = undefined;
+    this.onEnded(this, failure);
+  }
+
+  private writeLine(message: unknown): Promise<void> {
+    if (this.ended) return Promise.reject(this.ended);
+    return this.process!.write(`${JSON.stringify(message)}\n`);
+  }
+
+  /** Runs `task` when every earlier command has finished. */
+  private serialized<T>(task: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(task, task);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private send(message: Record<string, unknown>): Promise<unknown> {
+    if (this.ended) return Promise.reject(this.ended);
+    const id = this.nextId++;
+    const reply = new Promise<unknown>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
+    this.writeLine({ ...message, id }).catch((error: Error) => {
+      const waiter = this.waiters.get(id);
+      this.waiters.delete(id);
+      waiter?.reject(this.ended ?? new SandboxFailure(error.message, 'crashed'));
+    });
+    return reply;
+  }
+
+  /** A command with a reply, after the ones before it. */
+  command(cmd: string, fields: Record<string, unknown> = {}): Promise<unknown> {
+    this.lastActive = Date.now();
+    return this.serialized(() => this.send({ cmd, ...fields }));
+  }
+
+  /** Streams a context into Python as base64 lines, never holding the whole body. */
+  uploadContext(index: number, kind: string, body: AsyncIterable<Buffer>, maxBytes: number): Promise<unknown> {
+    this.lastActive = Date.now();
+    return this.serialized(async () => {
+      await this.send({ cmd: 'context_begin', index, kind });
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      let total = 0;
+      const flush = async (all: boolean) => {
+        const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+        const usable = all ? joined.length : joined.length - (joined.length % 3);
+        if (usable > 0) await this.writeLine({ cmd: 'context_chunk', data: joined.subarray(0, usable).toString('base64') });
+        const rest = joined.subarray(usable);
+        pending = rest.length > 0 ? [rest] : [];
+        pendingBytes = rest.length;
+      };
+      try {
+        for await (const chunk of body) {
+          total += chunk.length;
+          if (total > maxBytes) throw new BodyTooLarge(maxBytes);
+          this.lastActive = Date.now();
+          pending.push(chunk);
+          pendingBytes += chunk.length;
+          if (pendingBytes >= CHUNK_BYTES) await flush(false);
+        }
+        await flush(true);
+      } catch (error) {
+        if (!this.ended) await this.send({ cmd: 'context_abort' }).catch(() => undefined);
+        throw error;
+      }
+      return this.send({ cmd: 'context_end' });
+    });
+  }
+
+  /** Runs a cell; sub-call requests go to `listener` until the result comes back. */
+  execute(code: string, listener: CellListener): Promise<CellOutput> {
+    this.lastActive = Date.now();
+    return this.serialized(async () => {
+      this.cell = listener;
+      try {
+        return (await this.send({ cmd: 'execute', code })) as CellOutput;
+      } finally {
+        this.cell = undefined;
+        this.pendingSeq = undefined;
+        this.lastActive = Date.now();
+      }
+    });
+  }
+
+  /** Writes the page's answer to sub-call `seq`. False when that call is no longer waiting. */
+  async answer(seq: number, reply: unknown): Promise<boolean> {
+    this.lastActive = Date.now();
+    if (this.pendingSeq !== seq || !this.cell) return false;
+    this.pendingSeq = undefined;
+    await this.writeLine(reply);
+    return true;
+  }
+
+  /** Fails the waiting sub-call (the page went away), so that the cell can finish. */
+  async abandonPending(reason: string): Promise<void> {
+    const seq = this.pendingSeq;
+    if (seq !== undefined) await this.answer(seq, { error: reason }).catch(() => undefined);
+  }
+
+  /** KeyboardInterrupt in the running cell; kills the process when the provider cannot signal. */
+  async interrupt(): Promise<'interrupted' | 'killed' | 'idle'> {
+    if (!this.cell) return 'idle';
+    const pid = this.info?.pid;
+    if (pid !== undefined && (await this.process!.interrupt(pid).catch(() => false))) return 'interrupted';
+    await this.kill(new SandboxFailure('the cell could not be interrupted, so its sandbox was killed', 'killed'));
+    return 'killed';
+  }
+
+  async kill(reason: SandboxFailure): Promise<void> {
+    this.killReason ??= reason;
+    await this.process?.kill();
+    // Providers whose kill does not report an exit (a deleted cloud sandbox) end here.
+    this.exited(null, reason.message);
+  }
+}
+
+export class BodyTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`the body is larger than the limit of ${limit} bytes`);
+  }
+}

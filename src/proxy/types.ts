@@ -1,0 +1,35 @@
+/**
+ * The provider interface: a provider starts one long-lived process running our Python
+ * runtime (in a cloud sandbox or on this host), writes to its stdin, reports its stdout
+ * and stderr as they come, and kills it (deleting the sandbox). Nothing else.
+ */
+
+export interface StartOptions {
+  /** The command to run: python3 with the bootstrap that receives the runtime on stdin. */
+  argv: string[];
+  /** Stdout text as it arrives (the proxy splits it into lines). */
+  onStdout(chunk: string): void;
+  /** Stderr text as it arrives (kept as a short tail for crash reports and logs). */
+  onStderr(chunk: string): void;
+  /** The process ended (exited, was killed, or its sandbox went away). Called at most once. */
+  onExit(code: number | null, detail: string): void;
+  /** The sandbox's maximum lifetime; cloud providers pass it on as their own timeout. */
+  lifetimeMs: number;
+}
+
+export interface SandboxProcess {
+  /** The provider's id of the sandbox or process, for logs. */
+  readonly providerId: string;
+  /** Writes text to the process's stdin. */
+  write(text: string): Promise<void>;
+  /** Sends SIGINT to the process (pid as the process itself reported it). False if unsupported. */
+  interrupt(pid: number): Promise<boolean>;
+  /** Kills the process and deletes its sandbox. Idempotent; never rejects. */
+  kill(): Promise<void>;
+}
+
+export interface SandboxProvider {
+  /** 'local' | 'e2b' | 'modal' | your own. */
+  readonly name: string;
+  start(options: StartOptions): Promise<SandboxProcess>;
+}
