@@ -776,6 +776,88 @@ describe('child RLMs (maxDepth 2)', () => {
   });
 });
 
+describe('what a child RLM inherits', () => {
+  const isChild = (messages: ChatMessage[]) => messages[0]!.content.includes('recursion is off');
+
+  function run(rlmOptions: Parameters<typeof makeRLM>[0]['rlm']) {
+    const parent = scripted({ text: repl('delegate'), usage: { costUSD: 0.25, inputTokens: 100, outputTokens: 0 } }, 'FINAL(done)');
+    const root = new FakeClient('root-model', (messages, request, call) => (isChild(messages) ? repl('child') : parent(messages, request, call)));
+    const toolsSeen: string[][] = [];
+    const harness = makeRLM({
+      root,
+      rlm: { maxDepth: 2, ...rlmOptions },
+      cells: {
+        delegate: async (ctx) => {
+          await query(ctx, 'rlm_query', ['task']);
+          return {};
+        },
+        child: ({ repl: r }) => {
+          toolsSeen.push(r.tools.map((t) => t.name));
+          return { finalAnswer: 'ok' };
+        },
+      },
+    });
+    return { ...harness, root, toolsSeen };
+  }
+
+  it('gets the remaining budget and tokens, and the same maxErrors', async () => {
+    const { rlm } = run({ maxBudget: 1, maxTokens: 1_000, maxErrors: 3 });
+    const result = await rlm.completion(CONTEXT);
+    const child = result.trajectory.iterations[0]?.codeBlocks[0]?.subcalls[0]?.trajectory;
+    expect(child?.config.maxBudget).toBeCloseTo(0.75, 10);
+    expect(child?.config.maxTokens).toBe(900);
+    expect(child?.config.maxErrors).toBe(3);
+    expect(child?.config.depth).toBe(1);
+  });
+
+  it('gets customTools by default', async () => {
+    const { rlm, toolsSeen } = run({ customTools: { lookup: () => 1 } });
+    await rlm.completion(CONTEXT);
+    expect(toolsSeen).toEqual([['lookup']]);
+  });
+
+  it('gets customSubTools instead when given, and none for {}', async () => {
+    const a = run({ customTools: { lookup: () => 1 }, customSubTools: { child_only: () => 2 } });
+    await a.rlm.completion(CONTEXT);
+    expect(a.toolsSeen).toEqual([['child_only']]);
+    const b = run({ customTools: { lookup: () => 1 }, customSubTools: {} });
+    await b.rlm.completion(CONTEXT);
+    expect(b.toolsSeen).toEqual([[]]);
+  });
+
+  it('does not get the parent’s logger; its trajectory reaches the logger nested in the parent’s', async () => {
+    const sink = new RecordingSink();
+    const { rlm } = run({ logger: sink });
+    await rlm.completion(CONTEXT);
+    expect(sink.log.filter((l) => l === 'runStarted')).toHaveLength(1);
+    expect(sink.iterations[0]?.codeBlocks[0]?.subcalls[0]?.trajectory?.config.depth).toBe(1);
+  });
+
+  it('runs with the model picked by model=', async () => {
+    const other = new FakeClient('other-model', () => 'FINAL(from other)');
+    const parent = scripted(repl('delegate'), 'FINAL(done)');
+    const root = new FakeClient('root-model', (messages, request, call) => parent(messages, request, call));
+    let reply: HostReply | undefined;
+    const { rlm } = makeRLM({
+      root,
+      others: [other],
+      rlm: { maxDepth: 2 },
+      cells: {
+        delegate: async (ctx) => {
+          reply = await query(ctx, 'rlm_query', ['task'], 'other-model');
+          return {};
+        },
+      },
+    });
+    const result = await rlm.completion(CONTEXT);
+    expect(results(reply!)).toEqual(['from other']);
+    const record = result.trajectory.iterations[0]?.codeBlocks[0]?.subcalls[0];
+    expect(record?.model).toBe('other-model');
+    expect(record?.trajectory?.config.rootModel).toBe('other-model');
+    expect(result.usage.models['other-model']?.calls).toBe(1);
+  });
+});
+
 describe('persistent sessions', () => {
   it('keeps one REPL across completions, adding context_N and history_N', async () => {
     const root = new FakeClient(
