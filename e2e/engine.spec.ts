@@ -35,7 +35,7 @@ interface RunSummary {
   events: string[];
 }
 
-async function runNeedle(page: Page, lm: LMServer, backend: 'openai' | 'anthropic', bridge: 'auto' | 'sab', text: string): Promise<RunSummary> {
+async function runNeedle(page: Page, lm: LMServer, backend: 'openai' | 'anthropic', bridge: 'auto' | 'sab' | 'jspi', text: string): Promise<RunSummary> {
   lm.setScript(needleScript);
   return page.evaluate(
     async ({ baseURL, backend, bridge, text }) => {
@@ -97,11 +97,34 @@ test('needle through the Anthropic SDK (system prompt moved to `system`)', async
   expect(`${root.headers['x-api-key'] ?? ''} ${root.headers.authorization ?? ''}`).toContain('test-key');
 });
 
-test('SharedArrayBuffer bridge on a cross-origin isolated page', async ({ isolated, lm }) => {
+test('SharedArrayBuffer bridge: chosen by default on a cross-origin isolated page', async ({ isolated, lm }) => {
   expect(await isolated.evaluate(() => crossOriginIsolated)).toBe(true);
-  const run = await runNeedle(isolated, lm, 'openai', 'sab', haystack(30_000, NEEDLE, 0.5));
+  const run = await runNeedle(isolated, lm, 'openai', 'auto', haystack(30_000, NEEDLE, 0.5));
   expect(run.bridge).toBe('sab');
   expect(run.response).toBe('4817305');
+});
+
+test('JSPI can be forced on an isolated page; SAB forced on a plain page fails with BridgeUnavailableError', async ({ isolated, lm }) => {
+  const run = await runNeedle(isolated, lm, 'openai', 'jspi', haystack(1_000, NEEDLE, 0.5));
+  expect(run.bridge).toBe('jspi');
+  expect(run.response).toBe('4817305');
+  const plain = await isolated.context().newPage();
+  await plain.goto('http://127.0.0.1:4173/e2e/harness/');
+  await plain.waitForFunction(() => (window as any).harnessReady === true);
+  const error = await plain.evaluate(async () => {
+    const { PyodideRepl } = (window as any).rlmWeb;
+    const repl = new PyodideRepl({ handle: async () => ({ results: [] }) }, { bridge: 'sab' });
+    try {
+      await repl.start();
+      return 'started';
+    } catch (e: any) {
+      return `${e.name}: ${e.message}`;
+    } finally {
+      await repl.close();
+    }
+  });
+  expect(error).toContain('BridgeUnavailableError');
+  expect(error).toContain('cross-origin isolated');
 });
 
 test('llm_query is an ordinary sync function: nested defs, loops, comprehensions, sorted(key=), map, exec', async ({ harness, lm }) => {

@@ -27,6 +27,8 @@ import {
   type ContextDescription,
   type HostEndpoint,
   type HostReply,
+  type HostRequest,
+  type SharedCallMessage,
   type WorkerAPI,
 } from '../worker/protocol';
 import { encodeContext } from './context-bytes';
@@ -63,6 +65,7 @@ export class PyodideRepl implements ReplEnvironment {
   /** Aborts the sub-calls of the running cell. */
   private cellController: AbortController | undefined;
   private pendingShared: { seq: number; bytes: Uint8Array } | undefined;
+  private closePort: (() => void) | undefined;
   private closed = false;
   /** Rejects when the current worker dies (an uncaught error, out of memory). */
   private crashed: Promise<never> = new Promise<never>(() => undefined);
@@ -97,11 +100,13 @@ export class PyodideRepl implements ReplEnvironment {
     crashed.catch(() => undefined);
     this.crashed = crashed;
     let boot;
+    const sharedPort = this.sharedPort();
+    const endpoint: HostEndpoint = { call: (request) => this.answer(request) };
     try {
       boot = await Promise.race([
         remote.boot(
-          { indexURL: this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer },
-          Comlink.proxy(this.endpoint()),
+          Comlink.transfer({ indexURL: this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer, sharedPort }, [sharedPort]),
+          Comlink.proxy(endpoint),
         ),
         crashed,
       ]);
@@ -114,18 +119,19 @@ export class PyodideRepl implements ReplEnvironment {
     return this.current;
   }
 
-  /** The object the worker calls for sub-calls and tools. */
-  private endpoint(): HostEndpoint {
-    const answer = async (request: string): Promise<string> => {
-      const signal = this.cellController?.signal ?? AbortSignal.abort();
-      let reply: HostReply;
-      try {
-        reply = await this.host.handle(JSON.parse(request), signal);
-      } catch (error) {
-        reply = { error: (error as Error).message ?? String(error) };
-      }
-      return JSON.stringify(reply);
-    };
+  /** Answers a sub-call or tool request from Python. Never rejects. */
+  private async answer(request: HostRequest): Promise<HostReply> {
+    const signal = this.cellController?.signal ?? AbortSignal.abort();
+    try {
+      return await this.host.handle(request, signal);
+    } catch (error) {
+      return { error: (error as Error).message ?? String(error) };
+    }
+  }
+
+  /** The SharedArrayBuffer path: requests arrive on a port; replies go into shared memory. */
+  private sharedPort(): MessagePort {
+    const channel = new MessageChannel();
     const encoder = new TextEncoder();
     const write = (buffer: SharedArrayBuffer, seq: number, bytes: Uint8Array) => {
       const header = new Int32Array(buffer, 0, 3);
@@ -142,17 +148,17 @@ export class PyodideRepl implements ReplEnvironment {
       }
       Atomics.notify(header, SHARED_SLOT_STATUS);
     };
-    return {
-      call: answer,
-      callShared: async (request, buffer, seq) => {
-        write(buffer, seq, encoder.encode(await answer(request)));
-      },
-      resumeShared: (buffer, seq) => {
+    channel.port1.onmessage = async ({ data }: MessageEvent<SharedCallMessage>) => {
+      if (data.type === 'call') {
+        write(data.buffer, data.seq, encoder.encode(JSON.stringify(await this.answer(data.request))));
+      } else {
         const pending = this.pendingShared;
         this.pendingShared = undefined;
-        if (pending && pending.seq === seq) write(buffer, seq, pending.bytes);
-      },
+        if (pending && pending.seq === data.seq) write(data.buffer, data.seq, pending.bytes);
+      }
     };
+    this.closePort = () => channel.port1.close();
+    return channel.port2;
   }
 
   private async api(): Promise<Comlink.Remote<WorkerAPI>> {
@@ -314,6 +320,8 @@ export class PyodideRepl implements ReplEnvironment {
   }
 
   private terminate(): void {
+    this.closePort?.();
+    this.closePort = undefined;
     this.remote?.[Comlink.releaseProxy]();
     this.worker?.terminate();
     this.worker = undefined;

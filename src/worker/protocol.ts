@@ -14,18 +14,24 @@ export type HostRequest =
 /** The page's answer: `results` for queries (one per prompt), `value` for tools. */
 export type HostReply = { results: string[] } | { value: unknown } | { error: string };
 
-/** Page-side object the worker calls (through Comlink) when Python needs the page. */
+/**
+ * Page-side object the worker calls (through Comlink) when Python needs the page, on the
+ * JSPI path. Requests and replies are structured-cloned: no JSON on the hot path (JSON in
+ * Pyodide costs more than the round trip itself).
+ */
 export interface HostEndpoint {
-  /** JSPI path: answer asynchronously. Both request and reply are JSON text. */
-  call(request: string): Promise<string>;
-  /**
-   * SharedArrayBuffer path: write the JSON reply into `buffer` and wake the worker, which
-   * is blocked in Atomics.wait. See SHARED_* below for the layout.
-   */
-  callShared(request: string, buffer: SharedArrayBuffer, seq: number): Promise<void>;
-  /** After SHARED_STATUS_TOO_SMALL: write the pending reply of call `seq` into `buffer`. */
-  resumeShared(buffer: SharedArrayBuffer, seq: number): void;
+  call(request: HostRequest): Promise<HostReply>;
 }
+
+/**
+ * SharedArrayBuffer path: the worker posts this on a dedicated MessagePort (no reply
+ * message: the worker is blocked in Atomics.wait and could not read one). The page writes
+ * the reply as JSON into `buffer` (layout below) and wakes the worker.
+ */
+export type SharedCallMessage =
+  | { type: 'call'; request: HostRequest; buffer: SharedArrayBuffer; seq: number }
+  /** After SHARED_STATUS_TOO_SMALL: write the pending reply of call `seq` into this larger buffer. */
+  | { type: 'resume'; buffer: SharedArrayBuffer; seq: number };
 
 /**
  * Layout of a shared reply buffer: Int32 status, Int32 byte length, Int32 call sequence
@@ -47,6 +53,8 @@ export interface BootOptions {
   bridge: 'auto' | BridgeKind;
   /** Shared one-byte buffer for KeyboardInterrupt, when the page is cross-origin isolated. */
   interruptBuffer: Uint8Array | undefined;
+  /** Port for SharedCallMessage, used when the bridge is 'sab'. */
+  sharedPort: MessagePort;
 }
 
 export interface BootInfo {

@@ -21,6 +21,9 @@ import {
   type ContextDescription,
   type ContextKind,
   type HostEndpoint,
+  type HostReply,
+  type HostRequest,
+  type SharedCallMessage,
   type ToolSpec,
   type WorkerAPI,
 } from './protocol';
@@ -57,14 +60,17 @@ import json, sys
 sys.path.insert(0, "/rlm")
 import rlm_runtime
 
+from js import Object
+from pyodide.ffi import to_js
+
 def _rlm_make(call, jspi):
     if jspi:
         from pyodide.ffi import run_sync
         def transport(req):
-            return json.loads(run_sync(call(json.dumps(req))))
+            return run_sync(call(to_js(req, dict_converter=Object.fromEntries))).to_py()
     else:
         def transport(req):
-            return json.loads(call(json.dumps(req)))
+            return call(to_js(req, dict_converter=Object.fromEntries)).to_py()
     rt = rlm_runtime.Runtime(transport)
 
     def write_chunk(buf, offset, chunk):
@@ -88,6 +94,7 @@ let pyodide: PyodideAPI | undefined;
 let py: PythonSide | undefined;
 let bridge: BridgeKind = 'jspi';
 let host: Comlink.Remote<HostEndpoint> | undefined;
+let sharedPort: MessagePort | undefined;
 let shared: SharedArrayBuffer | undefined;
 let sharedSeq = 0;
 const decoder = new TextDecoder();
@@ -115,15 +122,16 @@ async function detectJSPI(api: PyodideAPI): Promise<boolean> {
 }
 
 /** The SharedArrayBuffer bridge: post the request, then block until the page replies. */
-function callShared(request: string): string {
+function callShared(request: HostRequest): HostReply {
   const api = ready().pyodide;
-  if (!host) throw new Error('no host endpoint');
+  const port = sharedPort;
+  if (!port) throw new Error('no shared-call port');
   const seq = ++sharedSeq;
   let buffer = shared ?? (shared = new SharedArrayBuffer(INITIAL_SHARED_BYTES));
   let header = new Int32Array(buffer, 0, 3);
   Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING);
   Atomics.store(header, SHARED_SLOT_SEQ, seq);
-  void host.callShared(request, buffer, seq);
+  port.postMessage({ type: 'call', request, buffer, seq } satisfies SharedCallMessage);
   for (;;) {
     while (Atomics.wait(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING, WAIT_SLICE_MS) === 'timed-out') {
       api.checkInterrupt();
@@ -131,8 +139,8 @@ function callShared(request: string): string {
     const status = Atomics.load(header, SHARED_SLOT_STATUS);
     const length = Atomics.load(header, SHARED_SLOT_LENGTH);
     if (status === SHARED_STATUS_READY) {
-      // TextDecoder refuses shared views: copy out first.
-      return decoder.decode(new Uint8Array(buffer, SHARED_HEADER_BYTES, length).slice());
+      // TextDecoder refuses shared views: copy out first. JSON.parse here, not in Python.
+      return JSON.parse(decoder.decode(new Uint8Array(buffer, SHARED_HEADER_BYTES, length).slice())) as HostReply;
     }
     if (status !== SHARED_STATUS_TOO_SMALL) throw new Error(`bad shared reply status ${status}`);
     const size = SHARED_HEADER_BYTES + Math.max(length, buffer.byteLength * 2);
@@ -140,7 +148,7 @@ function callShared(request: string): string {
     header = new Int32Array(buffer, 0, 3);
     Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING);
     Atomics.store(header, SHARED_SLOT_SEQ, seq);
-    host.resumeShared(buffer, seq);
+    port.postMessage({ type: 'resume', buffer, seq } satisfies SharedCallMessage);
   }
 }
 
@@ -148,19 +156,29 @@ const api: WorkerAPI = {
   async boot(options: BootOptions, endpoint: HostEndpoint): Promise<BootInfo> {
     const started = performance.now();
     host = endpoint as unknown as Comlink.Remote<HostEndpoint>;
+    sharedPort = options.sharedPort;
     const indexURL = new URL(options.indexURL ?? PYODIDE_DIR, import.meta.url).href;
     const moduleURL = new URL('pyodide.mjs', indexURL).href;
     const { loadPyodide } = (await import(/* @vite-ignore */ moduleURL)) as typeof import('pyodide');
     const loaded = await loadPyodide({
       indexURL,
+      // JSON null (tool results, replies) must be Python None, not pyodide's jsnull.
+      convertNullToNone: true,
       stdout: () => undefined,
       stderr: () => undefined,
     });
-    const jspi = options.bridge !== 'sab' && (await detectJSPI(loaded));
-    if (options.bridge === 'jspi' && !jspi) {
+    // SAB is the faster bridge (no stack switching) and can be interrupted while blocked,
+    // so 'auto' prefers it whenever the page is cross-origin isolated.
+    const sabAvailable = typeof SharedArrayBuffer !== 'undefined' && self.crossOriginIsolated;
+    const jspiAvailable = options.bridge !== 'sab' && !(options.bridge === 'auto' && sabAvailable) && (await detectJSPI(loaded));
+    if (options.bridge === 'jspi' && !jspiAvailable) {
       throw new Error('bridge "jspi" was requested but this browser has no JSPI (WebAssembly.Suspending).');
     }
-    if (!jspi && typeof SharedArrayBuffer === 'undefined') {
+    if (options.bridge === 'sab' && !sabAvailable) {
+      throw new Error('bridge "sab" was requested but the page is not cross-origin isolated (serve it with COOP: same-origin and COEP: require-corp).');
+    }
+    const jspi = options.bridge === 'jspi' || (options.bridge === 'auto' && !sabAvailable && jspiAvailable);
+    if (!jspi && !sabAvailable) {
       throw new Error(
         'rlm-web needs either JSPI (WebAssembly JavaScript Promise Integration, Chromium 137+) or a ' +
           'cross-origin isolated page (COOP: same-origin, COEP: require-corp) for SharedArrayBuffer.',
@@ -171,7 +189,7 @@ const api: WorkerAPI = {
     loaded.FS.mkdirTree('/rlm');
     loaded.FS.writeFile('/rlm/rlm_runtime.py', runtimeSource);
     const make = loaded.runPython(GLUE) as PyCallable;
-    const call = jspi ? (request: string) => host!.call(request) : callShared;
+    const call = jspi ? (request: HostRequest) => host!.call(request) : callShared;
     const side = make(call, jspi) as { get(key: string): PyCallable; destroy(): void };
     const names: (keyof PythonSide)[] = ['execute', 'loadContext', 'allocate', 'writeChunk', 'setVariable', 'registerTool', 'resolveVariable', 'reset'];
     py = Object.fromEntries(names.map((name) => [name, side.get(name)])) as unknown as PythonSide;

@@ -1,0 +1,332 @@
+/**
+ * rlm-web's own costs, each measured side by side with a reference taken in the same run.
+ * Prints a Markdown table; writes raw figures to bench/results/latest.json. Not a test:
+ * nothing here asserts a speed.
+ */
+import { test, type Page } from '@playwright/test';
+import { execSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const PLAIN = 'http://127.0.0.1:4173';
+const ISOLATED = 'http://127.0.0.1:4174';
+const MB = 1024 * 1024;
+
+interface Row {
+  group: string;
+  name: string;
+  unit: string;
+  samples: number[];
+  reference?: { name: string; samples: number[] } | undefined;
+  note?: string | undefined;
+}
+
+const rows: Row[] = [];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function p95(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)]!;
+}
+
+function fmt(x: number): string {
+  if (x >= 100) return x.toFixed(0);
+  if (x >= 10) return x.toFixed(1);
+  return x.toFixed(3);
+}
+
+async function open(page: Page, origin: string): Promise<void> {
+  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+  await page.goto(`${origin}/bench/page/`);
+  await page.waitForFunction(() => (window as any).benchReady === true);
+}
+
+/** Total RSS (MB) of Chromium renderer processes, read from /proc. */
+function rendererRSS(): number {
+  let kb = 0;
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('--type=renderer')) continue;
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) kb += Number(m[1]);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return kb / 1024;
+}
+
+/** Runs `fn` while sampling renderer memory; returns fn's value and the peak RSS (MB). */
+async function withPeakMemory<T>(fn: () => Promise<T>): Promise<{ value: T; peakMB: number }> {
+  let peak = rendererRSS();
+  const timer = setInterval(() => (peak = Math.max(peak, rendererRSS())), 50);
+  try {
+    const value = await fn();
+    peak = Math.max(peak, rendererRSS());
+    return { value, peakMB: peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+test.describe.configure({ mode: 'serial' });
+
+test('boot: REPL ready vs bare loadPyodide, and boot overlapping the first LM call', async ({ page }) => {
+  await open(page, PLAIN);
+  const n = QUICK ? 1 : 5;
+  const out = await page.evaluate(async (n) => {
+    const { PyodideRepl, RLM } = (window as any).rlmWeb;
+    const Comlink = (window as any).Comlink;
+    const ours: number[] = [];
+    const bare: number[] = [];
+    const host = { handle: async () => ({ results: [] }) };
+    // One untimed boot of each first, so that both are measured with a warm HTTP and wasm cache.
+    for (let i = 0; i <= n; i++) {
+      let t = performance.now();
+      const repl = new PyodideRepl(host, {});
+      await repl.start();
+      if (i > 0) ours.push(performance.now() - t);
+      await repl.close();
+      t = performance.now();
+      const worker = new Worker('/bench/page/bare-worker.js', { type: 'module' });
+      await Comlink.wrap(worker).boot(new URL('/dist/pyodide/', location.href).href);
+      if (i > 0) bare.push(performance.now() - t);
+      worker.terminate();
+    }
+    // First iteration's result with a 1 s root LM: the REPL boots during that call.
+    const firsts: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const client = {
+        provider: 'bench',
+        model: 'slow-root',
+        async complete() {
+          await new Promise((r) => setTimeout(r, 1000));
+          return { text: '```repl\nanswer["content"] = "1"\nanswer["ready"] = True\n```', usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'slow-root' };
+        },
+      };
+      let first = 0;
+      const started = performance.now();
+      const rlm = new RLM({ backend: client, onEvent: (e: any) => e.type === 'code_end' && !first && (first = performance.now() - started) });
+      await rlm.completion('ctx');
+      firsts.push(first);
+      await rlm.close();
+    }
+    return { ours, bare, firsts };
+  }, n);
+  rows.push({ group: 'Boot', name: 'REPL ready (worker + Pyodide + runtime)', unit: 'ms', samples: out.ours, reference: { name: 'bare loadPyodide() in a worker', samples: out.bare } });
+  const sequential = out.ours.map((b) => b + 1000);
+  rows.push({
+    group: 'Boot',
+    name: 'first iteration result, root LM latency 1 s',
+    unit: 'ms',
+    samples: out.firsts,
+    reference: { name: 'boot + 1 s, if done one after the other', samples: sequential },
+    note: 'ratio < 1: the REPL boots while the first LM call is in flight',
+  });
+});
+
+for (const bridge of ['jspi', 'sab'] as const) {
+  test(`bridge: llm_query round trip (${bridge}) vs bare Comlink`, async ({ page }) => {
+    await open(page, bridge === 'sab' ? ISOLATED : PLAIN);
+    const sizes = [1024, 500 * 1024];
+    for (const size of sizes) {
+      const calls = QUICK ? 20 : size > 100_000 ? 200 : 2000;
+      const samples = QUICK ? 1 : 5;
+      const out = await page.evaluate(
+        async ({ bridge, size, calls, samples }) => {
+          const { RLM } = (window as any).rlmWeb;
+          const Comlink = (window as any).Comlink;
+          const code = `import time\np = "x" * ${size}\nllm_query(p)\nrounds = []\nfor _ in range(${samples}):\n    t = time.perf_counter()\n    for _ in range(${calls}):\n        llm_query(p)\n    rounds.append((time.perf_counter() - t) / ${calls} * 1000)\nanswer["content"] = ",".join(str(r) for r in rounds)\nanswer["ready"] = True`;
+          const echo = {
+            provider: 'bench',
+            model: 'echo',
+            async complete({ messages }: any) {
+              const text = messages[0].role === 'system' ? '```repl\n' + code + '\n```' : messages[0].content;
+              return { text, usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 }, model: 'echo' };
+            },
+          };
+          const rlm = new RLM({ backend: echo, environmentOptions: { bridge } });
+          const result = await rlm.completion('ctx');
+          await rlm.close();
+          const ours = result.response.split(',').map(Number);
+          const worker = new Worker('/bench/page/bare-worker.js', { type: 'module' });
+          const remote = Comlink.wrap(worker);
+          const payload = 'x'.repeat(size);
+          const host = Comlink.proxy({ echo: (p: string) => p });
+          const bare: number[] = [];
+          for (let i = 0; i < samples; i++) bare.push(await remote.echoLoop(host, payload, calls));
+          worker.terminate();
+          return { ours, bare };
+        },
+        { bridge, size, calls, samples },
+      );
+      rows.push({
+        group: 'Bridge',
+        name: `llm_query round trip, ${size > 100_000 ? '500 KB' : '1 KB'} prompt, ${bridge.toUpperCase()}`,
+        unit: 'ms',
+        samples: out.ours,
+        reference: { name: 'bare Comlink round trip, same payload', samples: out.bare },
+      });
+    }
+  });
+}
+
+test('fan-out: llm_query_batched against an LM with 100 ms latency', async ({ page }) => {
+  await open(page, PLAIN);
+  const n = QUICK ? 40 : 1000;
+  for (const concurrency of [4, 16, 64]) {
+    const out = await page.evaluate(
+      async ({ n, concurrency }) => {
+        const { RLM } = (window as any).rlmWeb;
+        const code = `import time\nt = time.perf_counter()\nr = llm_query_batched([f"p{i}" for i in range(${n})])\nassert r[5] == "p5", r[5]\nanswer["content"] = str((time.perf_counter() - t) * 1000)\nanswer["ready"] = True`;
+        const client = {
+          provider: 'bench',
+          model: 'latency-100ms',
+          async complete({ messages }: any) {
+            if (messages[0].role === 'system') return { text: '```repl\n' + code + '\n```', usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 }, model: 'x' };
+            await new Promise((r) => setTimeout(r, 100));
+            return { text: messages[0].content, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'x' };
+          },
+        };
+        const rlm = new RLM({ backend: client, maxConcurrentSubcalls: concurrency });
+        const result = await rlm.completion('ctx');
+        await rlm.close();
+        return Number(result.response);
+      },
+      { n, concurrency },
+    );
+    const ideal = Math.ceil(n / concurrency) * 100;
+    rows.push({ group: 'Fan-out', name: `${n} prompts at concurrency ${concurrency}`, unit: 'ms', samples: [out], reference: { name: 'ideal ceil(N/C) × 100 ms', samples: [ideal] } });
+  }
+});
+
+test('context: time until Python holds `context`, and peak renderer memory', async ({ page }) => {
+  await open(page, PLAIN);
+  const sizes = QUICK ? [1] : [10, 100, 500];
+  for (const mb of sizes) {
+    for (const kind of ['string', 'blob'] as const) {
+      await page.evaluate(
+        ({ mb, kind }) => {
+          const line = 'the quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstuvwxyz\n';
+          const parts: string[] = [];
+          const target = mb * 1024 * 1024;
+          for (let n = 0; n < target; n += line.length) parts.push(line);
+          const text = parts.join('').slice(0, target);
+          (window as any).benchContext = kind === 'string' ? text : new Blob([text]);
+          (window as any).benchBytes = new TextEncoder().encode(text);
+        },
+        { mb, kind },
+      );
+      const { value: ms, peakMB } = await withPeakMemory(() =>
+        page.evaluate(async () => {
+          const { PyodideRepl } = (window as any).rlmWeb;
+          const repl = new PyodideRepl({ handle: async () => ({ results: [] }) }, {});
+          await repl.start();
+          const t = performance.now();
+          await repl.loadContext(0, (window as any).benchContext);
+          const ms = performance.now() - t;
+          await repl.close();
+          return ms;
+        }),
+      );
+      const { value: refMs, peakMB: refPeak } = await withPeakMemory(() =>
+        page.evaluate(async () => {
+          const Comlink = (window as any).Comlink;
+          const worker = new Worker('/bench/page/bare-worker.js', { type: 'module' });
+          const remote = Comlink.wrap(worker);
+          await remote.boot(new URL('/dist/pyodide/', location.href).href);
+          const bytes: Uint8Array = (window as any).benchBytes.slice();
+          const t = performance.now();
+          await remote.copyIn(Comlink.transfer(bytes, [bytes.buffer]));
+          const ms = performance.now() - t;
+          worker.terminate();
+          return ms;
+        }),
+      );
+      await page.evaluate(() => {
+        delete (window as any).benchContext;
+        delete (window as any).benchBytes;
+      });
+      rows.push({ group: 'Context', name: `${mb} MB as a ${kind}: until Python holds it`, unit: 'ms', samples: [ms], reference: { name: 'transfer bytes + copy into wasm heap', samples: [refMs] } });
+      rows.push({ group: 'Context', name: `${mb} MB as a ${kind}: peak renderer RSS`, unit: 'MB', samples: [peakMB], reference: { name: 'same for the bare copy', samples: [refPeak] } });
+    }
+  }
+});
+
+test('end to end: needle in a 100 MB haystack with a 0-latency LM', async ({ page }) => {
+  await open(page, PLAIN);
+  const mb = QUICK ? 2 : 100;
+  const out = await page.evaluate(async (mb) => {
+    const { RLM } = (window as any).rlmWeb;
+    const line = 'filler line with nothing of interest in it at all, just words and more words\n';
+    const count = Math.floor((mb * 1024 * 1024) / line.length);
+    const parts = new Array<string>(count).fill(line);
+    parts[Math.floor(count * 0.7)] = 'The magic number is 7731.\n';
+    const text = parts.join('');
+    let lmMs = 0;
+    const steps = [
+      'print(len(context))\nprint(context[:200])',
+      'size = 4_000_000\nchunks = [context[i:i + size] for i in range(0, len(context), size)]\nreplies = llm_query_batched([f"Find the magic number.\\n{c}" for c in chunks])\nfound = [r for r in replies if r != "NONE"]\nprint(len(chunks), found)',
+      'answer["content"] = found[0]\nanswer["ready"] = True',
+    ];
+    const client = {
+      provider: 'bench',
+      model: 'instant',
+      async complete({ messages }: any) {
+        const t = performance.now();
+        let text: string;
+        if (messages[0].role === 'system') {
+          const turn = messages.filter((m: any) => m.role === 'assistant').length;
+          text = '```repl\n' + steps[turn] + '\n```';
+        } else {
+          text = /magic number is (\d+)/.exec(messages[0].content)?.[1] ?? 'NONE';
+        }
+        lmMs += performance.now() - t;
+        return { text, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'instant' };
+      },
+    };
+    const rlm = new RLM({ backend: client });
+    await rlm.warmUp();
+    let cellMs = 0;
+    let loadMs = 0;
+    const started = performance.now();
+    const result = await rlm.completion(text, {
+      rootPrompt: 'What is the magic number?',
+      // (cell time is the model's own code running, not loop overhead)
+    });
+    const total = performance.now() - started;
+    for (const it of result.trajectory.iterations) for (const b of it.codeBlocks) cellMs += b.executionTimeMs;
+    await rlm.close();
+    loadMs = 0;
+    return { total, lmMs, cellMs, loadMs, iterations: result.trajectory.iterations.length, response: result.response };
+  }, mb);
+  if (out.response !== '7731') throw new Error(`end-to-end run answered ${out.response}`);
+  const perIteration = (out.total - out.lmMs) / out.iterations;
+  const overhead = (out.total - out.lmMs - out.cellMs) / out.iterations;
+  rows.push({ group: 'End to end', name: `${mb} MB needle run: (total − LM time) per iteration`, unit: 'ms', samples: [perIteration], note: `${out.iterations} iterations, total ${fmt(out.total)} ms, includes the context load and cells` });
+  rows.push({ group: 'End to end', name: `${mb} MB needle run: loop overhead per iteration (total − LM − cells)`, unit: 'ms', samples: [overhead], reference: { name: 'budget', samples: [20] }, note: 'includes loading the context into Python, spread over the iterations' });
+});
+
+test.afterAll(() => {
+  const chromium = execSync(`${process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'} --version 2>/dev/null`).toString().trim();
+  const lines = [
+    `rlm-web benchmarks${QUICK ? ' (quick mode: small sizes, figures not meaningful)' : ''} — ${chromium}, headless, ${execSync('nproc').toString().trim()} cores`,
+    '',
+    '| group | measurement | median | p95 | reference | ref. median | ratio |',
+    '| --- | --- | ---: | ---: | --- | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    const m = median(r.samples);
+    const ref = r.reference ? median(r.reference.samples) : undefined;
+    const ratio = ref ? `${(m / ref).toFixed(2)}×` : '';
+    lines.push(`| ${r.group} | ${r.name}${r.note ? ` (${r.note})` : ''} | ${fmt(m)} ${r.unit} | ${fmt(p95(r.samples))} ${r.unit} | ${r.reference?.name ?? ''} | ${ref !== undefined ? `${fmt(ref)} ${r.unit}` : ''} | ${ratio} |`);
+  }
+  console.log(`\n${lines.join('\n')}\n`);
+  writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({ quick: QUICK, chromium, date: new Date().toISOString(), rows }, null, 2));
+});
