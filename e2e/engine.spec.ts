@@ -289,3 +289,43 @@ test('bad input: 401, unreachable endpoint, malformed reply, empty or unsupporte
   expect(out.reasoner).toEqual({ ok: true, response: 'from reasoning' });
   expect(out.unknownBackend).toContain('ConfigurationError: Unknown backend');
 });
+
+test('prompt caching: Anthropic marks the stable prefix; OpenAI prefixes stay byte-stable; cached tokens are counted', async ({ harness, lm }) => {
+  lm.setScript((r) => {
+    const reply = turnOf(r) < 2 ? repl(`print(${turnOf(r)})`) : repl('answer["content"] = "cached"\nanswer["ready"] = True');
+    return { content: reply, usage: { input: 1000, output: 10, cached: turnOf(r) * 400 } };
+  });
+  const run = (backend: string, baseURL: string) =>
+    harness.evaluate(
+      async ({ backend, baseURL }) => {
+        const { RLM } = (window as any).rlmWeb;
+        const rlm = new RLM({ backend, backendOptions: { model: `cache-${backend}`, baseURL } });
+        try {
+          const result = await rlm.completion('ctx', { rootPrompt: 'q' });
+          return { response: result.response, cached: result.usage.cachedInputTokens, input: result.usage.inputTokens };
+        } finally {
+          await rlm.close();
+        }
+      },
+      { backend, baseURL },
+    );
+  const anthropic = await run('anthropic', lm.anthropicURL);
+  expect(anthropic.response).toBe('cached');
+  // Turns 0, 1, 2 report 0, 400 and 800 cache-read tokens.
+  expect(anthropic.cached).toBe(1200);
+  expect(anthropic.input).toBe(3000 + 1200);
+  const bodies = lm.requests.filter((r) => r.model === 'cache-anthropic').map((r) => r.body as any);
+  for (const body of bodies) {
+    expect(body.system[body.system.length - 1].cache_control).toEqual({ type: 'ephemeral' });
+    const last = body.messages[body.messages.length - 1];
+    expect(last.content[last.content.length - 1].cache_control).toEqual({ type: 'ephemeral' });
+  }
+  const openai = await run('openai', lm.openaiURL);
+  expect(openai.cached).toBe(1200);
+  const convos = lm.requests.filter((r) => r.model === 'cache-openai').map((r) => r.messages);
+  for (let i = 1; i < convos.length; i++) {
+    const previous = convos[i - 1]!;
+    // Every earlier message is sent again unchanged, so the provider's prefix cache applies.
+    expect(JSON.stringify(convos[i]!.slice(0, previous.length))).toBe(JSON.stringify(previous));
+  }
+});
