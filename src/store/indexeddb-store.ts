@@ -94,6 +94,10 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
   private readonly version: number;
   private database: Promise<IDBPDatabase<TrajectoryDB>> | undefined;
   private persistenceAsked = false;
+  /** Set while an open is blocked by another tab: calls fail fast instead of queueing behind it. */
+  private blockedBy: StorageError | undefined;
+  /** Bumped by close(), so that a connection arriving later is not adopted. */
+  private generation = 0;
   /** Runs this instance is writing, with the function that releases each one's lock. */
   private readonly live = new Map<string, () => void>();
 
@@ -209,6 +213,7 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
 
   /** Releases the run locks this instance holds and closes the connection. */
   async close(): Promise<void> {
+    this.generation++;
     for (const release of this.live.values()) release();
     this.live.clear();
     const db = this.database;
@@ -219,6 +224,8 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
   // ---------------------------------------------------------------- internals
 
   private db(): Promise<IDBPDatabase<TrajectoryDB>> {
+    // A second open would wait, unblocked, behind the first: fail at once instead.
+    if (this.blockedBy) return Promise.reject(this.blockedBy);
     this.database ??= this.open();
     return this.database;
   }
@@ -265,9 +272,31 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
       return db;
     } catch (error) {
       this.database = undefined;
-      // If the blocked open succeeds later, nobody is waiting for it.
-      opening.then((db) => db.close()).catch(() => undefined);
-      throw toStorageError(error, `open the trajectory database '${this.name}'`);
+      const failure = toStorageError(error, `open the trajectory database '${this.name}'`);
+      if (failure.reason === 'blocked') {
+        // When the other tabs let go, the open completes: use that connection from then on.
+        this.blockedBy = failure;
+        const generation = this.generation;
+        opening.then(
+          (db) => {
+            this.blockedBy = undefined;
+            if (generation !== this.generation || this.database) {
+              db.close();
+              return;
+            }
+            this.database = this.markInterrupted(db).then(
+              () => db,
+              () => db,
+            );
+          },
+          () => {
+            this.blockedBy = undefined;
+          },
+        );
+      } else {
+        opening.then((db) => db.close()).catch(() => undefined);
+      }
+      throw failure;
     }
   }
 

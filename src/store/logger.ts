@@ -29,7 +29,10 @@ export class StorageErrorEvent extends Event {
 
 /** What the logger knows about a run it is writing. */
 interface RunState {
+  /** Iterations written, or being written. */
   iterations: number;
+  /** Iterations whose write succeeded. */
+  stored: number;
   size: number;
   /** A write of this run failed: later iterations are not written, the header says so. */
   failed: boolean;
@@ -82,7 +85,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     this.memory.push(trajectory);
     if (this.memory.length > this.keep) this.memory.splice(0, this.memory.length - this.keep);
     if (!this.store) return;
-    const state: RunState = { iterations: trajectory.iterations.length, size: 0, failed: false, pending: new Set() };
+    const state: RunState = { iterations: trajectory.iterations.length, stored: 0, size: 0, failed: false, pending: new Set() };
     state.size = approximateSize(summarizeRun(trajectory, 0, 0)) + trajectory.iterations.reduce((n, it) => n + approximateSize(it), 0);
     this.states.set(trajectory.id, state);
     const store = this.store;
@@ -97,7 +100,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     state.iterations++;
     state.size += approximateSize(iteration);
     const header = summarizeRun(trajectory, state.iterations, state.size);
-    this.track(state, `save iteration ${iteration.iteration}`, () => store.writeIteration(header, iteration));
+    this.track(state, `save iteration ${iteration.iteration}`, () => store.writeIteration(header, iteration), () => state.stored++);
   }
 
   runEnded(trajectory: Trajectory): void {
@@ -109,7 +112,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     // knows whether they all made it.
     const before = Promise.allSettled(state.pending);
     const final = summarizeRun(trajectory, state.iterations, state.size);
-    const write = before.then(() => store.writeRun(state.failed ? { ...final, incomplete: true } : final));
+    const write = before.then(() => store.writeRun(state.failed ? { ...final, iterationCount: state.stored, incomplete: true } : final));
     this.track(state, 'save the finished run', () => write);
   }
 
@@ -118,7 +121,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  private track(state: RunState, action: string, write: () => Promise<void>): void {
+  private track(state: RunState, action: string, write: () => Promise<void>, onSuccess?: () => void): void {
     let promise: Promise<void>;
     try {
       promise = write();
@@ -126,7 +129,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
       promise = Promise.reject(error);
     }
     const settled = promise.then(
-      () => undefined,
+      () => onSuccess?.(),
       (error: unknown) => {
         state.failed = true;
         this.report(toStorageError(error, action));
