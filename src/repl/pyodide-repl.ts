@@ -17,7 +17,10 @@ import type {
   ToolDefinition,
 } from '../core/types';
 import {
+  SHARED_FORMAT_JSON,
+  SHARED_FORMAT_RESULTS,
   SHARED_HEADER_BYTES,
+  SHARED_SLOT_FORMAT,
   SHARED_SLOT_LENGTH,
   SHARED_SLOT_SEQ,
   SHARED_SLOT_STATUS,
@@ -64,7 +67,7 @@ export class PyodideRepl implements ReplEnvironment {
   private tools: ToolDefinition[] = [];
   /** Aborts the sub-calls of the running cell. */
   private cellController: AbortController | undefined;
-  private pendingShared: { seq: number; bytes: Uint8Array } | undefined;
+  private pendingShared: { seq: number; payload: { format: number; bytes: Uint8Array } } | undefined;
   private closePort: (() => void) | undefined;
   private closed = false;
   /** Rejects when the current worker dies (an uncaught error, out of memory). */
@@ -133,28 +136,45 @@ export class PyodideRepl implements ReplEnvironment {
   private sharedPort(): MessagePort {
     const channel = new MessageChannel();
     const encoder = new TextEncoder();
-    const write = (buffer: SharedArrayBuffer, seq: number, bytes: Uint8Array) => {
-      const header = new Int32Array(buffer, 0, 3);
+    const write = (buffer: SharedArrayBuffer, seq: number, payload: { format: number; bytes: Uint8Array }) => {
+      const header = new Int32Array(buffer, 0, 4);
       if (Atomics.load(header, SHARED_SLOT_SEQ) !== seq) return; // the worker gave up on this call
+      const { bytes, format } = payload;
       if (bytes.byteLength > buffer.byteLength - SHARED_HEADER_BYTES) {
-        this.pendingShared = { seq, bytes };
+        this.pendingShared = { seq, payload };
         Atomics.store(header, SHARED_SLOT_LENGTH, bytes.byteLength);
         Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_TOO_SMALL);
       } else {
         // encodeInto refuses shared views: encode first, then copy in.
         new Uint8Array(buffer, SHARED_HEADER_BYTES, bytes.byteLength).set(bytes);
         Atomics.store(header, SHARED_SLOT_LENGTH, bytes.byteLength);
+        Atomics.store(header, SHARED_SLOT_FORMAT, format);
         Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_READY);
       }
       Atomics.notify(header, SHARED_SLOT_STATUS);
     };
+    const encode = (reply: HostReply): { format: number; bytes: Uint8Array } => {
+      if (!('results' in reply)) return { format: SHARED_FORMAT_JSON, bytes: encoder.encode(JSON.stringify(reply)) };
+      const texts = reply.results.map((r) => encoder.encode(r));
+      const head = 4 + 4 * texts.length;
+      const bytes = new Uint8Array(head + texts.reduce((n, t) => n + t.byteLength, 0));
+      const view = new DataView(bytes.buffer);
+      view.setInt32(0, texts.length, true);
+      let offset = head;
+      texts.forEach((t, i) => {
+        view.setInt32(4 + 4 * i, t.byteLength, true);
+        bytes.set(t, offset);
+        offset += t.byteLength;
+      });
+      return { format: SHARED_FORMAT_RESULTS, bytes };
+    };
     channel.port1.onmessage = async ({ data }: MessageEvent<SharedCallMessage>) => {
       if (data.type === 'call') {
-        write(data.buffer, data.seq, encoder.encode(JSON.stringify(await this.answer(data.request))));
+        write(data.buffer, data.seq, encode(await this.answer(data.request)));
       } else {
         const pending = this.pendingShared;
         this.pendingShared = undefined;
-        if (pending && pending.seq === data.seq) write(data.buffer, data.seq, pending.bytes);
+        if (pending && pending.seq === data.seq) write(data.buffer, data.seq, pending.payload);
       }
     };
     this.closePort = () => channel.port1.close();

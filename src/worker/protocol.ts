@@ -34,13 +34,19 @@ export type SharedCallMessage =
   | { type: 'resume'; buffer: SharedArrayBuffer; seq: number };
 
 /**
- * Layout of a shared reply buffer: Int32 status, Int32 byte length, Int32 call sequence
- * number (a late reply to an abandoned call must not land in the next one), then UTF-8.
+ * Layout of a shared reply buffer: Int32 status, Int32 payload byte length, Int32 call
+ * sequence number (a late reply to an abandoned call must not land in the next one),
+ * Int32 payload format, then the payload. Format RESULTS: Int32 count, count × Int32 UTF-8
+ * lengths, then the UTF-8 texts back to back (no JSON on the hot path); format JSON: the
+ * UTF-8 JSON of any other reply.
  */
 export const SHARED_HEADER_BYTES = 16;
 export const SHARED_SLOT_STATUS = 0;
 export const SHARED_SLOT_LENGTH = 1;
 export const SHARED_SLOT_SEQ = 2;
+export const SHARED_SLOT_FORMAT = 3;
+export const SHARED_FORMAT_JSON = 0;
+export const SHARED_FORMAT_RESULTS = 1;
 export const SHARED_STATUS_PENDING = 0;
 export const SHARED_STATUS_READY = 1;
 /** The reply did not fit: the worker must send a larger buffer for the same call. */

@@ -7,7 +7,9 @@ import * as Comlink from 'comlink';
 import type { PyodideAPI } from 'pyodide';
 import runtimeSource from '../python/rlm_runtime.py?raw';
 import {
+  SHARED_FORMAT_RESULTS,
   SHARED_HEADER_BYTES,
+  SHARED_SLOT_FORMAT,
   SHARED_SLOT_LENGTH,
   SHARED_SLOT_SEQ,
   SHARED_SLOT_STATUS,
@@ -63,14 +65,26 @@ import rlm_runtime
 from js import Object
 from pyodide.ffi import to_js
 
+def _rlm_unpack(packed):
+    # Query results arrive as one UTF-8 buffer plus byte lengths: bytes.decode is native,
+    # while converting a JS string to str costs milliseconds per 500 KB.
+    if packed.kind == "results":
+        data = packed.bytes.to_bytes()
+        out, pos = [], 0
+        for n in packed.lengths.to_py():
+            out.append(data[pos:pos + n].decode("utf-8"))
+            pos += n
+        return {"results": out}
+    return json.loads(packed.json)
+
 def _rlm_make(call, jspi):
     if jspi:
         from pyodide.ffi import run_sync
         def transport(req):
-            return run_sync(call(to_js(req, dict_converter=Object.fromEntries))).to_py()
+            return _rlm_unpack(run_sync(call(to_js(req, dict_converter=Object.fromEntries))))
     else:
         def transport(req):
-            return call(to_js(req, dict_converter=Object.fromEntries)).to_py()
+            return _rlm_unpack(call(to_js(req, dict_converter=Object.fromEntries)))
     rt = rlm_runtime.Runtime(transport)
 
     def write_chunk(buf, offset, chunk):
@@ -99,6 +113,32 @@ let shared: SharedArrayBuffer | undefined;
 let sharedSeq = 0;
 const decoder = new TextDecoder();
 
+type PackedReply = { kind: 'results'; bytes: Uint8Array; lengths: number[] } | { kind: 'json'; json: string };
+
+const encoder = new TextEncoder();
+
+/** A reply in the form Python reads fastest (see _rlm_unpack). */
+function pack(reply: HostReply): PackedReply {
+  if (!('results' in reply)) return { kind: 'json', json: JSON.stringify(reply) };
+  let total = 0;
+  for (const r of reply.results) total += r.length;
+  let bytes = new Uint8Array(total + 16);
+  const lengths: number[] = [];
+  let written = 0;
+  for (const r of reply.results) {
+    // ASCII fits in length bytes; grow (rarely) for the worst case of 3 bytes per unit.
+    if (bytes.length - written < r.length * 3) {
+      const grown = new Uint8Array(Math.max(bytes.length * 2, written + r.length * 3));
+      grown.set(bytes.subarray(0, written));
+      bytes = grown;
+    }
+    const n = encoder.encodeInto(r, bytes.subarray(written)).written;
+    lengths.push(n);
+    written += n;
+  }
+  return { kind: 'results', bytes: bytes.subarray(0, written), lengths };
+}
+
 /** Python code keeps running while a JSPI call is suspended: one entry at a time. */
 let queue: Promise<unknown> = Promise.resolve();
 function serialized<T>(task: () => Promise<T> | T): Promise<T> {
@@ -122,13 +162,13 @@ async function detectJSPI(api: PyodideAPI): Promise<boolean> {
 }
 
 /** The SharedArrayBuffer bridge: post the request, then block until the page replies. */
-function callShared(request: HostRequest): HostReply {
+function callShared(request: HostRequest): PackedReply {
   const api = ready().pyodide;
   const port = sharedPort;
   if (!port) throw new Error('no shared-call port');
   const seq = ++sharedSeq;
   let buffer = shared ?? (shared = new SharedArrayBuffer(INITIAL_SHARED_BYTES));
-  let header = new Int32Array(buffer, 0, 3);
+  let header = new Int32Array(buffer, 0, 4);
   Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING);
   Atomics.store(header, SHARED_SLOT_SEQ, seq);
   port.postMessage({ type: 'call', request, buffer, seq } satisfies SharedCallMessage);
@@ -139,13 +179,21 @@ function callShared(request: HostRequest): HostReply {
     const status = Atomics.load(header, SHARED_SLOT_STATUS);
     const length = Atomics.load(header, SHARED_SLOT_LENGTH);
     if (status === SHARED_STATUS_READY) {
-      // TextDecoder refuses shared views: copy out first. JSON.parse here, not in Python.
-      return JSON.parse(decoder.decode(new Uint8Array(buffer, SHARED_HEADER_BYTES, length).slice())) as HostReply;
+      // Copy out of shared memory (TextDecoder and Python refuse shared views).
+      const payload = new Uint8Array(buffer, SHARED_HEADER_BYTES, length).slice();
+      if (Atomics.load(header, SHARED_SLOT_FORMAT) === SHARED_FORMAT_RESULTS) {
+        const view = new DataView(payload.buffer);
+        const count = view.getInt32(0, true);
+        const lengths: number[] = [];
+        for (let i = 0; i < count; i++) lengths.push(view.getInt32(4 + 4 * i, true));
+        return { kind: 'results', bytes: payload.subarray(4 + 4 * count), lengths };
+      }
+      return { kind: 'json', json: decoder.decode(payload) };
     }
     if (status !== SHARED_STATUS_TOO_SMALL) throw new Error(`bad shared reply status ${status}`);
     const size = SHARED_HEADER_BYTES + Math.max(length, buffer.byteLength * 2);
     buffer = shared = new SharedArrayBuffer(size);
-    header = new Int32Array(buffer, 0, 3);
+    header = new Int32Array(buffer, 0, 4);
     Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING);
     Atomics.store(header, SHARED_SLOT_SEQ, seq);
     port.postMessage({ type: 'resume', buffer, seq } satisfies SharedCallMessage);
@@ -189,7 +237,7 @@ const api: WorkerAPI = {
     loaded.FS.mkdirTree('/rlm');
     loaded.FS.writeFile('/rlm/rlm_runtime.py', runtimeSource);
     const make = loaded.runPython(GLUE) as PyCallable;
-    const call = jspi ? (request: HostRequest) => host!.call(request) : callShared;
+    const call = jspi ? async (request: HostRequest) => pack(await host!.call(request)) : callShared;
     const side = make(call, jspi) as { get(key: string): PyCallable; destroy(): void };
     const names: (keyof PythonSide)[] = ['execute', 'loadContext', 'allocate', 'writeChunk', 'setVariable', 'registerTool', 'resolveVariable', 'reset'];
     py = Object.fromEntries(names.map((name) => [name, side.get(name)])) as unknown as PythonSide;
