@@ -152,6 +152,8 @@ export class Sandbox {
     this.cell = undefined;
     this.pendingSeq = undefined;
     this.onEnded(this, failure);
+    // The process is gone, but a cloud sandbox would live on until its own timeout.
+    void this.process?.kill();
   }
 
   private writeLine(message: unknown): Promise<void> {
