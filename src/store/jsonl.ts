@@ -588,6 +588,11 @@ async function readRuns(source: JSONLSource, receiver: RunReceiver): Promise<JSO
       if (entry.type === 'metadata') {
         configFromJSON(entry); // validates before anything changes
         await end();
+        // Back-to-back metadata lines: the first run had no iterations (it failed early).
+        if (unused && meta.type === 'metadata') {
+          await start();
+          await end();
+        }
         meta = entry;
         runContextPrompt = undefined;
         unused = true;

@@ -106,10 +106,14 @@ describe('readJSONL: our logs', () => {
   it('reads several runs from one file', async () => {
     const a = sampleTrajectory();
     const b = { ...sampleTrajectory(), id: 'run-2', iterations: sampleTrajectory().iterations.slice(0, 1) };
-    const read = await readJSONL(toJSONL(a) + toJSONL(b));
+    const empty = { ...sampleTrajectory(), id: 'run-0', iterations: [], status: 'failed' as const };
+    const read = await readJSONL(toJSONL(empty) + toJSONL(a) + toJSONL(empty) + toJSONL(b) + toJSONL(empty));
     expect(read.trajectories.map((t) => [t.id, t.iterations.length])).toEqual([
+      ['run-0', 0],
       ['run-1', 3],
+      ['run-0', 0],
       ['run-2', 1],
+      ['run-0', 0],
     ]);
   });
 });
