@@ -57,7 +57,7 @@ export class AnthropicClient implements LMClient {
         { signal: request.signal ?? null, ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}) },
       );
     } catch (error) {
-      throw toLMError(error, this.provider, this.model, this.options.baseURL);
+      throw toLMError(error, this.provider, this.model, this.options.baseURL, await sdk);
     }
     const blocks = (reply as { content?: { type: string; text?: string; thinking?: string }[] }).content;
     if (!Array.isArray(blocks)) throw malformed(this.provider, this.model, 'no content array');
@@ -93,9 +93,11 @@ export function toAnthropicMessages(input: ChatMessage[], cache: boolean): { sys
       system.push({ type: 'text', text: m.content });
       continue;
     }
+    // The API rejects empty text blocks; an empty reply still keeps its turn.
+    const text = m.content.trim().length > 0 ? m.content : '(empty reply)';
     const last = messages[messages.length - 1];
-    if (last && last.role === m.role) last.content.push({ type: 'text', text: m.content });
-    else messages.push({ role: m.role, content: [{ type: 'text', text: m.content }] });
+    if (last && last.role === m.role) last.content.push({ type: 'text', text });
+    else messages.push({ role: m.role, content: [{ type: 'text', text }] });
   }
   if (messages[0]?.role === 'assistant') messages.unshift({ role: 'user', content: [{ type: 'text', text: '(continue)' }] });
   if (cache) {

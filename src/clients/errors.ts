@@ -18,10 +18,29 @@ interface SDKError {
   constructor?: { name?: string };
 }
 
-export function toLMError(error: unknown, provider: string, model: string, baseURL: string | undefined): unknown {
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+/** The SDK's own error classes: matched with instanceof, which survives minification. */
+export interface SDKErrorClasses {
+  APIUserAbortError?: ErrorClass;
+  APIConnectionTimeoutError?: ErrorClass;
+  APIConnectionError?: ErrorClass;
+}
+
+function kindOf(error: unknown, classes: SDKErrorClasses): string {
+  // Timeout before connection: the SDKs' timeout error extends their connection error.
+  for (const name of ['APIUserAbortError', 'APIConnectionTimeoutError', 'APIConnectionError'] as const) {
+    const cls = classes[name];
+    if (cls && error instanceof cls) return name;
+  }
+  const e = (error ?? {}) as SDKError;
+  return e.constructor?.name ?? e.name ?? '';
+}
+
+export function toLMError(error: unknown, provider: string, model: string, baseURL: string | undefined, classes: SDKErrorClasses = {}): unknown {
   if (error instanceof LMError) return error;
   const e = (error ?? {}) as SDKError;
-  const kind = e.constructor?.name ?? e.name ?? '';
+  const kind = kindOf(error, classes);
   const where = baseURL ? ` at ${baseURL}` : '';
   if (kind === 'APIUserAbortError' || e.name === 'AbortError') {
     return new DOMException('The LM call was aborted.', 'AbortError');

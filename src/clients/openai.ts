@@ -55,7 +55,7 @@ export class OpenAIClient implements LMClient {
         ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}),
       });
     } catch (error) {
-      throw toLMError(error, this.provider, this.model, this.options.baseURL);
+      throw toLMError(error, this.provider, this.model, this.options.baseURL, await sdk);
     }
     const choice = (reply as { choices?: { message?: Record<string, unknown> }[] }).choices?.[0];
     if (!choice?.message) throw malformed(this.provider, this.model, 'no choices[0].message');

@@ -1,6 +1,7 @@
 /**
- * Context window sizes (tokens) by model-name prefix, for compaction. The longest matching
- * prefix wins; unknown models get DEFAULT_CONTEXT_WINDOW. Override with `contextWindows`.
+ * Context window sizes (tokens) by model-name key, for compaction. The longest key
+ * contained in the model name wins; unknown models get DEFAULT_CONTEXT_WINDOW. Override
+ * with `contextWindows`.
  */
 export const DEFAULT_CONTEXT_WINDOW = 128_000;
 
@@ -25,11 +26,12 @@ export const CONTEXT_WINDOWS: Readonly<Record<string, number>> = {
 
 export function contextWindowFor(model: string, overrides?: Record<string, number>): number {
   const table = { ...CONTEXT_WINDOWS, ...overrides };
-  // Provider-prefixed names (openrouter's "openai/gpt-5") match on the part after the slash.
-  const name = model.toLowerCase().split('/').pop() ?? '';
+  const name = model.toLowerCase();
+  // The longest key contained in the name wins, so provider-prefixed names
+  // ("openai/gpt-5", "us.anthropic.claude-sonnet-4-...") match too.
   let best: [string, number] | undefined;
-  for (const [prefix, size] of Object.entries(table)) {
-    if (name.startsWith(prefix.toLowerCase()) && (!best || prefix.length > best[0].length)) best = [prefix, size];
+  for (const [key, size] of Object.entries(table)) {
+    if (name.includes(key.toLowerCase()) && (!best || key.length > best[0].length)) best = [key, size];
   }
   return best ? best[1] : DEFAULT_CONTEXT_WINDOW;
 }

@@ -76,14 +76,21 @@ export function findTextAnswer(text: string): TextAnswer | null {
     const line = prose[i] ?? '';
     const start = /^\s*FINAL\(/.exec(line);
     if (!start) continue;
-    // The answer runs to the last ')' of the first line that closes it (possibly a later line).
-    const rest = [line.slice(start[0].length), ...prose.slice(i + 1)];
-    for (let j = 0; j < rest.length; j++) {
-      const candidate = rest.slice(0, j + 1).join('\n');
-      const trimmed = candidate.trimEnd();
-      if (trimmed.endsWith(')')) return { kind: 'final', value: trimmed.slice(0, -1).trim() };
+    const rest = [line.slice(start[0].length), ...prose.slice(i + 1)].join('\n');
+    // The answer ends at the ')' that closes FINAL( — nested pairs inside are kept.
+    let depth = 1;
+    for (let k = 0; k < rest.length; k++) {
+      const ch = rest[k];
+      if (ch === '(') depth++;
+      else if (ch === ')' && --depth === 0) return { kind: 'final', value: rest.slice(0, k).trim() };
     }
-    return { kind: 'final', value: rest.join('\n').trim() };
+    // Unbalanced: fall back to the last ')' of the first line that ends with one.
+    const lines = rest.split('\n');
+    for (let j = 0; j < lines.length; j++) {
+      const candidate = lines.slice(0, j + 1).join('\n').trimEnd();
+      if (candidate.endsWith(')')) return { kind: 'final', value: candidate.slice(0, -1).trim() };
+    }
+    return { kind: 'final', value: rest.trim() };
   }
   return null;
 }

@@ -63,10 +63,14 @@ print(context[:500])
 export interface MetadataOptions {
   rootPrompt?: string | undefined;
   contexts: (ContextDescription & { bytes?: number | undefined })[];
+  /** The REPL name of the (first) context. Default: 'context'. */
+  contextName?: string | undefined;
   subcallChars: number;
 }
 
 function describeContext(c: ContextDescription & { bytes?: number | undefined }): string {
+  // Bytes (a File, a Blob) are described before Python has decoded them.
+  if (c.bytes !== undefined) return `a Python \`str\` decoded from ${c.bytes.toLocaleString('en-US')} bytes of UTF-8 text`;
   const unit = c.type === 'str' ? 'characters' : 'items';
   return `a Python \`${c.type}\` of ${c.length.toLocaleString('en-US')} ${unit}`;
 }
@@ -76,7 +80,7 @@ export function buildMetadataMessage(options: MetadataOptions): string {
   const parts: string[] = [];
   if (options.rootPrompt) parts.push(`The question to answer:\n${options.rootPrompt}`);
   const first = options.contexts[0];
-  if (first) parts.push(`\`context\` is ${describeContext(first)}.`);
+  if (first) parts.push(`\`${options.contextName ?? 'context'}\` is ${describeContext(first)}.`);
   if (first?.type === 'str' && first.length > options.subcallChars) {
     const pieces = Math.ceil(first.length / options.subcallChars);
     parts.push(`That is about ${pieces} times what one sub-call can read, so plan to split it.`);

@@ -143,7 +143,8 @@ const DEFAULTS = {
   subcallChars: 400_000,
 };
 
-const SECRET_KEY = /key|token|secret|password|authorization/i;
+/** Option names whose values are secrets: apiKey, token, authToken, secret, password, ... */
+const SECRET_KEY = /(key|token|secret|password|authorization|credentials?)$/i;
 
 function redact(options: object | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -177,6 +178,7 @@ export class RLMCore {
   private readonly envName: string;
   private env: ReplEnvironment | undefined;
   private envUsed = false;
+  private toolsRegistered = false;
   /** REPLs for child RLMs: the root's own, shared by every descendant. */
   private ownPool: EnvironmentPool | undefined;
   private readonly listeners = new Set<(event: RLMEvent) => void>();
@@ -357,10 +359,13 @@ export class RLMCore {
     if (this.depth >= this.maxDepth) {
       return this.plainCompletion(context, options);
     }
-    const persistent = Boolean(this.options.persistent);
+    // Input errors throw before any run state exists: nothing to clean up.
+    const described = describeInput(context);
     if (isEmptyContext(context)) {
       throw new ConfigurationError('The context is empty: pass the text (or data, or a File) the question is about as the first argument of completion().');
     }
+    const persistent = Boolean(this.options.persistent);
+    const compaction = Boolean(this.options.compaction);
     const usage = new UsageTracker(this.options._parentUsage);
     let bestPartial: string | undefined;
     const guard = new RunGuard(this.options, usage, () => bestPartial, options.signal);
@@ -370,7 +375,7 @@ export class RLMCore {
       startedAt: new Date().toISOString(),
       config: this.runConfig(),
       rootPrompt: options.rootPrompt,
-      context: describeInput(context),
+      context: described,
       iterations: [],
       status: 'running',
       usage: emptyUsage(),
@@ -380,47 +385,55 @@ export class RLMCore {
     const logger = this.options.logger;
     this.emit({ type: 'run_start', ...base, config: trajectory.config, rootPrompt: options.rootPrompt });
     safely(() => logger?.runStarted(trajectory));
-
-    const env = this.environment();
-    if (!persistent && this.envUsed) {
-      this.contextCount = 0;
-      this.historyCount = 0;
-    }
-    const contextIndex = this.contextCount++;
-    // Boot and load the context while the first root LM call is in flight.
-    const ready = this.prepare(env, context, contextIndex, !persistent && this.envUsed, base, trajectory);
-    ready.catch(() => undefined);
-    this.envUsed = true;
-
-    const compaction = Boolean(this.options.compaction);
-    const systemPrompt =
-      this.options.customSystemPrompt ??
-      buildSystemPrompt({
-        recursive: this.depth + 1 < this.maxDepth,
-        tools: describeTools(this.tools),
-        subcallChars: DEFAULTS.subcallChars,
-        maxOutputChars: this.options.maxOutputChars ?? DEFAULTS.maxOutputChars,
-        compaction,
-      });
-    const metadata = buildMetadataMessage({ rootPrompt: options.rootPrompt, contexts: [trajectory.context], subcallChars: DEFAULTS.subcallChars });
-    const turn = (i: number) =>
-      buildTurnPrompt({ iteration: i, maxIterations: this.maxIterations, contextCount: contextIndex + 1, historyCount: this.historyCount });
-    let messages: ChatMessage[] = [
-      { role: 'system', content: systemPrompt },
-      { role: 'user', content: `${metadata}\n\n${turn(0)}` },
-    ];
-    const fullHistory: unknown[] = [];
-    let compactions = 0;
-    let response: string | undefined;
-    let endReason: EndReason = 'answer';
     const maxOutputChars = this.options.maxOutputChars ?? DEFAULTS.maxOutputChars;
+    /** Waits for `promise` unless the run is stopped first (a wedged REPL must not hang it). */
+    const until = <T>(promise: Promise<T>): Promise<T> => raceAbort(promise, guard.signal);
+    let endReason: EndReason = 'answer';
 
     try {
+      const env = this.environment();
+      if (!persistent && this.envUsed) {
+        this.contextCount = 0;
+        this.historyCount = 0;
+      }
+      const contextIndex = this.contextCount++;
+      // Boot and load the context while the first root LM call is in flight.
+      const ready = this.prepare(env, context, contextIndex, !persistent && this.envUsed, base, trajectory);
+      ready.catch(() => undefined);
+      this.envUsed = true;
+
+      const systemPrompt =
+        this.options.customSystemPrompt ??
+        buildSystemPrompt({
+          recursive: this.depth + 1 < this.maxDepth,
+          tools: describeTools(this.tools),
+          subcallChars: DEFAULTS.subcallChars,
+          maxOutputChars,
+          compaction,
+        });
+      const metadata = buildMetadataMessage({
+        rootPrompt: options.rootPrompt,
+        contexts: [described],
+        contextName: contextIndex === 0 ? 'context' : `context_${contextIndex}`,
+        subcallChars: DEFAULTS.subcallChars,
+      });
+      const turn = (i: number) =>
+        buildTurnPrompt({ iteration: i, maxIterations: this.maxIterations, contextCount: contextIndex + 1, historyCount: this.historyCount });
+      let messages: ChatMessage[] = [
+        { role: 'system', content: systemPrompt },
+        { role: 'user', content: `${metadata}\n\n${turn(0)}` },
+      ];
+      const fullHistory: unknown[] = [];
+      let compactions = 0;
+      /** Messages a compaction keeps; compacting is pointless until more arrive. */
+      let compactedLength = 2;
+      let response: string | undefined;
+
       for (let i = 0; i < this.maxIterations && response === undefined; i++) {
         guard.check();
-        if (compaction && this.shouldCompact(messages)) {
-          const compacted = await this.compact(messages, guard, fullHistory, ++compactions, turn(i), base);
-          messages = compacted;
+        if (compaction && messages.length > compactedLength && this.shouldCompact(messages)) {
+          messages = await this.compact(messages, metadata, guard, fullHistory, ++compactions, turn(i), base);
+          compactedLength = messages.length;
         }
         const started = performance.now();
         const timestamp = new Date().toISOString();
@@ -430,13 +443,14 @@ export class RLMCore {
         const text = lm.text;
         if (text.trim()) bestPartial = text;
         this.emit({ type: 'lm_response', ...base, iteration: i + 1, text, usage: lm.usage });
+        // A reply that pushed the run over a limit is kept as the partial answer, not run.
+        guard.check();
         messages.push({ role: 'assistant', content: text });
 
         const blocks = findCodeBlocks(text);
         const records: CodeBlockRecord[] = [];
         let final: string | null = null;
-        let feedback: string;
-        if (blocks.length > 0) await ready;
+        if (blocks.length > 0) await until(ready);
         for (let b = 0; b < blocks.length && final === null; b++) {
           const record = await this.runCell(env, blocks[b]!, guard, i + 1, b, base);
           records.push(record);
@@ -448,8 +462,8 @@ export class RLMCore {
           const textAnswer = findTextAnswer(text);
           if (textAnswer?.kind === 'final') final = textAnswer.value;
           if (textAnswer?.kind === 'final_var') {
-            await ready;
-            const value = await env.resolveVariable(textAnswer.name);
+            await until(ready);
+            const value = await until(env.resolveVariable(textAnswer.name));
             if (value === null) {
               textAnswerError = `FINAL_VAR(${textAnswer.name}): there is no variable named '${textAnswer.name}' in the REPL, so this is not an answer yet. Create it in a repl block first (or set answer["content"] and answer["ready"] = True).`;
             } else {
@@ -458,7 +472,7 @@ export class RLMCore {
           }
         }
         const failed = records.filter((r) => r.errorType !== null && !r.interrupted);
-        const record: IterationRecord = {
+        this.recordIteration(trajectory, usage, base, {
           iteration: i + 1,
           timestamp,
           prompt,
@@ -468,18 +482,14 @@ export class RLMCore {
           finalAnswer: final,
           iterationTimeMs: performance.now() - started,
           usage: lm.usage,
-        };
-        trajectory.iterations.push(record);
-        trajectory.usage = usage.summary();
-        this.emit({ type: 'iteration_end', ...base, record });
-        this.emit({ type: 'usage', ...base, usage: trajectory.usage });
-        safely(() => logger?.iterationFinished(trajectory, record));
+        });
         if (final !== null) {
           response = final;
           break;
         }
         guard.recordIteration(failed.length > 0 ? failed.map((r) => r.stderr).join('\n') : undefined);
 
+        let feedback: string;
         if (blocks.length > 0) {
           feedback = formatFeedback(blocks.slice(0, records.length).map((code, k) => ({ code, result: records[k]! })), maxOutputChars);
           if (textAnswerError) feedback += `\n\n${textAnswerError}`;
@@ -493,19 +503,37 @@ export class RLMCore {
       }
 
       if (response === undefined) {
-        // Out of turns: one last call for a plain-text answer.
+        // Out of turns: one last call for a plain-text answer, recorded like any iteration.
         endReason = 'max_iterations';
         guard.check();
+        const started = performance.now();
+        const timestamp = new Date().toISOString();
+        this.emit({ type: 'iteration_start', ...base, iteration: this.maxIterations + 1 });
+        const prompt = messages.map((m) => ({ ...m }));
         const lm = await this.callRoot(messages, guard);
+        if (lm.text.trim()) bestPartial = lm.text;
+        this.emit({ type: 'lm_response', ...base, iteration: this.maxIterations + 1, text: lm.text, usage: lm.usage });
+        guard.check();
         const answer = findTextAnswer(lm.text);
         response = answer?.kind === 'final' ? answer.value : lm.text;
         messages.push({ role: 'assistant', content: lm.text });
+        this.recordIteration(trajectory, usage, base, {
+          iteration: this.maxIterations + 1,
+          timestamp,
+          prompt,
+          response: lm.text,
+          reasoning: lm.reasoning,
+          codeBlocks: [],
+          finalAnswer: response,
+          iterationTimeMs: performance.now() - started,
+          usage: lm.usage,
+        });
       }
 
       if (persistent) {
         const index = this.historyCount++;
-        await env.setVariable(`history_${index}`, messages, true);
-        if (index === 0 && !compaction) await env.setVariable('history', messages, true);
+        await until(env.setVariable(`history_${index}`, messages, true));
+        if (index === 0 && !compaction) await until(env.setVariable('history', messages, true));
       }
       trajectory.status = 'completed';
       trajectory.endReason = endReason;
@@ -523,8 +551,9 @@ export class RLMCore {
       trajectory.error = describeError(error);
       if (error instanceof RunEndedError) {
         trajectory.status = error instanceof CancellationError ? 'cancelled' : 'failed';
-        trajectory.endReason = error instanceof CancellationError ? 'cancelled' : (error as { limit?: EndReason }).limit ?? 'error';
-        error.partialAnswer ??= bestPartial;
+        trajectory.endReason = error instanceof CancellationError ? 'cancelled' : ((error as { limit?: EndReason }).limit ?? 'error');
+        // The latest reply, even one that arrived after the limit was crossed.
+        error.partialAnswer = bestPartial ?? error.partialAnswer;
         error.usage = trajectory.usage;
         error.trajectory = trajectory;
       } else {
@@ -538,12 +567,21 @@ export class RLMCore {
       guard.dispose();
       this.active = undefined;
       if (this.depth > 0 && !persistent) {
-        // Child RLMs are one-shot: free their worker now.
+        // Child RLMs are one-shot: give their REPL back now.
         await this.close().catch(() => undefined);
       }
       await logger?.flush().catch((error: unknown) => console.error('rlm-web: trajectory store failed', error));
     }
   }
+
+  private recordIteration(trajectory: Trajectory, usage: UsageTracker, base: { runId: string; depth: number }, record: IterationRecord): void {
+    trajectory.iterations.push(record);
+    trajectory.usage = usage.summary();
+    this.emit({ type: 'iteration_end', ...base, record });
+    this.emit({ type: 'usage', ...base, usage: trajectory.usage });
+    safely(() => this.options.logger?.iterationFinished(trajectory, record));
+  }
+
 
   /** At the depth limit an RLM is a plain LM call. */
   private async plainCompletion(context: ContextInput, options: CompletionOptions): Promise<CompletionResult> {
@@ -580,8 +618,15 @@ export class RLMCore {
     const firstBoot = env.info === undefined;
     const info = await env.start();
     if (firstBoot) this.emit({ type: 'repl_ready', ...base, info });
-    if (reset) await env.reset();
-    if (reset || firstBoot) await env.registerTools(toToolDefinitions(this.tools));
+    if (reset) {
+      await env.reset();
+      this.toolsRegistered = false;
+    }
+    // A REPL from the pool or warmed up by warmUp() has no tools yet either.
+    if (!this.toolsRegistered) {
+      await env.registerTools(toToolDefinitions(this.tools));
+      this.toolsRegistered = true;
+    }
     const started = performance.now();
     const description = await env.loadContext(index, context);
     trajectory.context = { ...description, bytes: trajectory.context.bytes };
@@ -641,6 +686,7 @@ export class RLMCore {
 
   private async compact(
     messages: ChatMessage[],
+    metadata: string,
     guard: RunGuard,
     fullHistory: unknown[],
     count: number,
@@ -652,9 +698,11 @@ export class RLMCore {
     fullHistory.push(messages.slice(2).map((m) => ({ ...m })), { type: 'summary', content: lm.text });
     await this.env?.setVariable('history', fullHistory, true);
     this.emit({ type: 'compaction', ...base, summary: lm.text, count });
+    this.emit({ type: 'usage', ...base, usage: this.active?.usage.summary() ?? emptyUsage() });
     return [
       messages[0]!,
-      messages[1]!,
+      // The metadata without the first turn's "do not answer yet".
+      { role: 'user', content: metadata },
       { role: 'assistant', content: lm.text },
       { role: 'user', content: `${buildCompactedNote(count)}\n\n${nextTurn}` },
     ];
@@ -679,6 +727,7 @@ export class RLMCore {
     if (!run) return { error: 'No run is active: sub-calls are only answered during completion().' };
     try {
       if (request.op === 'tool') {
+        run.guard.check();
         const tool = this.tools.find((t) => t.name === request.name);
         if (!tool) return { error: `unknown tool '${request.name}'` };
         return { value: await callTool(tool, request.args, request.kwargs) };
@@ -688,12 +737,12 @@ export class RLMCore {
       const client = recursive ? undefined : this.clientFor(request.model, true);
       if (recursive && request.model) this.clientFor(request.model, false);
       const target = run.cellSubcalls;
-      const results = await mapConcurrent(request.prompts, this.options.maxConcurrentSubcalls ?? DEFAULTS.maxConcurrentSubcalls, async (prompt) => {
-        const record = recursive ? await this.childCall(prompt, request.model, run, signal) : await this.leafCall(client!, prompt, run, signal);
-        target?.push(record);
-        return record.error !== undefined ? `Error: ${record.error}` : record.response;
-      });
-      return { results };
+      const records = await mapConcurrent(request.prompts, this.options.maxConcurrentSubcalls ?? DEFAULTS.maxConcurrentSubcalls, (prompt) =>
+        recursive ? this.childCall(prompt, request.model, run, signal) : this.leafCall(client!, prompt, run, signal),
+      );
+      // Recorded in prompt order, whatever order they finished in.
+      target?.push(...records);
+      return { results: records.map((record) => (record.error !== undefined ? `Error: ${record.error}` : record.response)) };
     } catch (error) {
       return { error: error instanceof ConfigurationError ? error.message : describeError(error) };
     }
@@ -777,10 +826,31 @@ function safely(fn: () => void): void {
   }
 }
 
+/** Settles with `promise`, or rejects with the signal's reason once it aborts. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 function isEmptyContext(context: ContextInput): boolean {
   if (typeof context === 'string') return context.length === 0;
+  if (Array.isArray(context)) return context.length === 0;
   if (typeof Blob !== 'undefined' && context instanceof Blob) return context.size === 0;
   if (context instanceof ArrayBuffer || ArrayBuffer.isView(context)) return context.byteLength === 0;
+  if (context !== null && typeof context === 'object') return Object.keys(context).length === 0;
   return context === null || context === undefined;
 }
 

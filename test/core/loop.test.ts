@@ -950,7 +950,8 @@ describe('compaction', () => {
     const compacted = root.calls[2]!;
     expect(compacted.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
     expect(compacted[0]).toEqual(root.calls[0]![0]);
-    expect(compacted[1]).toEqual(root.calls[0]![1]);
+    // The metadata stays; the first turn's "do not answer in this turn" does not.
+    expect(compacted[1]).toEqual({ role: 'user', content: '`context` is a Python `str` of 420 characters.' });
     expect(compacted[2]?.content).toBe('SUMMARY: a holds 1.');
     expect(compacted[3]?.content).toContain('`history`');
     expect(compacted[3]?.content).toContain('Turn 2 of 30');
