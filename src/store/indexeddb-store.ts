@@ -268,7 +268,8 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
     });
     try {
       const db = await Promise.race([opening, whenBlocked]);
-      await this.markInterrupted(db);
+      // A failed check leaves runs as they are; it must not make the store unusable.
+      await this.markInterrupted(db).catch(() => undefined);
       return db;
     } catch (error) {
       this.database = undefined;
