@@ -47,6 +47,7 @@ export function createE2BProvider(options: E2BProviderOptions = {}): SandboxProv
         throw error;
       }
       const pid = handle.pid;
+      let deleted: Promise<unknown> | undefined;
       handle.wait().then(
         (result) => end(result.exitCode, `exited with code ${result.exitCode}`),
         (error: { exitCode?: number; message?: string }) => end(error.exitCode ?? null, error.exitCode !== undefined ? `exited with code ${error.exitCode}` : `lost: ${error.message ?? error}`),
@@ -62,7 +63,8 @@ export function createE2BProvider(options: E2BProviderOptions = {}): SandboxProv
           return result.exitCode === 0;
         },
         async kill() {
-          await sandbox.kill().catch(() => undefined);
+          deleted ??= sandbox.kill().catch(() => undefined);
+          await deleted;
           end(null, 'sandbox deleted');
         },
       };

@@ -62,6 +62,7 @@ export function createModalProvider(options: ModalProviderOptions = {}): Sandbox
           (error: Error) => end(null, `lost: ${error.message}`),
         );
       const stdin = process.stdin;
+      let terminated: Promise<void> | undefined;
       return {
         providerId: sandbox.sandboxId,
         async write(text) {
@@ -73,7 +74,8 @@ export function createModalProvider(options: ModalProviderOptions = {}): Sandbox
           return (await killer.wait()) === 0;
         },
         async kill() {
-          await sandbox.terminate().catch(() => undefined);
+          terminated ??= sandbox.terminate().catch(() => undefined);
+          await terminated;
           end(null, 'sandbox terminated');
         },
       };
