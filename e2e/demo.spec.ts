@@ -1,0 +1,357 @@
+/**
+ * The demo page, built (npm run build:demo) and served as plain static files, driven like a
+ * person would: settings, context, question, Run, Stop, History, export and import. The
+ * scripted LM server plays a local OpenAI-compatible endpoint.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { test as base, expect, type Page, type TestInfo } from '@playwright/test';
+import { isRootCall, lastUser, repl, startLMServer, turnOf, type LMServer, type ScriptedRequest } from './support/lm-server';
+
+interface Served {
+  url: string;
+  close(): Promise<void>;
+}
+type ServeFn = (options: { root: string; port?: number; isolated?: boolean }) => Promise<Served>;
+
+const test = base.extend<{ lm: LMServer }, { demo: Served }>({
+  demo: [
+    async ({}, use) => {
+      // The built demo, never the sources: build it once for this file, then serve demo-dist/.
+      execFileSync('npx', ['vite', 'build', '--config', 'vite.demo.config.ts', '--logLevel', 'error'], { stdio: 'inherit', env: { ...process.env, VITE_CONFIG_NATIVE_IGNORE_WARNING: 'true' } });
+      const { serve } = (await import('../scripts/serve.mjs' as string)) as { serve: ServeFn };
+      const server = await serve({ root: 'demo-dist', port: 0 });
+      await use(server);
+      await server.close();
+    },
+    { scope: 'worker', timeout: 120_000 },
+  ],
+  lm: async ({}, use) => {
+    const server = await startLMServer();
+    await use(server);
+    await server.close();
+  },
+});
+
+const LAPTOP = { width: 1366, height: 860 };
+const PHONE = { width: 390, height: 844 };
+
+/** What a person sees: the viewport on a laptop (the run pane scrolls by itself), the whole page on a phone. */
+async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
+  const path = testInfo.outputPath(`${name}.png`);
+  await page.screenshot({ path, fullPage: (page.viewportSize()?.width ?? 0) < 900 });
+  await testInfo.attach(name, { path, contentType: 'image/png' });
+}
+
+async function open(page: Page, demo: Served): Promise<void> {
+  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+  if (process.env.E2E_CONSOLE) page.on('console', (m) => console.log(`[page ${m.type()}] ${m.text()}`));
+  await page.goto(demo.url);
+  await expect(page.getByRole('button', { name: 'Run', exact: true })).toBeEnabled();
+}
+
+async function openSettings(page: Page): Promise<void> {
+  const settings = page.locator('#settings');
+  if (!(await settings.evaluate((d) => (d as HTMLDetailsElement).open))) await settings.locator('summary').click();
+}
+
+/** Settings for the scripted server as a local OpenAI-compatible endpoint. */
+async function configureLocal(page: Page, lm: LMServer, baseURL = lm.openaiURL): Promise<void> {
+  await openSettings(page);
+  await page.getByLabel('Provider').selectOption('local');
+  await page.getByLabel('Base URL').fill(baseURL);
+  await page.getByLabel('API key').fill('test-key');
+  await page.getByLabel('Root model').fill('scripted-root');
+  await page.getByLabel('Sub-call model').fill('scripted-sub');
+}
+
+function run(page: Page) {
+  return page.getByRole('button', { name: 'Run', exact: true });
+}
+
+const NEEDLE = 'The secret code is 7261.';
+
+/** Root: look at the context and ask a sub-model, then answer. Sub-model: find the code. */
+function needleScript(request: ScriptedRequest): string {
+  if (!isRootCall(request)) {
+    const m = /secret code is (\d+)/.exec(lastUser(request));
+    return m ? m[1]! : 'NONE';
+  }
+  if (turnOf(request) === 0) {
+    return repl('print(type(context).__name__, len(context))\nfound = llm_query("Find the secret code:\\n" + context[-2000:])\nprint("sub-model says", found)', 'Let me **look** at the context and ask a sub-model.');
+  }
+  return repl('answer["content"] = f"The code is **{found}**."\nanswer["ready"] = True', 'Found it.');
+}
+
+test('paste a context, run, watch the iterations and see the answer', async ({ page, demo, lm }, testInfo) => {
+  lm.setScript(needleScript);
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await shot(page, testInfo, '01-laptop-light-empty');
+  await configureLocal(page, lm);
+  const context = Array.from({ length: 3000 }, (_, i) => `line ${i}: nothing here`).concat(NEEDLE).join('\n');
+  await page.getByLabel('Context text').fill(context);
+  await page.getByLabel('Question').fill('What is the secret code?');
+  await expect(page.locator('#context-summary')).toContainText('pasted text');
+  await shot(page, testInfo, '02-laptop-light-ready');
+
+  const clicked = Date.now();
+  await run(page).click();
+  await expect(page.locator('.iteration').first()).toBeVisible();
+  const toCard = Date.now() - clicked;
+  await expect(page.locator('.iteration').first().locator('.prose')).toContainText('look at the context');
+  const toText = Date.now() - clicked;
+  await expect(page.locator('.cell').first()).toHaveAttribute('data-state', /ok|error/);
+  const toOutput = Date.now() - clicked;
+  const inPage = await page.locator('.run').getAttribute('data-first-iteration-ms');
+  console.log(`Run → first iteration card: ${toCard} ms (in-page: ${inPage} ms); → model text shown: ${toText} ms; → first cell output (Python boot included): ${toOutput} ms`);
+
+  const answer = page.locator('.answer');
+  await expect(answer).toBeVisible();
+  await expect(answer).toContainText('The code is 7261.');
+  await expect(answer.locator('strong')).toHaveText('7261');
+  await expect(page.locator('.run .status')).toHaveText('Done');
+  await expect(page.locator('.iteration')).toHaveCount(2);
+  const first = page.locator('.iteration').first();
+  await expect(first.locator('.prose strong')).toHaveText('look');
+  await expect(first.locator('.cell .output').first()).toContainText(`str ${context.length}`);
+  await expect(first.locator('.cell .output').first()).toContainText('sub-model says 7261');
+  await expect(first.locator('.cell code .hljs-built_in').first()).toHaveText('print');
+  // The sub-call, expandable.
+  const subcall = first.locator('details.subcall');
+  await expect(subcall).toHaveCount(1);
+  await expect(subcall.locator('summary')).toContainText('llm_query');
+  await expect(subcall.locator('summary')).toContainText('scripted-sub');
+  await subcall.locator('summary').click();
+  await expect(subcall.locator('.subcall-body')).toContainText('Find the secret code');
+  await expect(page.locator('[data-total="sub-calls"] dd')).toHaveText('1');
+  await expect(page.locator('[data-total="iterations"] dd')).toHaveText('2');
+  await expect(page.locator('#bridge')).toContainText('JSPI bridge');
+  await expect(page.locator('#form-error')).toBeHidden();
+  await shot(page, testInfo, '03-laptop-light-answered');
+
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, testInfo, '04-laptop-dark-answered');
+  await page.setViewportSize(PHONE);
+  await shot(page, testInfo, '05-phone-dark-answered');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await shot(page, testInfo, '06-phone-light-answered');
+  // Nothing is wider than a phone screen.
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+});
+
+test('stop a run while a cell is running, then run again', async ({ page, demo, lm }, testInfo) => {
+  lm.setScript((request) => {
+    if (!isRootCall(request)) return 'unused';
+    if (lastUser(request).includes('second run')) return 'FINAL(second run answered)';
+    return repl('print("working", flush=True)\ncount = 0\nwhile True:\n    count += 1', 'This will take a while.');
+  });
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.getByLabel('Context text').fill('some context');
+  await page.getByLabel('Question').fill('Count forever');
+  await run(page).click();
+  const cell = page.locator('.cell').first();
+  await expect(cell).toHaveAttribute('data-state', 'running');
+  await expect(page.getByRole('button', { name: 'Stop', exact: true })).toBeFocused();
+  await shot(page, testInfo, '07-laptop-light-cell-running');
+  await page.getByRole('button', { name: 'Stop', exact: true }).click();
+  await expect(page.locator('.run .status')).toHaveText('Stopped');
+  await expect(page.locator('.run .error-box')).toContainText('You stopped the run');
+  await expect(page.locator('.iteration').first()).toHaveAttribute('data-state', /stopped|done/);
+  await expect(cell).not.toHaveAttribute('data-state', 'running');
+  // A stop is not an error: nothing alarming under the Run button.
+  await expect(page.locator('#form-error')).toBeHidden();
+  await expect(run(page)).toBeEnabled();
+  await expect(page.getByRole('button', { name: 'Stop', exact: true })).toBeDisabled();
+  await shot(page, testInfo, '08-laptop-light-stopped');
+
+  await page.getByLabel('Question').fill('And now the second run');
+  await run(page).click();
+  await expect(page.locator('.answer')).toContainText('second run answered');
+  await expect(page.locator('.run .status')).toHaveText('Done');
+});
+
+test('History: reload and find the run, open it, export JSONL, import it back, delete; a closed tab leaves an interrupted run', async ({ page, context, demo, lm }, testInfo) => {
+  lm.setScript((request) => {
+    if (!isRootCall(request)) return 'unused';
+    if (lastUser(request).includes('Never ending')) return repl('while True:\n    pass', 'Working on it.');
+    if (turnOf(request) === 0) return repl('print(context.upper())', 'Reading.');
+    return 'FINAL(It says *hello history*.)';
+  });
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.getByLabel('Context text').fill('hello history');
+  await page.getByLabel('Question').fill('What does the context say?');
+  await run(page).click();
+  await expect(page.locator('.answer')).toContainText('It says hello history.');
+
+  await page.reload();
+  await expect(page.locator('.empty-state')).toBeVisible();
+  const entries = page.locator('#history-list .history-open');
+  await expect(entries).toHaveCount(1);
+  await expect(entries.first()).toContainText('What does the context say?');
+  await expect(entries.first()).toContainText('scripted-root');
+  await expect(entries.first().locator('.status')).toHaveText('done');
+  // Settings survived the reload; the key did not ("remember" was not ticked).
+  await expect(page.getByLabel('Root model')).toHaveValue('scripted-root');
+  await expect(page.getByLabel('API key')).toHaveValue('');
+
+  await entries.first().click();
+  await expect(page.locator('#viewing-label')).toHaveText('Saved run');
+  await expect(page.locator('.run-question')).toHaveText('What does the context say?');
+  await expect(page.locator('.iteration')).toHaveCount(2);
+  await expect(page.locator('.iteration').first().locator('.cell .output')).toContainText('HELLO HISTORY');
+  await expect(page.locator('.answer em')).toHaveText('hello history');
+  await shot(page, testInfo, '09-laptop-light-history-open');
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export JSONL' }).click()]);
+  expect(download.suggestedFilename()).toMatch(/^rlm-run-.*\.jsonl$/);
+  const exported = testInfo.outputPath('exported-run.jsonl');
+  await download.saveAs(exported);
+  const lines = (await readFile(exported, 'utf8')).trim().split('\n');
+  expect(lines.length).toBeGreaterThanOrEqual(3); // metadata + 2 iterations
+  expect(lines.map((l) => JSON.parse(l) as { type?: string }).some((l) => l.type === 'metadata')).toBe(true);
+
+  await page.locator('#import-file').setInputFiles(exported);
+  await expect(page.locator('#history-status')).toContainText('Imported exported-run.jsonl');
+  await expect(entries).toHaveCount(2);
+  await expect(page.locator('#history-list .status', { hasText: 'imported' })).toHaveCount(1);
+  await expect(page.locator('.run .status')).toHaveText('Imported');
+  await expect(page.locator('.answer')).toContainText('It says hello history.');
+  await expect(page.locator('.iteration').first().locator('.cell .output')).toContainText('HELLO HISTORY');
+
+  page.once('dialog', (dialog) => void dialog.accept());
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await expect(entries).toHaveCount(1);
+  await expect(page.locator('#history-status')).toHaveText('Run deleted.');
+
+  // A tab closed mid-run: the next page finds the run interrupted, with what it had.
+  await openSettings(page);
+  await page.getByLabel('API key').fill('test-key');
+  await page.getByLabel('Context text').fill('a context that takes forever');
+  await page.getByLabel('Question').fill('Never ending');
+  await run(page).click();
+  await expect(page.locator('.cell').first()).toHaveAttribute('data-state', 'running');
+  await expect(entries).toHaveCount(2);
+  await page.close();
+  const next = await context.newPage();
+  await next.setViewportSize(LAPTOP);
+  await open(next, demo);
+  const interrupted = next.locator('#history-list .history-open', { hasText: 'Never ending' });
+  await expect(interrupted.locator('.status')).toHaveText('interrupted');
+  await interrupted.click();
+  await expect(next.locator('.run .status')).toHaveText('Interrupted (tab closed)');
+  await shot(next, testInfo, '10-laptop-light-history-interrupted');
+});
+
+test('a 50 MB file as the context goes through the Blob path, its size shown', async ({ page, demo, lm }, testInfo) => {
+  const size = 50_000_000;
+  const buffer = Buffer.alloc(size, 'filler line of a large log file, nothing to see here\n');
+  const tail = Buffer.from(`\n${NEEDLE}\n`);
+  tail.copy(buffer, size - tail.length);
+  lm.setScript((request) => {
+    if (!isRootCall(request)) return 'unused';
+    return repl('print(type(context).__name__, len(context))\nanswer["content"] = context.strip().splitlines()[-1]\nanswer["ready"] = True', 'Reading the end of the file.');
+  });
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.locator('#file-picker').setInputFiles({ name: 'big.log', mimeType: 'text/plain', buffer });
+  await expect(page.locator('#file-list')).toContainText('big.log');
+  await expect(page.locator('#file-list')).toContainText('47.7 MB');
+  await expect(page.locator('#context-summary')).toContainText('big.log, 47.7 MB');
+  await page.getByLabel('Question').fill('What is the last line?');
+  await shot(page, testInfo, '11-laptop-light-big-file');
+  await run(page).click();
+  await expect(page.locator('.answer')).toContainText(NEEDLE);
+  await expect(page.locator('.cell .output').first()).toContainText(`str ${size}`);
+  await expect(page.locator('.run-facts')).toContainText('big.log, 47.7 MB');
+});
+
+test('model output with <img onerror> and <script> renders as text and runs nothing', async ({ page, demo, lm }, testInfo) => {
+  const dialogs: string[] = [];
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.message());
+    void dialog.dismiss();
+  });
+  const evil = '<img src=x onerror="alert(1);window.__pwned=1"> and <script>alert(2);window.__pwned=2</script>';
+  lm.setScript((request) => {
+    if (!isRootCall(request)) return 'unused';
+    if (turnOf(request) === 0) {
+      return repl(`print(${JSON.stringify(evil)})`, `Look: ${evil}\n\n<iframe src="javascript:alert(3)"></iframe> [link](javascript:alert(4)) ![pixel](http://127.0.0.1:9/leak?data=secret)`);
+    }
+    return repl(`answer["content"] = ${JSON.stringify(`Answer: ${evil}`)}\nanswer["ready"] = True`, 'Done.');
+  });
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.getByLabel('Context text').fill('anything');
+  await page.getByLabel('Question').fill('Say something nasty');
+  await run(page).click();
+  await expect(page.locator('.answer')).toContainText('Answer: <img src=x onerror=');
+
+  async function assertInert(): Promise<void> {
+    const area = page.locator('#run-area');
+    await expect(area.locator('.prose').first()).toContainText('Look: <img src=x onerror="alert(1);window.__pwned=1"> and <script>');
+    await expect(area.locator('.answer')).toContainText('<script>alert(2);window.__pwned=2</script>');
+    await expect(area.locator('.cell .output').first()).toContainText('<img src=x onerror=');
+    await expect(area.locator('img, script, iframe')).toHaveCount(0);
+    await expect(area.locator('a[href^="javascript:"]')).toHaveCount(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(dialogs).toEqual([]);
+  }
+  await assertInert();
+  await shot(page, testInfo, '12-laptop-light-untrusted-output');
+  // The same run drawn from History.
+  await page.locator('#history-list .history-open').first().click();
+  await expect(page.locator('#viewing-label')).toHaveText('Saved run');
+  await assertInert();
+});
+
+test('errors say what to do, under the Run button: bad key, unreachable endpoint, missing settings', async ({ page, demo, lm }, testInfo) => {
+  lm.setScript(() => ({ status: 401, error: 'Incorrect API key provided' }));
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await page.getByLabel('Provider').selectOption('openai');
+  await page.getByLabel('Context text').fill('anything');
+  await run(page).click();
+  await expect(page.locator('#form-error')).toContainText('Enter your OpenAI API key in Settings');
+  await expect(page.getByLabel('API key')).toBeFocused();
+
+  await configureLocal(page, lm);
+  await page.getByLabel('Question').fill('Will this work?');
+  await run(page).click();
+  await expect(page.locator('#form-error')).toContainText('The API key was refused.');
+  await expect(page.locator('#form-error')).toContainText('paste a valid key');
+  await expect(page.locator('.run .status')).toHaveText('Failed');
+  await shot(page, testInfo, '13-laptop-light-bad-key');
+
+  await openSettings(page);
+  await page.getByLabel('Base URL').fill('http://127.0.0.1:9/v1');
+  await run(page).click();
+  await expect(page.locator('#form-error')).toContainText('The model endpoint could not be reached.', { timeout: 60_000 });
+  await expect(page.locator('#form-error')).toContainText('http://127.0.0.1:9/v1');
+  await page.setViewportSize(PHONE);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot(page, testInfo, '14-phone-dark-unreachable');
+});
+
+test('remember the key only when asked, with a warning', async ({ page, demo, lm }) => {
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await expect(page.locator('#remember-warning')).toBeHidden();
+  await page.getByLabel('Remember on this device').check();
+  await expect(page.locator('#remember-warning')).toBeVisible();
+  await expect(page.locator('#remember-warning')).toContainText('unencrypted');
+  await page.reload();
+  await openSettings(page);
+  await expect(page.getByLabel('API key')).toHaveValue('test-key');
+  await page.getByLabel('Remember on this device').uncheck();
+  await page.reload();
+  await openSettings(page);
+  await expect(page.getByLabel('API key')).toHaveValue('');
+  expect(await page.evaluate(() => Object.values(localStorage).some((v) => v.includes('test-key')))).toBe(false);
+});
