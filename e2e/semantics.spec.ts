@@ -95,7 +95,8 @@ test('limits end the run with typed errors carrying the partial answer', async (
   // The LM call in flight (5 s) is aborted when maxTimeMs (0.8 s) expires.
   expect(out.time).toMatchObject({ ok: false, name: 'TimeoutExceededError', isLimit: true, endReason: 'max_time' });
   expect(out.errors).toMatchObject({ ok: false, name: 'ErrorThresholdExceededError', endReason: 'max_errors', partial: 'attempt 1\n\n```repl\n1/0\n```\n' });
-  expect(out.iterations).toMatchObject({ ok: true, response: 'My final answer: 42', endReason: 'max_iterations', iterations: 2 });
+  // Two turns, then the final-answer call, recorded as an iteration of its own.
+  expect(out.iterations).toMatchObject({ ok: true, response: 'My final answer: 42', endReason: 'max_iterations', iterations: 3 });
 });
 
 for (const mode of ['isolated', 'plain'] as const) {
