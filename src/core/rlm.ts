@@ -6,7 +6,7 @@
 import { mapConcurrent } from './concurrency';
 import { EnvironmentPool } from './pool';
 import { contextWindowFor, estimateTokens } from './context-windows';
-import { CancellationError, ConfigurationError, describeError, LMError, RLMError, RunEndedError } from './errors';
+import { CancellationError, ConfigurationError, describeError, LMError, RLMError, RunEndedError, StorageError } from './errors';
 import { RunGuard, type Limits } from './limits';
 import { findCodeBlocks, findTextAnswer, formatFeedback, hasOnlyForeignFences } from './parsing';
 import {
@@ -79,7 +79,7 @@ export interface RLMOptions extends Limits {
   environment?: string | EnvironmentFactory | undefined;
   /** Environment settings: indexURL, workerURL, bridge, cellTimeoutMs, ... Default: {}. */
   environmentOptions?: Record<string, unknown> | undefined;
-  /** Depth of recursion: 1 means rlm_query is a plain LM call. Default: 1. */
+  /** Depth of recursion: 1 means rlm_query is a plain LM call; 0 makes completion() itself one. Default: 1. */
   maxDepth?: number | undefined;
   /** Root turns before a final answer is requested. Default: 30. */
   maxIterations?: number | undefined;
@@ -204,10 +204,20 @@ export class RLMCore {
     const env = options.environment ?? 'pyodide';
     this.envName = typeof env === 'string' ? env : 'custom';
     this.envFactory = typeof env === 'string' ? deps.createEnvironment(env) : env;
-    for (const [name, value] of Object.entries({ maxDepth: options.maxDepth, maxIterations: options.maxIterations, maxConcurrentSubcalls: options.maxConcurrentSubcalls })) {
+    for (const [name, value] of Object.entries({ maxIterations: options.maxIterations, maxConcurrentSubcalls: options.maxConcurrentSubcalls })) {
       if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
         throw new ConfigurationError(`${name} must be a whole number of at least 1 (got ${value}).`);
       }
+    }
+    if (options.maxDepth !== undefined && (!Number.isInteger(options.maxDepth) || options.maxDepth < 0)) {
+      throw new ConfigurationError(`maxDepth must be a whole number of at least 0 (got ${options.maxDepth}); 0 makes the RLM a plain LM call.`);
+    }
+    // Storage failures reported by the logger (RLMLogger is an EventTarget) become events.
+    if (options.logger && typeof (options.logger as Partial<EventTarget>).addEventListener === 'function') {
+      (options.logger as unknown as EventTarget).addEventListener('error', (event) => {
+        const error = (event as Event & { error?: unknown }).error;
+        if (error instanceof StorageError) this.emit({ type: 'storage_error', runId: this.active?.id ?? '', depth: this.depth, error });
+      });
     }
   }
 
@@ -583,14 +593,11 @@ export class RLMCore {
   }
 
 
-  /** At the depth limit an RLM is a plain LM call. */
+  /** At the depth limit (maxDepth: 0 for the root) an RLM is a plain LM call. */
   private async plainCompletion(context: ContextInput, options: CompletionOptions): Promise<CompletionResult> {
     const started = performance.now();
     const usage = new UsageTracker(this.options._parentUsage);
-    const prompt = typeof context === 'string' ? context : JSON.stringify(context);
-    const messages: ChatMessage[] = [{ role: 'user', content: options.rootPrompt ? `${prompt}\n\n${options.rootPrompt}` : prompt }];
-    const lm = await this.rootClient.complete({ messages, signal: options.signal });
-    usage.add(this.rootClient.model, lm.usage);
+    const logger = this.options.logger;
     const trajectory: Trajectory = {
       id: newId(),
       startedAt: new Date().toISOString(),
@@ -598,13 +605,43 @@ export class RLMCore {
       rootPrompt: options.rootPrompt,
       context: describeInput(context),
       iterations: [],
-      status: 'completed',
-      endReason: 'answer',
-      response: lm.text,
-      usage: usage.summary(),
-      executionTimeMs: performance.now() - started,
+      status: 'running',
+      usage: emptyUsage(),
     };
-    return { response: lm.text, usage: trajectory.usage, executionTimeMs: trajectory.executionTimeMs!, trajectory };
+    const base = { runId: trajectory.id, depth: this.depth };
+    this.emit({ type: 'run_start', ...base, config: trajectory.config, rootPrompt: options.rootPrompt });
+    safely(() => logger?.runStarted(trajectory));
+    try {
+      const text = await contextAsText(context);
+      const messages: ChatMessage[] = [{ role: 'user', content: options.rootPrompt ? `${text}\n\n${options.rootPrompt}` : text }];
+      const timestamp = new Date().toISOString();
+      const lm = await this.rootClient.complete({ messages, signal: options.signal });
+      usage.add(this.rootClient.model, lm.usage);
+      const record: IterationRecord = {
+        iteration: 1,
+        timestamp,
+        prompt: messages,
+        response: lm.text,
+        reasoning: lm.reasoning,
+        codeBlocks: [],
+        finalAnswer: lm.text,
+        iterationTimeMs: performance.now() - started,
+        usage: lm.usage,
+      };
+      this.recordIteration(trajectory, usage, base, record);
+      Object.assign(trajectory, { status: 'completed', endReason: 'answer', response: lm.text, usage: usage.summary(), executionTimeMs: performance.now() - started });
+      const result: CompletionResult = { response: lm.text, usage: trajectory.usage, executionTimeMs: trajectory.executionTimeMs!, trajectory };
+      safely(() => logger?.runEnded(trajectory));
+      this.emit({ type: 'run_end', ...base, result });
+      return result;
+    } catch (error) {
+      Object.assign(trajectory, { status: 'failed', endReason: 'error', error: describeError(error), usage: usage.summary(), executionTimeMs: performance.now() - started });
+      safely(() => logger?.runEnded(trajectory));
+      this.emit({ type: 'error', ...base, error: error as Error, trajectory });
+      throw error;
+    } finally {
+      await logger?.flush().catch((error: unknown) => console.error('rlm-web: trajectory store failed', error));
+    }
   }
 
   private async prepare(
@@ -843,6 +880,14 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/** A context as prompt text, for plain LM calls at the depth limit. */
+async function contextAsText(context: ContextInput): Promise<string> {
+  if (typeof context === 'string') return context;
+  if (typeof Blob !== 'undefined' && context instanceof Blob) return context.text();
+  if (context instanceof ArrayBuffer || ArrayBuffer.isView(context)) return new TextDecoder().decode(context);
+  return JSON.stringify(context);
 }
 
 function isEmptyContext(context: ContextInput): boolean {

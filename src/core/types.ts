@@ -2,6 +2,7 @@
  * The shapes the loop works with. Core depends on these interfaces only; the concrete
  * LM clients (src/clients), REPLs (src/repl) and stores (src/store) implement them.
  */
+import type { StorageError } from './errors';
 import type { BridgeKind, ContextDescription, HostReply, HostRequest } from '../worker/protocol';
 
 export type { BridgeKind, ContextDescription, HostReply, HostRequest };
@@ -252,6 +253,8 @@ export type RLMEvent =
   | { type: 'usage'; runId: string; depth: number; usage: UsageSummary }
   | { type: 'compaction'; runId: string; depth: number; summary: string; count: number }
   | { type: 'run_end'; runId: string; depth: number; result: CompletionResult }
+  /** The trajectory store refused a write (quota, blocked upgrade); the run goes on. */
+  | { type: 'storage_error'; runId: string; depth: number; error: StorageError }
   | { type: 'error'; runId: string; depth: number; error: Error; trajectory: Trajectory };
 
 export interface CompletionResult {

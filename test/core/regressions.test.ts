@@ -238,3 +238,40 @@ describe('regression: warmUp()', () => {
     ]);
   });
 });
+
+describe('regression: maxDepth 0', () => {
+  it('is a plain LM call on the context and the question, logged like any run', async () => {
+    const root = new FakeClient('root-model', scripted('plain answer'));
+    const sink = new RecordingSink();
+    const { rlm, events } = makeRLM({ root, rlm: { maxDepth: 0, logger: sink } });
+    const result = await rlm.completion(new Blob(['blob context']), { rootPrompt: 'the question' });
+    expect(result.response).toBe('plain answer');
+    expect(root.calls[0]).toEqual([{ role: 'user', content: 'blob context\n\nthe question' }]);
+    expect(result.trajectory.iterations).toHaveLength(1);
+    expect(sink.log).toContain('runStarted');
+    expect(sink.endedStatus).toBe('completed');
+    expect(events.map((e) => e.type)).toEqual(['run_start', 'iteration_end', 'usage', 'run_end']);
+  });
+});
+
+describe('regression: storage failures', () => {
+  it('become storage_error events when the logger reports them', async () => {
+    const { StorageError } = await import('../../src/core/errors');
+    class FailingSink extends EventTarget {
+      runStarted() {
+        const event = Object.assign(new Event('error'), { error: new StorageError('quota exceeded', 'quota') });
+        this.dispatchEvent(event);
+      }
+      iterationFinished() {}
+      runEnded() {}
+      async flush() {}
+    }
+    const root = new FakeClient('root-model', scripted('FINAL(x)'));
+    const { rlm, events } = makeRLM({ root, rlm: { logger: new FailingSink() } });
+    const result = await rlm.completion(CONTEXT);
+    expect(result.response).toBe('x');
+    const storage = events.filter((e) => e.type === 'storage_error');
+    expect(storage).toHaveLength(1);
+    expect(storage[0]).toMatchObject({ error: { reason: 'quota' } });
+  });
+});
