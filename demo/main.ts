@@ -281,7 +281,14 @@ async function run(): Promise<void> {
   setRunning(true);
   stopButton.focus();
   if (narrow.matches) runArea.scrollIntoView({ behavior: 'smooth', block: 'start' });
-  if (!instance.replInfo) showBridge(undefined, 'starting');
+  if (!instance.replInfo) {
+    showBridge(undefined, 'starting');
+    // Python boots alongside the first LM call (idempotent): the badge follows it even if the run ends first.
+    instance.warmUp().then(
+      (info) => instance === rlm && showBridge(info),
+      () => instance === rlm && showBridge(undefined),
+    );
+  }
   view.startClock(clickedAt);
   onEvent = (event) => {
     const follow = runArea.scrollHeight - runArea.scrollTop - runArea.clientHeight < 80;
@@ -305,9 +312,8 @@ async function run(): Promise<void> {
     const name = (error as { name?: string }).name;
     const status: RunStatus = name === 'CancellationError' ? 'cancelled' : 'failed';
     const ended = error as { partialAnswer?: string; usage?: Trajectory['usage'] };
+    // Shown at the top of the run view, which is in sight after Run (scrolled to on phones).
     view.fail(explained, status, { answer: ended.partialAnswer, usage: ended.usage });
-    // The person is looking at the Run button: say it there too (a Stop needs no alarm).
-    if (status === 'failed') showFormError(explained);
   } finally {
     if (instance.replInfo) showBridge(instance.replInfo);
     controller = undefined;

@@ -224,9 +224,9 @@ class IterationView {
     this.root.dataset.state = record.finalAnswer !== null ? 'final' : 'done';
   }
 
-  stop(): void {
+  stop(label = 'stopped'): void {
     if (this.root.dataset.state === 'thinking' || this.root.dataset.state === 'running') {
-      this.meta.textContent = 'stopped';
+      this.meta.textContent = label;
       this.root.dataset.state = 'stopped';
     }
   }
@@ -434,13 +434,13 @@ export class RunView {
   /** The run ended without an answer (stopped, failed, a limit). */
   fail(explained: Explained, status: RunStatus, partial?: { answer?: string | undefined; usage?: UsageSummary | undefined }): void {
     this.stopClock();
-    for (const view of this.iterations.values()) view.stop();
+    for (const view of this.iterations.values()) view.stop(status === 'cancelled' ? 'stopped' : 'did not finish');
     if (partial?.usage) {
       this.base = partial.usage;
       this.extra = { inputTokens: 0, outputTokens: 0, costUSD: 0 };
     }
     this.renderTotals();
-    this.setStatus(status, explained.title);
+    this.setStatus(status, '');
     this.showError(explained);
     if (partial?.answer) this.showAnswer(partial.answer, 'Best answer so far (the run did not finish)');
   }

@@ -311,7 +311,7 @@ test('model output with <img onerror> and <script> renders as text and runs noth
   await assertInert();
 });
 
-test('errors say what to do, under the Run button: bad key, unreachable endpoint, missing settings', async ({ page, demo, lm }, testInfo) => {
+test('errors say what to do where the user looks: missing settings, bad key, unreachable endpoint', async ({ page, demo, lm }, testInfo) => {
   lm.setScript(() => ({ status: 401, error: 'Incorrect API key provided' }));
   await page.setViewportSize(LAPTOP);
   await open(page, demo);
@@ -324,16 +324,17 @@ test('errors say what to do, under the Run button: bad key, unreachable endpoint
   await configureLocal(page, lm);
   await page.getByLabel('Question').fill('Will this work?');
   await run(page).click();
-  await expect(page.locator('#form-error')).toContainText('The API key was refused.');
-  await expect(page.locator('#form-error')).toContainText('paste a valid key');
+  const runError = page.locator('.run .error-box');
+  await expect(runError).toContainText('The API key was refused.');
+  await expect(runError).toContainText('paste a valid key');
   await expect(page.locator('.run .status')).toHaveText('Failed');
   await shot(page, testInfo, '13-laptop-light-bad-key');
 
   await openSettings(page);
   await page.getByLabel('Base URL').fill('http://127.0.0.1:9/v1');
   await run(page).click();
-  await expect(page.locator('#form-error')).toContainText('The model endpoint could not be reached.', { timeout: 60_000 });
-  await expect(page.locator('#form-error')).toContainText('http://127.0.0.1:9/v1');
+  await expect(runError).toContainText('The model endpoint could not be reached.', { timeout: 60_000 });
+  await expect(runError).toContainText('http://127.0.0.1:9/v1');
   await page.setViewportSize(PHONE);
   await page.emulateMedia({ colorScheme: 'dark' });
   await shot(page, testInfo, '14-phone-dark-unreachable');
