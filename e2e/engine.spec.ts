@@ -329,3 +329,24 @@ test('prompt caching: Anthropic marks the stable prefix; OpenAI prefixes stay by
     expect(JSON.stringify(convos[i]!.slice(0, previous.length))).toBe(JSON.stringify(previous));
   }
 });
+
+test('boot from a memory snapshot: the first REPL stores one, the next boots from it and works the same', async ({ harness, lm }) => {
+  lm.setScript((r) => {
+    if (!isRootCall(r)) return `echo:${lastUser(r)}`;
+    return repl('answer["content"] = llm_query("hi") + " " + str(len(context))\nanswer["ready"] = True');
+  });
+  const out = await harness.evaluate(async (baseURL) => {
+    const { RLM } = (window as any).rlmWeb;
+    const infos: unknown[] = [];
+    const responses: string[] = [];
+    for (const snapshot of [true, true, false]) {
+      const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL }, environmentOptions: { snapshot } });
+      responses.push((await rlm.completion('abc', { rootPrompt: 'q' })).response);
+      infos.push(rlm.replInfo.snapshot);
+      await rlm.close();
+    }
+    return { infos, responses };
+  }, lm.openaiURL);
+  expect(out.infos).toEqual(['saved', 'loaded', 'none']);
+  expect(out.responses).toEqual(['echo:hi 3', 'echo:hi 3', 'echo:hi 3']);
+});

@@ -109,6 +109,8 @@ export interface ReplInfo {
   interruptible: boolean;
   bootMs: number;
   runtime: string;
+  /** Pyodide: whether the boot used ('loaded') or stored ('saved') a memory snapshot. */
+  snapshot?: 'loaded' | 'saved' | 'none' | undefined;
 }
 
 export interface ExecuteOptions {

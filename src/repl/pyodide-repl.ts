@@ -46,6 +46,11 @@ export interface PyodideEnvironmentOptions {
   bridge?: 'auto' | 'jspi' | 'sab' | undefined;
   /** How long an interrupted cell may take to stop before the worker is restarted. Default: 2000 ms. */
   interruptGraceMs?: number | undefined;
+  /**
+   * Boot from a memory snapshot of Pyodide kept in Cache Storage (≈31 MB, made on the first
+   * boot, keyed by Pyodide version): ≈0.3 s instead of ≈2.3 s. Default: true.
+   */
+  snapshot?: boolean | undefined;
 }
 
 interface LoadedContext {
@@ -108,7 +113,10 @@ export class PyodideRepl implements ReplEnvironment {
     try {
       boot = await Promise.race([
         remote.boot(
-          Comlink.transfer({ indexURL: this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer, sharedPort }, [sharedPort]),
+          Comlink.transfer(
+            { indexURL: this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer, sharedPort, snapshot: this.options.snapshot ?? true },
+            [sharedPort],
+          ),
           Comlink.proxy(endpoint),
         ),
         crashed,
@@ -118,7 +126,7 @@ export class PyodideRepl implements ReplEnvironment {
       if (/JSPI|cross-origin isolated|requested/.test(message)) throw new BridgeUnavailableError(message, { cause: error });
       throw new ReplCrashedError(`Pyodide failed to start: ${message}. Check environmentOptions.indexURL (it must serve pyodide.mjs, pyodide.asm.wasm, python_stdlib.zip and pyodide-lock.json).`, { cause: error });
     }
-    this.current = { bridge: boot.bridge, interruptible: boot.interruptible, bootMs: boot.bootMs, runtime: `pyodide ${boot.pyodideVersion}` };
+    this.current = { bridge: boot.bridge, interruptible: boot.interruptible, bootMs: boot.bootMs, runtime: `pyodide ${boot.pyodideVersion}`, snapshot: boot.snapshot };
     return this.current;
   }
 

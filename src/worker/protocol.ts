@@ -61,6 +61,8 @@ export interface BootOptions {
   interruptBuffer: Uint8Array | undefined;
   /** Port for SharedCallMessage, used when the bridge is 'sab'. */
   sharedPort: MessagePort;
+  /** Boot from a memory snapshot kept in Cache Storage (made on the first boot). */
+  snapshot: boolean;
 }
 
 export interface BootInfo {
@@ -69,6 +71,8 @@ export interface BootInfo {
   bootMs: number;
   /** Whether KeyboardInterrupt can be raised in running code (needs SharedArrayBuffer). */
   interruptible: boolean;
+  /** 'loaded': booted from a stored snapshot; 'saved': booted plainly and stored one; 'none'. */
+  snapshot: 'loaded' | 'saved' | 'none';
 }
 
 /** What a context becomes on its way to Python. */

@@ -200,6 +200,35 @@ function callShared(request: HostRequest): PackedReply {
   }
 }
 
+const SNAPSHOT_CACHE = 'rlm-web';
+
+/** Cache Storage exists in secure contexts only (https, localhost); without it, no snapshot. */
+async function readSnapshot(key: string): Promise<Uint8Array | undefined> {
+  try {
+    const response = await (await caches.open(SNAPSHOT_CACHE)).match(key);
+    return response ? new Uint8Array(await response.arrayBuffer()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeSnapshot(key: string, bytes: Uint8Array): Promise<boolean> {
+  try {
+    await (await caches.open(SNAPSHOT_CACHE)).put(key, new Response(bytes as BodyInit, { headers: { 'content-type': 'application/octet-stream' } }));
+    return true;
+  } catch {
+    return false; // quota or no Cache Storage: boot plainly next time too
+  }
+}
+
+async function deleteSnapshot(key: string): Promise<void> {
+  try {
+    await (await caches.open(SNAPSHOT_CACHE)).delete(key);
+  } catch {
+    // nothing stored
+  }
+}
+
 const api: WorkerAPI = {
   async boot(options: BootOptions, endpoint: HostEndpoint): Promise<BootInfo> {
     const started = performance.now();
@@ -207,14 +236,31 @@ const api: WorkerAPI = {
     sharedPort = options.sharedPort;
     const indexURL = new URL(options.indexURL ?? PYODIDE_DIR, import.meta.url).href;
     const moduleURL = new URL('pyodide.mjs', indexURL).href;
-    const { loadPyodide } = (await import(/* @vite-ignore */ moduleURL)) as typeof import('pyodide');
-    const loaded = await loadPyodide({
+    const { loadPyodide, version } = (await import(/* @vite-ignore */ moduleURL)) as typeof import('pyodide');
+    const config = {
       indexURL,
       // JSON null (tool results, replies) must be Python None, not pyodide's jsnull.
       convertNullToNone: true,
       stdout: () => undefined,
       stderr: () => undefined,
-    });
+    };
+    // A memory snapshot boots in a fraction of the time; it is tied to the exact version.
+    const snapshotKey = new URL(`rlm-web-snapshot-${version}.bin`, indexURL).href;
+    let snapshot: BootInfo['snapshot'] = 'none';
+    let loaded: PyodideAPI | undefined;
+    const stored = options.snapshot ? await readSnapshot(snapshotKey) : undefined;
+    if (stored) {
+      try {
+        loaded = await loadPyodide({ ...config, _loadSnapshot: stored });
+        snapshot = 'loaded';
+      } catch {
+        await deleteSnapshot(snapshotKey);
+      }
+    }
+    if (!loaded) {
+      loaded = await loadPyodide({ ...config, _makeSnapshot: options.snapshot });
+      if (options.snapshot && (await writeSnapshot(snapshotKey, loaded.makeMemorySnapshot()))) snapshot = 'saved';
+    }
     // SAB is the faster bridge (no stack switching) and can be interrupted while blocked,
     // so 'auto' prefers it whenever the page is cross-origin isolated.
     const sabAvailable = typeof SharedArrayBuffer !== 'undefined' && self.crossOriginIsolated;
@@ -249,6 +295,7 @@ const api: WorkerAPI = {
       pyodideVersion: loaded.version,
       bootMs: performance.now() - started,
       interruptible: Boolean(options.interruptBuffer),
+      snapshot,
     };
   },
 
