@@ -38,6 +38,10 @@ function subModel(request: ScriptedRequest): ScriptedReply {
 function rootScript(turns: string[][], finalText: string) {
   return (request: ScriptedRequest): string | ScriptedReply => {
     if (!isRootCall(request)) return subModel(request);
+    // A child RLM (rlm_query below maxDepth) has no question of its own: answer from its context.
+    if (!request.messages.some((m) => m.content.includes('Run the cells.'))) {
+      return repl('answer["content"] = "child saw " + context\nanswer["ready"] = True');
+    }
     const turn = turnOf(request);
     if (turn < turns.length) return turns[turn]!.map((code) => repl(code)).join('\n');
     return finalText;
@@ -58,13 +62,15 @@ for (const environment of ['pyodide', 'remote'] as const) {
       await proxy?.close();
     });
 
-    async function run(page: Page, lm: LMServer, turns: string[][], finalText = 'FINAL(done)'): Promise<Run> {
+    async function run(page: Page, lm: LMServer, turns: string[][], finalText = 'FINAL(done)', extra: { maxDepth?: number; tools?: boolean } = {}): Promise<Run> {
       lm.setScript(rootScript(turns, finalText));
       const environmentOptions = environment === 'remote' ? { proxyURL: proxy!.url, token: PROXY_TOKEN, provider: 'local' } : {};
       const run = await page.evaluate(
-        async ({ baseURL, environment, environmentOptions, context }) => {
+        async ({ baseURL, environment, environmentOptions, context, extra }) => {
           const { RLM } = (window as any).rlmWeb;
           const rlm = new RLM({
+            maxDepth: extra.maxDepth ?? 1,
+            customTools: extra.tools ? { add: (a: number, b: number) => a + b, settings: { tool: { mode: 'fast', n: 3 }, description: 'data' } } : undefined,
             backend: 'openai',
             backendOptions: { model: 'scripted-root', apiKey: 'test-key', baseURL },
             otherBackends: [{ backend: 'openai', backendOptions: { model: 'scripted-sub', apiKey: 'test-key', baseURL } }],
@@ -93,7 +99,7 @@ for (const environment of ['pyodide', 'remote'] as const) {
             await rlm.close();
           }
         },
-        { baseURL: lm.openaiURL, environment, environmentOptions, context: CONTEXT },
+        { baseURL: lm.openaiURL, environment, environmentOptions, context: CONTEXT, extra },
       );
       expect(run.bridge).toBe(environment === 'remote' ? 'remote' : 'jspi');
       if (proxy) expect(proxy.proxy.sandboxCount).toBe(0); // close() deleted the sandbox
@@ -119,6 +125,20 @@ for (const environment of ['pyodide', 'remote'] as const) {
       expect(lines[2]).toBe("'echo:c'");
       expect(r.turns[0]![0]!.subcalls).toHaveLength(3);
       expect(r.turns[0]![0]!.errorType).toBeNull();
+    });
+
+    test('rlm_query: a plain LM call at the depth limit, a child RLM in its own REPL below it', async ({ harness, lm }) => {
+      const flat = await run(harness, lm, [['print(rlm_query("flat"))\nprint(rlm_query_batched(["p", "q"]))']]);
+      expect(flat.turns[0]![0]!.stdout).toBe("echo:flat\n['echo:p', 'echo:q']\n");
+      lm.requests.length = 0;
+      const deep = await run(harness, lm, [['print(rlm_query("the sub task"))\nprint(rlm_query_batched(["one", "two"]))\nprint(len(context))']], 'FINAL(done)', { maxDepth: 2 });
+      expect(deep.turns[0]![0]!.stdout).toBe(`child saw the sub task\n['child saw one', 'child saw two']\n${CONTEXT.length}\n`);
+      expect(deep.turns[0]![0]!.subcalls.map((s) => s.response)).toEqual(['child saw the sub task', 'child saw one', 'child saw two']);
+    });
+
+    test('custom tools: a page function and a data value', async ({ harness, lm }) => {
+      const r = await run(harness, lm, [['print(add(2, 3), settings["mode"], settings["n"] * 2)']], 'FINAL(done)', { tools: true });
+      expect(r.turns[0]![0]!.stdout).toBe('5 fast 6\n');
     });
 
     test('answer dict ends the run with its content', async ({ harness, lm }) => {
