@@ -206,6 +206,39 @@ test('fan-out: llm_query_batched against an LM with 100 ms latency', async ({ pa
   }
 });
 
+test('recursion: 64 child RLMs (rlm_query_batched) against an LM with 200 ms latency at concurrency 16', async ({ page }) => {
+  await open(page, PLAIN);
+  const n = QUICK ? 8 : 64;
+  const out = await page.evaluate(async (n) => {
+    const { RLM } = (window as any).rlmWeb;
+    const code = `import time\nt = time.perf_counter()\nr = rlm_query_batched([f"task {i}" for i in range(${n})])\nassert r[3] == "done task 3", r[3]\nanswer["content"] = str((time.perf_counter() - t) * 1000)\nanswer["ready"] = True`;
+    const client = {
+      provider: 'bench',
+      model: 'latency-200ms',
+      async complete({ messages }: any) {
+        const isRoot = messages[1]?.content.includes('The question to answer');
+        await new Promise((r) => setTimeout(r, isRoot ? 0 : 200));
+        const text = isRoot ? '```repl\n' + code + '\n```' : '```repl\nanswer["content"] = "done " + context\nanswer["ready"] = True\n```';
+        return { text, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'x' };
+      },
+    };
+    const rlm = new RLM({ backend: client, maxDepth: 2, maxConcurrentSubcalls: 16 });
+    await rlm.warmUp();
+    const result = await rlm.completion('ctx', { rootPrompt: 'fan out' });
+    await rlm.close();
+    return Number(result.response);
+  }, n);
+  const ideal = Math.ceil(n / 16) * 200;
+  rows.push({
+    group: 'Recursion',
+    name: `${n} child RLMs at concurrency 16, child LM latency 200 ms`,
+    unit: 'ms',
+    samples: [out],
+    reference: { name: 'ideal ceil(N/C) × 200 ms', samples: [ideal] },
+    note: 'each child needs a REPL: pooled, booted from the memory snapshot',
+  });
+});
+
 test('context: time until Python holds `context`, and peak renderer memory', async ({ page }) => {
   await open(page, PLAIN);
   const sizes = QUICK ? [1] : [10, 100, 500];
