@@ -3,8 +3,9 @@
  * The proxy's own rules, with the local provider (real python3 processes): streamed
  * context uploads, body limits, ownership of sandboxes, lifetime reaping, ids and logs.
  */
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { afterEach, expect, test } from 'vitest';
+import { afterEach, expect, test, vi } from 'vitest';
 import { createLocalProvider } from '../../src/proxy/providers/local.js';
 import { createProxyServer, type ProxyOptions, type ProxyServer } from '../../src/proxy/server.js';
 import { driver } from './drive.js';
@@ -111,4 +112,23 @@ test('commands that fail in Python are 422 with the Python error; unknown provid
   expect(JSON.stringify(await reserved.json())).toContain("ValueError: 'llm_query' is a reserved name");
   const unknown = await fetch(`${url}/v1/sandboxes`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ provider: 'nope' }) });
   expect(unknown.status).toBe(400);
+});
+
+test('deleting a local sandbox also ends the processes its code started', async () => {
+  const url = await start();
+  const drive = driver(url, TOKEN);
+  const { id } = await drive.create('local');
+  const cell = await drive.cell(id, 'import subprocess\np = subprocess.Popen(["sleep", "300"])\nprint(p.pid)');
+  const pid = Number(String(cell.data.stdout).trim());
+  // Running, not a zombie waiting for a reaper that this container may not have.
+  const alive = () => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  expect(alive()).toBe(true);
+  expect((await drive.remove(id)).status).toBe(200);
+  await vi.waitFor(() => expect(alive()).toBe(false));
 });

@@ -24,6 +24,8 @@ export function createLocalProvider(options: LocalProviderOptions = {}): Sandbox
         cwd: options.cwd ?? (process.env.TMPDIR || '/tmp'),
         env,
         stdio: ['pipe', 'pipe', 'pipe'],
+        // Its own process group, so that kill() also ends whatever the cell's code spawned.
+        detached: true,
       });
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
@@ -56,7 +58,11 @@ export function createLocalProvider(options: LocalProviderOptions = {}): Sandbox
         },
         async kill() {
           if (exited) return;
-          child.kill('SIGKILL');
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            child.kill('SIGKILL');
+          }
           await new Promise<void>((resolve) => (exited ? resolve() : child.once('exit', () => resolve())));
         },
       };
