@@ -305,6 +305,39 @@ test('idle sandboxes are reaped; the REPL then reports SandboxExpiredError once 
   }
 });
 
+test('contexts of every kind reach the sandbox: text, JSON, bytes and a 100 MB Blob streamed from the page', async ({ harness }) => {
+  const proxy = await startProxy();
+  try {
+    const out = await harness.evaluate(async ({ proxyURL, token }) => {
+      const { RemoteRepl } = (window as any).rlmWeb;
+      const repl = new RemoteRepl({ handle: async () => ({ error: 'unused' }) }, { proxyURL, token });
+      const described = [
+        await repl.loadContext(0, 'plain text é'),
+        await repl.loadContext(1, [{ id: 1, tags: ['a', 'b'] }, { id: 2, tags: [] }]),
+        await repl.loadContext(2, new TextEncoder().encode('from bytes').buffer),
+      ];
+      const line = 'x'.repeat(1023) + '\n';
+      const blob = new Blob(Array.from({ length: 100 * 1024 }, () => line));
+      const started = performance.now();
+      described.push(await repl.loadContext(3, blob));
+      const blobMs = performance.now() - started;
+      const cell = await repl.execute('print(context, context_1[0]["tags"], context_2, len(context_3), context_3.count("\\n"))', { timeoutMs: 30_000 });
+      await repl.close();
+      return { described, stdout: cell.stdout, blobMs, blobBytes: blob.size };
+    }, { proxyURL: proxy.url, token: PROXY_TOKEN });
+    expect(out.described).toEqual([
+      { type: 'str', length: 12 },
+      { type: 'list', length: 2 },
+      { type: 'str', length: 10 },
+      { type: 'str', length: out.blobBytes },
+    ]);
+    expect(out.stdout).toBe(`plain text é ['a', 'b'] from bytes ${out.blobBytes} ${100 * 1024}\n`);
+    console.log(`[measure] ${(out.blobBytes / 1e6).toFixed(0)} MB Blob context, page → proxy → local sandbox: ${out.blobMs.toFixed(0)} ms`);
+  } finally {
+    await proxy.close();
+  }
+});
+
 test('measure: sub-call round trip, sandbox → proxy → page → proxy → sandbox (median, printed)', async ({ harness }) => {
   const proxy = await startProxy();
   try {

@@ -2,7 +2,8 @@
  * rlm-web-proxy for e2e tests: in-process from src/proxy (so tests can look at its
  * sandboxes), or as the built CLI (dist/proxy/cli.js) to test flags and environment.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createLocalProvider, createProxyServer, type ProxyOptions, type ProxyServer } from '../../src/proxy/index.js';
 
 export const PROXY_TOKEN = 'e2e-proxy-token-0123456789';
@@ -37,6 +38,8 @@ export interface CLIProxy {
 
 /** Starts `node dist/proxy/cli.js` with flags and env; resolves once it listens. */
 export async function startCLIProxy(args: string[], env: Record<string, string> = {}): Promise<CLIProxy> {
+  // `vite build` alone empties dist/: build the proxy (as `npm run build` does) when it is missing.
+  if (!existsSync('dist/proxy/cli.js')) execFileSync('npm', ['run', 'build:proxy'], { stdio: 'ignore' });
   const child = spawn(process.execPath, ['dist/proxy/cli.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   const output: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {

@@ -41,7 +41,7 @@ export interface RemoteEnvironmentOptions {
   provider?: string | undefined;
   /** How long an interrupted cell may take to stop before its sandbox is replaced. Default: 3000 ms. */
   interruptGraceMs?: number | undefined;
-  /** Timeout of every request but cells (sandbox creation included: cloud cold starts). Default: 180 000 ms. */
+  /** Timeout of every request but cells and context uploads (sandbox creation included: cloud cold starts). Default: 180 000 ms. */
   requestTimeoutMs?: number | undefined;
 }
 
@@ -153,7 +153,8 @@ export class RemoteRepl implements ReplEnvironment {
         method,
         headers: this.headers(json && body !== undefined),
         ...(body !== undefined ? { body } : {}),
-        signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 180_000),
+        // Context uploads may be gigabytes on a slow link: only a dropped connection ends them.
+        ...(json ? { signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 180_000) } : {}),
       });
     } catch (error) {
       throw await this.diagnose(error, what);
