@@ -134,6 +134,26 @@ test('the CLI: a wrong token is a 401 and a ProxyAuthenticationError on the page
   }
 });
 
+test('an unreachable proxy is a ProxyConnectionError, and missing options a ConfigurationError', async ({ harness }) => {
+  const out = await harness.evaluate(async () => {
+    const { RemoteRepl } = (window as any).rlmWeb;
+    const host = { handle: async () => ({ error: 'unused' }) };
+    const unreachable = await new RemoteRepl(host, { proxyURL: 'http://127.0.0.1:9', token: 'whatever-token' }).start().then(
+      () => 'started',
+      (e: Error) => `${e.name}: ${e.message}`,
+    );
+    let missing = 'constructed';
+    try {
+      new RemoteRepl(host, { token: 'whatever-token' });
+    } catch (e) {
+      missing = `${(e as Error).name}: ${(e as Error).message}`;
+    }
+    return { unreachable, missing };
+  });
+  expect(out.unreachable).toMatch(/^ProxyConnectionError: Cannot reach rlm-web-proxy at http:\/\/127\.0\.0\.1:9/);
+  expect(out.missing).toMatch(/^ConfigurationError: .*environmentOptions\.proxyURL/);
+});
+
 test('the CLI: a disallowed origin is refused (preflight 403, ProxyOriginError on the page)', async ({ isolated, lm }) => {
   const cli = await startCLIProxy(['--port', '0'], { RLM_PROXY_TOKEN: PROXY_TOKEN, RLM_PROXY_ALLOWED_ORIGINS: PLAIN_ORIGIN, RLM_PROXY_PROVIDERS: 'local' });
   try {
