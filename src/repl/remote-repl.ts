@@ -71,6 +71,17 @@ async function readError(response: Response): Promise<{ code: string; message: s
   }
 }
 
+/**
+ * A Python REPL in a remote sandbox behind rlm-web-proxy. Usually created for you by
+ * `environment: 'remote'`; construct it directly to drive a sandbox yourself.
+ *
+ * @example
+ * const rlm = new RLM({
+ *   backend: 'openai', backendOptions: { model: 'gpt-5-nano', apiKey },
+ *   environment: 'remote',
+ *   environmentOptions: { proxyURL: 'https://rlm-proxy.example.com', token, provider: 'e2b' },
+ * });
+ */
 export class RemoteRepl implements ReplEnvironment {
   private readonly baseURL: string;
   private readonly token: string;
