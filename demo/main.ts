@@ -31,6 +31,8 @@ const maxDepth = $<HTMLInputElement>('max-depth');
 const maxBudget = $<HTMLInputElement>('max-budget');
 const maxMinutes = $<HTMLInputElement>('max-minutes');
 const coi = $<HTMLInputElement>('coi');
+const bridgeChoice = $<HTMLSelectElement>('bridge-choice');
+const bridgeHint = $('bridge-hint');
 const question = $<HTMLTextAreaElement>('question');
 const runButton = $<HTMLButtonElement>('run');
 const stopButton = $<HTMLButtonElement>('stop');
@@ -63,6 +65,7 @@ function readSettings(): Settings {
     maxDepth: number(maxDepth, 1),
     maxBudget: number(maxBudget, 0),
     maxMinutes: number(maxMinutes, 0),
+    bridge: bridgeChoice.value === 'sab' ? 'sab' : 'auto',
   };
 }
 
@@ -77,6 +80,7 @@ function writeSettings(s: Settings): void {
   maxDepth.value = String(s.maxDepth);
   maxBudget.value = String(s.maxBudget);
   maxMinutes.value = String(s.maxMinutes);
+  bridgeChoice.value = s.bridge;
   reflectPreset();
 }
 
@@ -86,6 +90,13 @@ function reflectPreset(): void {
   keyOptional.textContent = preset.needsKey ? '' : '(optional for most local servers)';
   keyInput.placeholder = preset.keyHint;
   rememberWarning.hidden = !rememberKey.checked;
+  // SharedArrayBuffer exists only on cross-origin isolated pages.
+  const sab = bridgeChoice.options[1]!;
+  sab.disabled = !crossOriginIsolated;
+  if (sab.disabled && bridgeChoice.value === 'sab') bridgeChoice.value = 'auto';
+  bridgeHint.textContent = crossOriginIsolated
+    ? 'This page is cross-origin isolated: a stopped or timed-out cell keeps its variables on either bridge.'
+    : 'This page is not cross-origin isolated: stopping a cell restarts Python. Tick the box below, or serve with npm run demo -- --isolated.';
   settingsSummary.textContent = `${preset.id === 'local' ? 'Local' : preset.label} · ${rootModel.value || 'no model'}${keyInput.value || !preset.needsKey ? '' : ' · no key yet'}`;
 }
 
@@ -128,6 +139,8 @@ settingsPanel.open = Boolean(validateSettings(initial));
 
 const COI_KEY = 'rlm-web-demo:coi';
 coi.checked = localStorage.getItem(COI_KEY) === '1';
+// Isolated by the server's own headers: nothing for the service worker to add.
+$('coi-field').hidden = crossOriginIsolated && !coi.checked;
 coi.addEventListener('change', async () => {
   if (!('serviceWorker' in navigator)) {
     showFormError({ title: 'This browser has no service workers.', detail: 'Serve the page with COOP/COEP headers instead (npm run demo -- --isolated).' });

@@ -38,6 +38,8 @@ export interface Settings {
   maxBudget: number;
   /** Minutes; 0 means no limit. */
   maxMinutes: number;
+  /** How Python blocks on sub-calls: 'auto' (JSPI where the browser has it) or 'sab' (needs cross-origin isolation). */
+  bridge: 'auto' | 'sab';
 }
 
 const SETTINGS_KEY = 'rlm-web-demo:settings';
@@ -49,7 +51,7 @@ export function presetOf(id: string): Preset {
 
 export function defaultSettings(preset: PresetId = 'openai'): Settings {
   const p = presetOf(preset);
-  return { preset: p.id, rootModel: p.rootModel, subModel: p.subModel, baseURL: p.baseURL, apiKey: '', rememberKey: false, maxIterations: 20, maxDepth: 1, maxBudget: 1, maxMinutes: 10 };
+  return { preset: p.id, rootModel: p.rootModel, subModel: p.subModel, baseURL: p.baseURL, apiKey: '', rememberKey: false, maxIterations: 20, maxDepth: 1, maxBudget: 1, maxMinutes: 10, bridge: 'auto' };
 }
 
 function storage(): Storage | undefined {
@@ -118,5 +120,6 @@ export function toRLMOptions(s: Settings): RLMOptions {
     maxDepth: Math.round(s.maxDepth),
     maxBudget: s.maxBudget > 0 ? s.maxBudget : undefined,
     maxTimeMs: s.maxMinutes > 0 ? s.maxMinutes * 60_000 : undefined,
+    environmentOptions: { bridge: s.bridge === 'sab' && globalThis.crossOriginIsolated ? 'sab' : 'auto' },
   };
 }

@@ -14,6 +14,7 @@ interface Served {
 }
 type ServeFn = (options: { root: string; port?: number; isolated?: boolean }) => Promise<Served>;
 
+
 const test = base.extend<{ lm: LMServer }, { demo: Served }>({
   demo: [
     async ({}, use) => {
@@ -360,4 +361,78 @@ test('remember the key only when asked, with a warning', async ({ page, demo, lm
   await openSettings(page);
   await expect(page.getByLabel('API key')).toHaveValue('');
   expect(await page.evaluate(() => Object.values(localStorage).some((v) => v.includes('test-key')))).toBe(false);
+});
+
+test('several files, chosen or dropped, become a list context with names', async ({ page, demo, lm }) => {
+  lm.setScript((request) => {
+    if (!isRootCall(request)) return 'unused';
+    return repl('print(type(context).__name__, [f["name"] for f in context])\nanswer["content"] = " | ".join(f["content"].strip() for f in context)\nanswer["ready"] = True', 'Listing the files.');
+  });
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.locator('#file-picker').setInputFiles([
+    { name: 'notes.md', mimeType: 'text/markdown', buffer: Buffer.from('- alpha') },
+    { name: 'data.csv', mimeType: 'text/csv', buffer: Buffer.from('a,b\n1,2') },
+  ]);
+  // A third file dropped onto the context area.
+  await page.locator('#drop-zone').evaluate((zone) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File(['print("gamma")'], 'script.py', { type: 'text/x-python' }));
+    zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    zone.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  });
+  await expect(page.locator('#file-list li')).toHaveCount(3);
+  await expect(page.locator('#context-summary')).toContainText('a list of 3 files');
+  await page.getByRole('button', { name: 'Remove data.csv' }).click();
+  await expect(page.locator('#file-list li')).toHaveCount(2);
+  await page.getByLabel('Question').fill('What is in the files?');
+  await run(page).click();
+  await expect(page.locator('.cell .output').first()).toContainText("list ['notes.md', 'script.py']");
+  await expect(page.locator('.answer')).toContainText('alpha | print("gamma")');
+});
+
+test('served cross-origin isolated: the SharedArrayBuffer bridge, and a stopped cell keeps its variables', async ({ page, lm }, testInfo) => {
+  const { serve } = (await import('../scripts/serve.mjs' as string)) as { serve: ServeFn };
+  const isolated = await serve({ root: 'demo-dist', port: 0, isolated: true });
+  try {
+    lm.setScript((request) => {
+      if (!isRootCall(request)) return 'unused';
+      return repl('kept = 42\nwhile True:\n    pass', 'Spinning.');
+    });
+    await page.setViewportSize(LAPTOP);
+    await open(page, isolated);
+    expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+    await expect(page.locator('#bridge')).toContainText('cross-origin isolated');
+    await configureLocal(page, lm);
+    await expect(page.locator('#bridge-hint')).toContainText('keeps its variables');
+    await expect(page.locator('#coi-field')).toBeHidden();
+    await page.getByLabel('Python bridge').selectOption('sab');
+    await page.getByLabel('Context text').fill('context');
+    await page.getByLabel('Question').fill('Spin');
+    await run(page).click();
+    await expect(page.locator('.cell').first()).toHaveAttribute('data-state', 'running');
+    await expect(page.locator('#bridge')).toContainText('SharedArrayBuffer bridge · Stop keeps variables');
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
+    await expect(page.locator('.cell .output.stderr').first()).toContainText('Variables set before that point are kept');
+    await expect(page.locator('.run .status')).toHaveText('Stopped');
+    await shot(page, testInfo, '15-laptop-light-isolated-sab-stopped');
+  } finally {
+    await isolated.close();
+  }
+});
+
+test('on a static host without headers, the service worker makes the page cross-origin isolated', async ({ page, demo, lm }) => {
+  await open(page, demo);
+  expect(await page.evaluate(() => crossOriginIsolated)).toBe(false);
+  await configureLocal(page, lm);
+  await expect(page.locator('#bridge-hint')).toContainText('not cross-origin isolated');
+  await Promise.all([page.waitForEvent('load'), page.getByLabel(/Cross-origin isolation by service worker/).check()]);
+  await page.waitForFunction(() => crossOriginIsolated === true);
+  await expect(page.locator('#bridge')).toContainText('cross-origin isolated');
+  // Unticking removes the worker: the next load is a plain page again.
+  await openSettings(page);
+  await Promise.all([page.waitForEvent('load'), page.getByLabel(/Cross-origin isolation by service worker/).uncheck()]);
+  await page.reload();
+  expect(await page.evaluate(() => crossOriginIsolated)).toBe(false);
 });
