@@ -436,3 +436,33 @@ test('on a static host without headers, the service worker makes the page cross-
   await page.reload();
   expect(await page.evaluate(() => crossOriginIsolated)).toBe(false);
 });
+
+test('a child RLM (rlm_query at depth 2) shows as an expandable nested timeline', async ({ page, demo, lm }, testInfo) => {
+  lm.setScript((request) => {
+    if (!isRootCall(request)) return 'unused';
+    const isRoot = request.messages.some((m) => m.content.includes('Which chapter matters?'));
+    if (!isRoot) return repl('print("child sees", len(context))\nanswer["content"] = "chapter " + context.split()[-1]\nanswer["ready"] = True', 'I am the child RLM.');
+    if (turnOf(request) === 0) return repl('r = rlm_query("Look closely at chapter 7")\nprint(r)', 'Delegating to a child RLM.');
+    return 'FINAL(The child says: chapter 7.)';
+  });
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.getByLabel('Max depth').fill('2');
+  await page.getByLabel('Context text').fill('a book with chapters');
+  await page.getByLabel('Question').fill('Which chapter matters?');
+  await run(page).click();
+  await expect(page.locator('.answer')).toContainText('The child says: chapter 7.');
+  // Only the root's iterations are on the main timeline.
+  await expect(page.locator('#run-slot > .run > .timeline > .iteration')).toHaveCount(2);
+  const subcall = page.locator('details.subcall').first();
+  await expect(subcall.locator('summary .kind')).toHaveText('rlm_query');
+  await subcall.locator('summary').click();
+  const child = subcall.locator('.child-run');
+  await expect(child).toContainText('Child RLM · 1 iteration');
+  await expect(child.locator('.iteration .prose')).toContainText('I am the child RLM.');
+  await expect(child.locator('.iteration .cell .output')).toContainText('child sees 25');
+  await expect(subcall.locator('.subcall-body')).toContainText('chapter 7');
+  await subcall.scrollIntoViewIfNeeded();
+  await shot(page, testInfo, '16-laptop-light-child-rlm');
+});
