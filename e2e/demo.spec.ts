@@ -466,3 +466,28 @@ test('a child RLM (rlm_query at depth 2) shows as an expandable nested timeline'
   await subcall.scrollIntoViewIfNeeded();
   await shot(page, testInfo, '16-laptop-light-child-rlm');
 });
+
+test('keyboard: the hidden file input shows focus on its label, Ctrl+Enter runs, the answer takes focus, Enter on Run runs again', async ({ page, demo, lm }) => {
+  lm.setScript(() => 'FINAL(typed, not clicked)');
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.getByLabel('Context text').fill('keyboard context');
+  // From the context box, Tab goes to the file picker, whose label shows the focus ring.
+  await page.getByLabel('Context text').focus();
+  await page.keyboard.press('Tab');
+  await expect(page.locator('#file-picker')).toBeFocused();
+  const ring = await page.locator('label[for="file-picker"]').evaluate((label) => getComputedStyle(label).outlineStyle);
+  expect(ring).toBe('solid');
+  await page.keyboard.press('Tab');
+  await expect(page.getByLabel('Question')).toBeFocused();
+  await page.keyboard.type('Does the keyboard work?');
+  await page.keyboard.press('Control+Enter');
+  await expect(page.locator('.answer')).toContainText('typed, not clicked');
+  await expect(page.locator('.answer')).toBeFocused();
+  await expect(page.locator('#history-list .history-open')).toHaveCount(1);
+  await page.getByRole('button', { name: 'Run', exact: true }).focus();
+  await page.keyboard.press('Enter');
+  await expect(page.locator('#history-list .history-open')).toHaveCount(2);
+  await expect(page.locator('.answer')).toBeFocused();
+});
