@@ -34,6 +34,7 @@ import {
   type SharedCallMessage,
   type WorkerAPI,
 } from '../worker/protocol';
+import { cellDeadline } from './cell-deadline';
 import { encodeContext } from './context-bytes';
 import { createReplWorker } from './worker-factory';
 
@@ -240,14 +241,8 @@ export class PyodideRepl implements ReplEnvironment {
     const controller = new AbortController();
     this.cellController = controller;
     const started = performance.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const stop = new Promise<'timeout' | 'abort'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), options.timeoutMs);
-      onAbort = () => resolve('abort');
-      if (options.signal?.aborted) onAbort();
-      else options.signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    const deadline = cellDeadline(options.timeoutMs, options.signal);
+    const stop = deadline.stop;
     const running = api.execute(code);
     running.catch(() => undefined);
     try {
@@ -275,8 +270,7 @@ export class PyodideRepl implements ReplEnvironment {
       controller.abort(first === 'timeout' ? new DOMException('cell timeout', 'TimeoutError') : options.signal?.reason);
       return await this.stopCell(running, first, code, options.timeoutMs, started);
     } finally {
-      clearTimeout(timer);
-      if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+      deadline.dispose();
       if (this.cellController === controller) this.cellController = undefined;
     }
   }

@@ -21,6 +21,7 @@ import type {
   ToolDefinition,
 } from '../core/types';
 import type { CellOutput, ContextDescription } from '../worker/protocol';
+import { cellDeadline } from './cell-deadline';
 import { encodeContext } from './context-bytes';
 import {
   ProxyAuthenticationError,
@@ -301,14 +302,8 @@ export class RemoteRepl implements ReplEnvironment {
     const controller = new AbortController();
     this.cellController = controller;
     const started = performance.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const stop = new Promise<'timeout' | 'abort'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), options.timeoutMs);
-      onAbort = () => resolve('abort');
-      if (options.signal?.aborted) onAbort();
-      else options.signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    const deadline = cellDeadline(options.timeoutMs, options.signal);
+    const stop = deadline.stop;
     const stream = new AbortController();
     const running = this.runCell(code, controller.signal, stream.signal);
     running.catch(() => undefined);
@@ -318,8 +313,7 @@ export class RemoteRepl implements ReplEnvironment {
       controller.abort(first === 'timeout' ? new DOMException('cell timeout', 'TimeoutError') : options.signal?.reason);
       return await this.stopCell(running, first, options.timeoutMs, started, stream);
     } finally {
-      clearTimeout(timer);
-      if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+      deadline.dispose();
       if (this.cellController === controller) this.cellController = undefined;
     }
   }
