@@ -298,6 +298,7 @@ export class RunView {
     const head = el('header', 'run-head');
     const title = el('h2', 'run-question', header.question || '(no question: the context states the task)');
     title.tabIndex = -1;
+    title.title = header.question;
     const facts = el('p', 'run-facts', `${header.model} · ${header.contextLabel} · ${formatDate(header.startedAt)}`);
     head.append(this.statusPill, title, facts);
     this.errorBox.setAttribute('role', 'alert');

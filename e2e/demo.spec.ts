@@ -491,3 +491,20 @@ test('keyboard: the hidden file input shows focus on its label, Ctrl+Enter runs,
   await expect(page.locator('#history-list .history-open')).toHaveCount(2);
   await expect(page.locator('.answer')).toBeFocused();
 });
+
+test('storage full: the run still answers, and the page says History could not save it and what to do', async ({ page, demo, lm }, testInfo) => {
+  lm.setScript((request) => (turnOf(request) === 0 ? repl('print(len(context))', 'Measuring.') : 'FINAL(measured)'));
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  // A real quota, made tiny through the DevTools protocol: IndexedDB itself refuses the writes.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(demo.url).origin, quotaSize: 2_000 });
+  await configureLocal(page, lm);
+  await page.getByLabel('Context text').fill('x'.repeat(50_000));
+  await page.getByLabel('Question').fill('How long is it?');
+  await run(page).click();
+  await expect(page.locator('.answer')).toContainText('measured');
+  await expect(page.locator('#form-error')).toContainText('The browser’s storage is full.');
+  await expect(page.locator('#form-error')).toContainText('Delete old runs in History');
+  await shot(page, testInfo, '17-laptop-light-storage-full');
+});
