@@ -508,3 +508,52 @@ test('storage full: the run still answers, and the page says History could not s
   await expect(page.locator('#form-error')).toContainText('Delete old runs in History');
   await shot(page, testInfo, '17-laptop-light-storage-full');
 });
+
+test('History imports a log written by the reference implementation (rlms) and shows it in the same view', async ({ page, demo }, testInfo) => {
+  const log = [
+    { type: 'metadata', timestamp: '2026-06-25T14:03:11.123456', root_model: 'gpt-5', max_depth: 2, max_iterations: 10, backend: 'openai', backend_kwargs: { model_name: 'gpt-5' }, environment_type: 'local', environment_kwargs: {}, other_backends: ['openai'] },
+    {
+      type: 'iteration',
+      iteration: 1,
+      timestamp: '2026-06-25T14:03:15.000001',
+      prompt: [{ role: 'user', content: 'Your context is a str with 50000 total characters. The original query: "What is the secret number?"' }],
+      response: 'Let me look.\n```repl\nr = llm_query("find it")\nprint(r)\n```',
+      code_blocks: [
+        {
+          code: 'r = llm_query("find it")\nprint(r)',
+          result: {
+            stdout: '7421\n',
+            stderr: '',
+            locals: { r: '7421' },
+            execution_time: 1.75,
+            rlm_calls: [{ root_model: 'gpt-5-mini', prompt: 'find it', response: '7421', usage_summary: { model_usage_summaries: { 'gpt-5-mini': { total_calls: 1, total_input_tokens: 1200, total_output_tokens: 4, total_cost: 0.0003 } }, total_cost: 0.0003 }, execution_time: 0.9 }],
+            final_answer: null,
+          },
+        },
+      ],
+      final_answer: null,
+      iteration_time: 2.5,
+    },
+    { type: 'iteration', iteration: 2, timestamp: '2026-06-25T14:03:20.5', prompt: [{ role: 'user', content: 'Continue.' }], response: 'FINAL(7421)', code_blocks: [], final_answer: ['FINAL', '7421'], iteration_time: 0.25 },
+  ]
+    .map((line) => JSON.stringify(line))
+    .join('\n');
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await page.locator('#import-file').setInputFiles({ name: 'rlms-log.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(log) });
+  await expect(page.locator('#history-status')).toContainText('Imported rlms-log.jsonl');
+  await expect(page.locator('.run .status')).toHaveText('Imported');
+  await expect(page.locator('.run-question')).toHaveText('What is the secret number?');
+  await expect(page.locator('.run-facts')).toContainText('gpt-5');
+  await expect(page.locator('.iteration')).toHaveCount(2);
+  await expect(page.locator('.cell .output').first()).toHaveText('7421\n');
+  await expect(page.locator('details.subcall summary')).toContainText('gpt-5-mini');
+  await expect(page.locator('.answer')).toContainText('7421');
+  await expect(page.locator('#history-list .history-open')).toHaveCount(1);
+  await shot(page, testInfo, '18-laptop-light-imported-reference-log');
+
+  // Not a log at all: said plainly, nothing imported.
+  await page.locator('#import-file').setInputFiles({ name: 'notes.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from('hello\nworld\n') });
+  await expect(page.locator('#history-status')).toContainText('Could not import notes.jsonl');
+  await expect(page.locator('#history-list .history-open')).toHaveCount(1);
+});
