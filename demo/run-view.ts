@@ -516,6 +516,7 @@ export class RunView {
 }
 
 export function describeContext(c: Trajectory['context']): string {
+  if (!c || c.type === 'unknown') return 'context not recorded';
   const size = c.bytes !== undefined ? formatBytes(c.bytes) : c.type === 'str' ? `${formatCount(c.length)} characters` : `${c.length} items`;
   return `context: ${c.type}, ${size}`;
 }

@@ -544,7 +544,7 @@ test('History imports a log written by the reference implementation (rlms) and s
   await expect(page.locator('#history-status')).toContainText('Imported rlms-log.jsonl');
   await expect(page.locator('.run .status')).toHaveText('Imported');
   await expect(page.locator('.run-question')).toHaveText('What is the secret number?');
-  await expect(page.locator('.run-facts')).toContainText('gpt-5');
+  await expect(page.locator('.run-facts')).toContainText('gpt-5 · context not recorded');
   await expect(page.locator('.iteration')).toHaveCount(2);
   await expect(page.locator('.cell .output').first()).toHaveText('7421\n');
   await expect(page.locator('details.subcall summary')).toContainText('gpt-5-mini');
