@@ -90,7 +90,7 @@ export class HistoryView {
         open.append(
           el('span', 'history-question', entry.question || '(no question)'),
           pill,
-          el('span', 'history-meta', `${entry.model} · ${entry.iterationCount} it. · ${formatCost(entry.usage.costUSD)} · ${formatDate(entry.startedAt)}`),
+          el('span', 'history-meta', `${entry.model} · ${entry.iterationCount} iteration${entry.iterationCount === 1 ? '' : 's'}${entry.usage.costUSD > 0 ? ` · ${formatCost(entry.usage.costUSD)}` : ''} · ${formatDate(entry.startedAt)}`),
         );
         open.addEventListener('click', () => void this.open(entry.id));
         item.append(open);

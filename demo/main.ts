@@ -178,7 +178,9 @@ function showBridge(info: ReplInfo | undefined, state: 'idle' | 'starting' | 're
   } else if (info) {
     const bridge = info.bridge === 'jspi' ? 'JSPI bridge' : info.bridge === 'sab' ? 'SharedArrayBuffer bridge' : 'remote sandbox';
     const stops = info.interruptible ? 'Stop keeps variables' : 'Stop restarts Python';
-    bridgeBadge.textContent = `Python ready · ${bridge} · ${stops} · booted in ${formatDuration(info.bootMs)}`;
+    const snapshot = info.snapshot === 'loaded' ? ' from a snapshot' : '';
+    bridgeBadge.textContent = `Python ready · ${bridge} · ${stops} · booted in ${formatDuration(info.bootMs)}${snapshot}`;
+    bridgeBadge.title = `${info.runtime}; ${info.interruptible ? 'a stopped or timed-out cell keeps its variables' : 'a stopped or timed-out cell restarts Python (the context is reloaded, other variables are lost)'}`;
   }
   bridgeBadge.dataset.state = state;
   bridgeBadge.dataset.bridge = info?.bridge ?? '';

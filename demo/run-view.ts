@@ -342,7 +342,8 @@ export class RunView {
     const u = this.base ?? { inputTokens: 0, outputTokens: 0, costUSD: 0, calls: 0 };
     const items: [string, string][] = [
       ['Tokens', `${formatCount(u.inputTokens + this.extra.inputTokens)} in · ${formatCount(u.outputTokens + this.extra.outputTokens)} out`],
-      ['Cost', formatCost(u.costUSD + this.extra.costUSD)],
+      // OpenAI and Anthropic do not report prices: $0 would be a wrong figure.
+      ['Cost', u.costUSD + this.extra.costUSD > 0 || u.inputTokens + this.extra.inputTokens === 0 ? formatCost(u.costUSD + this.extra.costUSD) : 'not reported'],
       ['Sub-calls', String(this.subcalls)],
       ['Iterations', String(this.iterations.size)],
       ['Time', formatDuration(this.elapsedMs)],

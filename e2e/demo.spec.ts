@@ -124,6 +124,7 @@ test('paste a context, run, watch the iterations and see the answer', async ({ p
   await expect(subcall.locator('summary')).toContainText('llm_query');
   await expect(subcall.locator('summary')).toContainText('scripted-sub');
   await expect(page.locator('[data-total="sub-calls"] dd')).toHaveText('1');
+  await expect(page.locator('[data-total="cost"] dd')).toHaveText('not reported');
   await expect(page.locator('[data-total="iterations"] dd')).toHaveText('2');
   await expect(page.locator('#bridge')).toContainText('JSPI bridge');
   await expect(page.locator('#form-error')).toBeHidden();
@@ -468,7 +469,8 @@ test('a child RLM (rlm_query at depth 2) shows as an expandable nested timeline'
 });
 
 test('keyboard: the hidden file input shows focus on its label, Ctrl+Enter runs, the answer takes focus, Enter on Run runs again', async ({ page, demo, lm }) => {
-  lm.setScript(() => 'FINAL(typed, not clicked)');
+  // An OpenRouter-like endpoint that reports each call's price.
+  lm.setScript(() => ({ content: 'FINAL(typed, not clicked)', usage: { cost: 0.25 } }));
   await page.setViewportSize(LAPTOP);
   await open(page, demo);
   await configureLocal(page, lm);
@@ -485,7 +487,9 @@ test('keyboard: the hidden file input shows focus on its label, Ctrl+Enter runs,
   await page.keyboard.press('Control+Enter');
   await expect(page.locator('.answer')).toContainText('typed, not clicked');
   await expect(page.locator('.answer')).toBeFocused();
+  await expect(page.locator('[data-total="cost"] dd')).toHaveText('$0.25');
   await expect(page.locator('#history-list .history-open')).toHaveCount(1);
+  await expect(page.locator('#history-list .history-meta')).toContainText('$0.25');
   await page.getByRole('button', { name: 'Run', exact: true }).focus();
   await page.keyboard.press('Enter');
   await expect(page.locator('#history-list .history-open')).toHaveCount(2);
