@@ -340,7 +340,11 @@ async function run(): Promise<void> {
       const target = view.answer.hidden ? view.title : view.answer;
       target.focus({ preventScroll: true });
       if (narrow.matches) target.scrollIntoView({ block: 'start', behavior: 'smooth' });
-      else runArea.scrollTop += target.getBoundingClientRect().top - runArea.getBoundingClientRect().top - 12;
+      else {
+        // Below the sticky totals bar.
+        const totals = view.root.querySelector<HTMLElement>('.totals')?.offsetHeight ?? 0;
+        runArea.scrollTop += target.getBoundingClientRect().top - runArea.getBoundingClientRect().top - totals - 12;
+      }
     }
     if (history) {
       history.view.liveRunId = undefined;
