@@ -116,7 +116,7 @@ class CellView {
   private readonly status = el('span', 'cell-status', 'waiting');
   private readonly output = el('div', 'cell-output');
   private readonly subcalls = el('div', 'subcalls');
-  private pending: HTMLElement[] = [];
+  private pending: { el: HTMLElement; kind: 'llm' | 'rlm'; runId?: string }[] = [];
 
   constructor(code: string, index: number) {
     const head = el('div', 'cell-head');
@@ -132,19 +132,28 @@ class CellView {
   addPendingSubcall(kind: 'llm' | 'rlm', model: string, prompt: string): void {
     const item = el('div', 'subcall pending');
     item.append(el('span', 'kind', kind === 'rlm' ? 'rlm_query' : 'llm_query'), el('span', 'model', model), el('span', 'meta', 'waiting for the model…'), el('span', 'snippet', prompt.slice(0, 120).replace(/\s+/g, ' ')));
-    this.pending.push(item);
+    this.pending.push({ el: item, kind });
     this.subcalls.append(item);
   }
 
+  /** A child RLM started or moved on: shown on its placeholder while it runs. */
+  childProgress(runId: string, started: boolean, text: string): void {
+    const slot = started ? this.pending.find((p) => p.kind === 'rlm' && !p.runId) : this.pending.find((p) => p.runId === runId);
+    if (!slot) return;
+    slot.runId = runId;
+    const meta = slot.el.querySelector('.meta');
+    if (meta) meta.textContent = text;
+  }
+
   addSubcall(record: SubcallRecord): void {
-    const placeholder = this.pending.shift();
+    const index = this.pending.findIndex((p) => p.kind === record.kind);
     const view = renderSubcall(record);
-    if (placeholder) placeholder.replaceWith(view);
+    if (index >= 0) this.pending.splice(index, 1)[0]!.el.replaceWith(view);
     else this.subcalls.append(view);
   }
 
   finish(record: CodeBlockRecord): void {
-    for (const p of this.pending) p.remove();
+    for (const p of this.pending) p.el.remove();
     this.pending = [];
     if (this.subcalls.childElementCount !== record.subcalls.length) {
       this.subcalls.replaceChildren(...record.subcalls.map(renderSubcall));
@@ -361,6 +370,8 @@ export class RunView {
   handleEvent(event: RLMEvent): void {
     // Child RLMs report through the same handler: count their cost, draw only the root.
     if (event.depth > 0) {
+      if (event.depth === 1 && event.type === 'run_start') this.current?.lastStartedCell?.childProgress(event.runId, true, 'child RLM starting…');
+      if (event.depth === 1 && event.type === 'iteration_start') this.current?.lastStartedCell?.childProgress(event.runId, false, `child RLM · iteration ${event.iteration}…`);
       if (event.type === 'lm_response') this.addExtra(event.usage.inputTokens, event.usage.outputTokens, event.usage.costUSD ?? 0);
       if (event.type === 'subcall_end') this.countSubcall(event.record);
       return;

@@ -442,7 +442,8 @@ test('a child RLM (rlm_query at depth 2) shows as an expandable nested timeline'
   lm.setScript((request) => {
     if (!isRootCall(request)) return 'unused';
     const isRoot = request.messages.some((m) => m.content.includes('Which chapter matters?'));
-    if (!isRoot) return repl('print("child sees", len(context))\nanswer["content"] = "chapter " + context.split()[-1]\nanswer["ready"] = True', 'I am the child RLM.');
+    // The child thinks for a moment, so that its progress shows on the running cell.
+    if (!isRoot) return { content: repl('print("child sees", len(context))\nanswer["content"] = "chapter " + context.split()[-1]\nanswer["ready"] = True', 'I am the child RLM.'), delayMs: 1500 };
     if (turnOf(request) === 0) return repl('r = rlm_query("Look closely at chapter 7")\nprint(r)', 'Delegating to a child RLM.');
     return 'FINAL(The child says: chapter 7.)';
   });
@@ -453,6 +454,7 @@ test('a child RLM (rlm_query at depth 2) shows as an expandable nested timeline'
   await page.getByLabel('Context text').fill('a book with chapters');
   await page.getByLabel('Question').fill('Which chapter matters?');
   await run(page).click();
+  await expect(page.locator('.subcall.pending .meta')).toHaveText('child RLM · iteration 1…');
   await expect(page.locator('.answer')).toContainText('The child says: chapter 7.');
   // Only the root's iterations are on the main timeline.
   await expect(page.locator('#run-slot > .run > .timeline > .iteration')).toHaveCount(2);
