@@ -392,6 +392,7 @@ export class RunView {
       }
       case 'lm_response':
         this.iterations.get(event.iteration)?.setText(event.text);
+        this.root.dataset.firstTextMs ??= String(Math.round(performance.now() - this.started));
         this.addExtra(event.usage.inputTokens, event.usage.outputTokens, event.usage.costUSD ?? 0);
         this.setStatus('running', `Iteration ${event.iteration}: the model replied.`);
         break;
