@@ -65,7 +65,7 @@ function readSettings(): Settings {
     maxDepth: number(maxDepth, 1),
     maxBudget: number(maxBudget, 0),
     maxMinutes: number(maxMinutes, 0),
-    bridge: bridgeChoice.value === 'sab' ? 'sab' : 'auto',
+    bridge: bridgeChoice.value === 'jspi' ? 'jspi' : 'auto',
   };
 }
 
@@ -80,7 +80,7 @@ function writeSettings(s: Settings): void {
   maxDepth.value = String(s.maxDepth);
   maxBudget.value = String(s.maxBudget);
   maxMinutes.value = String(s.maxMinutes);
-  bridgeChoice.value = s.bridge;
+  bridgeChoice.value = s.bridge === 'jspi' ? 'jspi' : 'auto';
   reflectPreset();
 }
 
@@ -91,12 +91,9 @@ function reflectPreset(): void {
   keyInput.placeholder = preset.keyHint;
   rememberWarning.hidden = !rememberKey.checked;
   // SharedArrayBuffer exists only on cross-origin isolated pages.
-  const sab = bridgeChoice.options[1]!;
-  sab.disabled = !crossOriginIsolated;
-  if (sab.disabled && bridgeChoice.value === 'sab') bridgeChoice.value = 'auto';
   bridgeHint.textContent = crossOriginIsolated
-    ? 'This page is cross-origin isolated: a stopped or timed-out cell keeps its variables on either bridge.'
-    : 'This page is not cross-origin isolated: stopping a cell restarts Python. Tick the box below, or serve with npm run demo -- --isolated.';
+    ? 'This page is cross-origin isolated: Automatic uses SharedArrayBuffer, and a stopped or timed-out cell keeps its variables on either bridge.'
+    : 'This page is not cross-origin isolated: Automatic uses JSPI, and stopping a cell restarts Python. Tick the box below, or serve with npm run demo -- --isolated.';
   settingsSummary.textContent = `${preset.id === 'local' ? 'Local' : preset.label} · ${rootModel.value || 'no model'}${keyInput.value || !preset.needsKey ? '' : ' · no key yet'}`;
 }
 

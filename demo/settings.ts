@@ -38,8 +38,8 @@ export interface Settings {
   maxBudget: number;
   /** Minutes; 0 means no limit. */
   maxMinutes: number;
-  /** How Python blocks on sub-calls: 'auto' (JSPI where the browser has it) or 'sab' (needs cross-origin isolation). */
-  bridge: 'auto' | 'sab';
+  /** How Python blocks on sub-calls: 'auto' (SharedArrayBuffer on a cross-origin isolated page, else JSPI) or 'jspi'. */
+  bridge: 'auto' | 'jspi';
 }
 
 const SETTINGS_KEY = 'rlm-web-demo:settings';
@@ -120,6 +120,6 @@ export function toRLMOptions(s: Settings): RLMOptions {
     maxDepth: Math.round(s.maxDepth),
     maxBudget: s.maxBudget > 0 ? s.maxBudget : undefined,
     maxTimeMs: s.maxMinutes > 0 ? s.maxMinutes * 60_000 : undefined,
-    environmentOptions: { bridge: s.bridge === 'sab' && globalThis.crossOriginIsolated ? 'sab' : 'auto' },
+    environmentOptions: { bridge: s.bridge === 'jspi' ? 'jspi' : 'auto' },
   };
 }

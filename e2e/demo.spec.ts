@@ -410,7 +410,7 @@ test('served cross-origin isolated: the SharedArrayBuffer bridge, and a stopped 
     await configureLocal(page, lm);
     await expect(page.locator('#bridge-hint')).toContainText('keeps its variables');
     await expect(page.locator('#coi-field')).toBeHidden();
-    await page.getByLabel('Python bridge').selectOption('sab');
+    await expect(page.getByLabel('Python bridge')).toHaveValue('auto');
     await page.getByLabel('Context text').fill('context');
     await page.getByLabel('Question').fill('Spin');
     await run(page).click();
@@ -420,7 +420,14 @@ test('served cross-origin isolated: the SharedArrayBuffer bridge, and a stopped 
     await expect(page.locator('.cell .output.stderr').first()).toContainText('Variables set before that point are kept');
     await expect(page.locator('.run .status')).toHaveText('Stopped');
     await shot(page, testInfo, '15-laptop-light-isolated-sab-stopped');
+    // JSPI can be chosen instead; on an isolated page its cells are interruptible too.
+    await openSettings(page);
+    await page.getByLabel('Python bridge').selectOption('jspi');
+    await run(page).click();
+    await expect(page.locator('#bridge')).toContainText('JSPI bridge · Stop keeps variables');
   } finally {
+    // The page's open connections would keep the server from closing.
+    await page.close();
     await isolated.close();
   }
 });

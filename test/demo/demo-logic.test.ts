@@ -41,8 +41,8 @@ describe('settings', () => {
     expect(options.otherBackends).toEqual([{ backend: 'openai', backendOptions: { model: 'small', apiKey: undefined, baseURL: 'http://127.0.0.1:1234/v1' } }]);
     expect(options.maxBudget).toBeUndefined();
     expect(options.maxTimeMs).toBe(120_000);
-    // The SharedArrayBuffer bridge is only asked for on an isolated page (never in Node).
-    expect(toRLMOptions({ ...defaultSettings('anthropic'), apiKey: 'k', bridge: 'sab' }).environmentOptions).toEqual({ bridge: 'auto' });
+    expect(toRLMOptions({ ...defaultSettings('anthropic'), apiKey: 'k' }).environmentOptions).toEqual({ bridge: 'auto' });
+    expect(toRLMOptions({ ...defaultSettings('anthropic'), apiKey: 'k', bridge: 'jspi' }).environmentOptions).toEqual({ bridge: 'jspi' });
   });
 
   it('never sends a base URL for hosted presets', () => {
