@@ -6,7 +6,6 @@ import { RLM, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, typ
 import { ContextInputView } from './context-input';
 import { explainError, type Explained } from './errors';
 import { el, formatDuration } from './format';
-import { HistoryView } from './history';
 import { connectHistory } from './store';
 import { RunView } from './run-view';
 import { loadSettings, presetOf, PRESETS, saveSettings, toRLMOptions, validateSettings, type PresetId, type Settings } from './settings';
@@ -408,4 +407,3 @@ if (history) {
   $('history').hidden = true;
 }
 
-export type { HistoryView };
