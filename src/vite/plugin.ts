@@ -112,10 +112,14 @@ export function rlmWeb(options: RlmWebPluginOptions = {}): Plugin {
     },
     async writeBundle(output, bundle) {
       if (options.copyPyodide === false) return;
+      // Server (SSR) builds never run the worker.
+      if ((this as { environment?: { config?: { consumer?: string } } }).environment?.config?.consumer === 'server') return;
       const outDir = output.dir ?? (output.file ? dirname(output.file) : config?.build.outDir ?? 'dist');
-      let folders = workerFolders(bundle as Parameters<typeof workerFolders>[0]);
-      // Not found (a worker built elsewhere): Vite puts workers in assetsDir.
-      if (folders.size === 0) folders = new Set([config?.build.assetsDir ?? 'assets']);
+      const folders = workerFolders(bundle as Parameters<typeof workerFolders>[0]);
+      if (folders.size === 0) {
+        this.warn("rlm-web's worker is not in this bundle, so Pyodide's files were not copied. If the app uses rlm-web, set environmentOptions.indexURL to where Pyodide's files are served.");
+        return;
+      }
       for (const folder of folders) {
         const target = join(outDir, folder, 'pyodide');
         await mkdir(target, { recursive: true });
