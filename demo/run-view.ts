@@ -299,7 +299,8 @@ export class RunView {
   private base: UsageSummary | undefined;
   private extra = { inputTokens: 0, outputTokens: 0, costUSD: 0 };
   private subcalls = 0;
-  private elapsedMs = 0;
+  /** Undefined for a stored run that never recorded it (a closed tab). */
+  private elapsedMs: number | undefined = 0;
   /** When the first iteration appeared on screen (ms since the view was created). */
   firstIterationMs: number | undefined;
 
@@ -355,7 +356,7 @@ export class RunView {
       ['Cost', u.costUSD + this.extra.costUSD > 0 || u.inputTokens + this.extra.inputTokens === 0 ? formatCost(u.costUSD + this.extra.costUSD) : 'not reported'],
       ['Sub-calls', String(this.subcalls)],
       ['Iterations', String(this.iterations.size)],
-      ['Time', formatDuration(this.elapsedMs)],
+      ['Time', this.elapsedMs === undefined ? '—' : formatDuration(this.elapsedMs)],
     ];
     this.totals.replaceChildren(
       ...items.map(([k, v]) => {
@@ -510,7 +511,7 @@ export class RunView {
     }
     view.base = t.usage;
     view.subcalls = countSubcalls(t.iterations);
-    view.elapsedMs = t.executionTimeMs ?? 0;
+    view.elapsedMs = t.executionTimeMs;
     view.renderTotals();
     const n = t.iterations.length;
     if (t.response !== undefined && (status === 'completed' || status === 'imported')) {

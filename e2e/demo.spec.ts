@@ -250,6 +250,8 @@ test('History: reload and find the run, open it, export JSONL, import it back, d
   await expect(interrupted.locator('.status')).toHaveText('interrupted');
   await interrupted.click();
   await expect(next.locator('.run .status')).toHaveText('Interrupted (tab closed)');
+  await expect(next.locator('.status-line')).toHaveText('The tab closed during the run; 0 iterations were saved.');
+  await expect(next.locator('[data-total="time"] dd')).toHaveText('—');
   await shot(next, testInfo, '10-laptop-light-history-interrupted');
 });
 
