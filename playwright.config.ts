@@ -1,4 +1,5 @@
 import { defineConfig } from '@playwright/test';
+import { ISOLATED_ORIGIN, ISOLATED_PORT, PLAIN_ORIGIN, PLAIN_PORT } from './e2e/support/ports';
 
 /** Debian's Chromium; Playwright's own browser downloads are not used. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -22,7 +23,7 @@ export default defineConfig({
     },
   },
   webServer: [
-    { command: 'node scripts/serve.mjs . --port 4173', url: 'http://127.0.0.1:4173/package.json', reuseExistingServer: !process.env.CI },
-    { command: 'node scripts/serve.mjs . --port 4174 --isolated', url: 'http://127.0.0.1:4174/package.json', reuseExistingServer: !process.env.CI },
+    { command: `node scripts/serve.mjs . --port ${PLAIN_PORT}`, url: `${PLAIN_ORIGIN}/package.json`, reuseExistingServer: !process.env.CI },
+    { command: `node scripts/serve.mjs . --port ${ISOLATED_PORT} --isolated`, url: `${ISOLATED_ORIGIN}/package.json`, reuseExistingServer: !process.env.CI },
   ],
 });

@@ -4,12 +4,13 @@
  * nothing here asserts a speed.
  */
 import { test, type Page } from '@playwright/test';
+import { ISOLATED_ORIGIN, PLAIN_ORIGIN } from '../e2e/support/ports';
 import { execSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const PLAIN = 'http://127.0.0.1:4173';
-const ISOLATED = 'http://127.0.0.1:4174';
+const PLAIN = PLAIN_ORIGIN;
+const ISOLATED = ISOLATED_ORIGIN;
 const MB = 1024 * 1024;
 
 interface Row {

@@ -1,4 +1,5 @@
 import { defineConfig } from '@playwright/test';
+import { ISOLATED_ORIGIN, ISOLATED_PORT, PLAIN_ORIGIN, PLAIN_PORT } from '../e2e/support/ports';
 
 export default defineConfig({
   testDir: '.',
@@ -15,7 +16,7 @@ export default defineConfig({
     },
   },
   webServer: [
-    { command: 'node scripts/serve.mjs . --port 4173', cwd: '..', url: 'http://127.0.0.1:4173/package.json', reuseExistingServer: true },
-    { command: 'node scripts/serve.mjs . --port 4174 --isolated', cwd: '..', url: 'http://127.0.0.1:4174/package.json', reuseExistingServer: true },
+    { command: `node scripts/serve.mjs . --port ${PLAIN_PORT}`, cwd: '..', url: `${PLAIN_ORIGIN}/package.json`, reuseExistingServer: true },
+    { command: `node scripts/serve.mjs . --port ${ISOLATED_PORT} --isolated`, cwd: '..', url: `${ISOLATED_ORIGIN}/package.json`, reuseExistingServer: true },
   ],
 });

@@ -3,7 +3,7 @@
  * LM server, Pyodide in a module worker, both sync bridges.
  */
 import type { Page } from '@playwright/test';
-import { expect, haystack, test } from './support/fixtures';
+import { expect, haystack, PLAIN_ORIGIN, test } from './support/fixtures';
 import { isRootCall, lastUser, repl, turnOf, type LMServer, type ScriptedRequest } from './support/lm-server';
 
 const NEEDLE = 'The magic number is 4817305.';
@@ -109,7 +109,7 @@ test('JSPI can be forced on an isolated page; SAB forced on a plain page fails w
   expect(run.bridge).toBe('jspi');
   expect(run.response).toBe('4817305');
   const plain = await isolated.context().newPage();
-  await plain.goto('http://127.0.0.1:4173/e2e/harness/');
+  await plain.goto(`${PLAIN_ORIGIN}/e2e/harness/`);
   await plain.waitForFunction(() => (window as any).harnessReady === true);
   const error = await plain.evaluate(async () => {
     const { PyodideRepl } = (window as any).rlmWeb;

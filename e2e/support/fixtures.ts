@@ -6,8 +6,9 @@
 import { test as base, expect, type Page } from '@playwright/test';
 import { startLMServer, type LMServer } from './lm-server';
 
-export const PLAIN_ORIGIN = 'http://127.0.0.1:4173';
-export const ISOLATED_ORIGIN = 'http://127.0.0.1:4174';
+import { ISOLATED_ORIGIN, PLAIN_ORIGIN } from './ports';
+
+export { ISOLATED_ORIGIN, PLAIN_ORIGIN };
 
 async function openHarness(page: Page, origin: string): Promise<Page> {
   if (process.env.E2E_CONSOLE) page.on('console', (m) => console.log(`[page ${m.type()}] ${m.text()}`));

@@ -5,6 +5,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createLocalProvider, createProxyServer, type ProxyOptions, type ProxyServer } from '../../src/proxy/index.js';
+import { ISOLATED_ORIGIN, PLAIN_ORIGIN } from './ports';
 
 export const PROXY_TOKEN = 'e2e-proxy-token-0123456789';
 
@@ -20,7 +21,7 @@ export async function startProxy(options: Partial<ProxyOptions> = {}): Promise<T
   const logs: Record<string, unknown>[] = [];
   const proxy = createProxyServer({
     tokens: [PROXY_TOKEN],
-    allowedOrigins: ['http://127.0.0.1:4173', 'http://127.0.0.1:4174'],
+    allowedOrigins: [PLAIN_ORIGIN, ISOLATED_ORIGIN],
     providers: { local: createLocalProvider() },
     logger: (level, msg, fields) => logs.push({ level, msg, ...fields }),
     ...options,
