@@ -2,10 +2,9 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { defineConfig, type Plugin } from 'vite';
+import { PYODIDE_FILES } from './src/vite/plugin';
 
 const require = createRequire(import.meta.url);
-/** Pyodide's runtime: the four files plus its ES module loader. */
-export const PYODIDE_FILES = ['pyodide.mjs', 'pyodide.asm.mjs', 'pyodide.asm.wasm', 'python_stdlib.zip', 'pyodide-lock.json'];
 
 /** Ships Pyodide's files in dist/pyodide/, next to the bundled worker (dist/worker.js). */
 function copyPyodide(): Plugin {
