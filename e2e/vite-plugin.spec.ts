@@ -2,8 +2,8 @@
  * `rlm-web/vite` in a Vite app that has rlm-web installed in node_modules (the built
  * package: package.json + dist/, its dependencies beside it), the way an npm user's app
  * does. `vite build` re-emits the worker under assets/, so Pyodide's files must be copied
- * beside it; `vite` (dev) would run pyodide.mjs through its import analysis. Without the
- * plugin the REPL cannot boot in either; with it, it does.
+ * beside it, which only the plugin does; in dev the plugin serves Pyodide's files as they are
+ * and keeps rlm-web out of dependency pre-bundling.
  */
 import { cp, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -64,24 +64,26 @@ for (const withPlugin of [true, false]) {
       await server.close();
     }
   });
-
-  test(`vite dev server on an app using the installed package ${withPlugin ? 'serves Pyodide with rlmWeb()' : 'breaks pyodide.mjs without the plugin'}`, async ({ page, lm, app }) => {
-    test.setTimeout(120_000);
-    const server = await createServer({
-      root: app,
-      configFile: false,
-      logLevel: 'silent',
-      server: { port: 0, host: '127.0.0.1' },
-      plugins: withPlugin ? [await plugin(app)] : [],
-    });
-    await server.listen();
-    try {
-      const result = await runApp(page, server.resolvedUrls!.local[0]!, lm);
-      if (withPlugin) expect(result).toEqual({ response: 'HELLO FROM A VITE APP', bridge: 'jspi' });
-      else expect(result.error).toMatch(/^ReplCrashedError: Pyodide failed to start/);
-    } finally {
-      await page.close();
-      await server.close();
-    }
-  });
 }
+
+// Without the plugin, what the dev server does to pyodide.mjs and rlm-web depends on Vite's
+// dependency optimizer and its timing (sometimes it works, sometimes the first visit breaks
+// or reloads mid-boot), so only the supported set-up is asserted here.
+test('vite dev server on an app using the installed package serves Pyodide with rlmWeb()', async ({ page, lm, app }) => {
+  test.setTimeout(120_000);
+  const server = await createServer({
+    root: app,
+    configFile: false,
+    logLevel: 'silent',
+    server: { port: 0, host: '127.0.0.1' },
+    plugins: [await plugin(app)],
+  });
+  await server.listen();
+  try {
+    const result = await runApp(page, server.resolvedUrls!.local[0]!, lm);
+    expect(result).toEqual({ response: 'HELLO FROM A VITE APP', bridge: 'jspi' });
+  } finally {
+    await page.close();
+    await server.close();
+  }
+});
