@@ -18,6 +18,23 @@ Comlink.expose({
     for (let i = 0; i < n; i++) await host.echo(payload);
     return (performance.now() - started) / n;
   },
+  /**
+   * Mean ms per round trip from Python, through pyodide.ffi.run_sync and Comlink, with no
+   * rlm-web code at all: the floor of the JSPI bridge.
+   */
+  async pyEchoLoop(host, payload, n) {
+    const loop = pyodide.runPython(`
+import time
+from pyodide.ffi import run_sync
+def loop(call, p, n):
+    run_sync(call(p))
+    t = time.perf_counter()
+    for _ in range(n):
+        run_sync(call(p))
+    return (time.perf_counter() - t) / n * 1000
+loop`);
+    return await loop.callPromising((p) => host.echo(p), payload, n);
+  },
   /** Copies transferred bytes into the wasm heap; returns when done. */
   copyIn(bytes) {
     const m = pyodide._module;
