@@ -34,7 +34,7 @@ import {
   type SharedCallMessage,
   type WorkerAPI,
 } from '../worker/protocol';
-import { cellDeadline } from './cell-deadline';
+import { cellDeadline, restartedCellResult } from './cell-deadline';
 import { encodeContext } from './context-bytes';
 import { createReplWorker } from './worker-factory';
 
@@ -254,16 +254,11 @@ export class PyodideRepl implements ReplEnvironment {
         controller.abort();
         this.terminate();
         if (!this.closed) this.start().catch(() => undefined);
-        return {
-          stdout: '',
-          stderr: `ReplCrashedError: the Python worker died while running this cell (${(error as Error).message}); it was restarted with the contexts reloaded, and other variables were lost. Use less memory, e.g. process the context in slices.\n`,
-          locals: [],
-          executionTimeMs: performance.now() - started,
-          finalAnswer: null,
-          errorType: 'ReplCrashedError',
-          interrupted: true,
-          restarted: true,
-        };
+        return restartedCellResult(
+          'ReplCrashedError',
+          `the Python worker died while running this cell (${(error as Error).message}); it was restarted with the contexts reloaded, and other variables were lost. Use less memory, e.g. process the context in slices.`,
+          started,
+        );
       }
       if (typeof first === 'object') return this.toResult(first, performance.now() - started);
       // Timed out or aborted: stop the sub-calls, then the Python code.
@@ -310,16 +305,11 @@ export class PyodideRepl implements ReplEnvironment {
       this.start().catch(() => undefined);
     }
     const reloaded = ['context', ...this.contexts.filter((c) => c.index > 0).map((c) => `context_${c.index}`), ...this.variables.keys(), ...this.tools.map((t) => t.name)];
-    return {
-      stdout: '',
-      stderr: `TimeoutError: ${reason}, so the REPL was restarted. ${[...new Set(reloaded)].join(', ')} were reloaded; every other variable was lost and must be recomputed.\n`,
-      locals: [],
-      executionTimeMs: performance.now() - started,
-      finalAnswer: null,
-      errorType: 'TimeoutError',
-      interrupted: true,
-      restarted: true,
-    };
+    return restartedCellResult(
+      'TimeoutError',
+      `${reason}, so the REPL was restarted. ${[...new Set(reloaded)].join(', ')} were reloaded; every other variable was lost and must be recomputed.`,
+      started,
+    );
   }
 
   /** Boots a fresh worker and puts back contexts, reserved variables and tools. */

@@ -21,7 +21,7 @@ import type {
   ToolDefinition,
 } from '../core/types';
 import type { CellOutput, ContextDescription } from '../worker/protocol';
-import { cellDeadline } from './cell-deadline';
+import { cellDeadline, restartedCellResult } from './cell-deadline';
 import { encodeContext } from './context-bytes';
 import {
   ProxyAuthenticationError,
@@ -442,16 +442,11 @@ export class RemoteRepl implements ReplEnvironment {
     stream.abort();
     await this.deleteSandbox();
     if (why === 'timeout' && !this.closed) this.start().catch(() => undefined);
-    return {
-      stdout: '',
-      stderr: `TimeoutError: ${reason}, and it did not stop when interrupted, so its sandbox was replaced. ${this.reloadedNames()} were reloaded; every other variable was lost and must be recomputed.\n`,
-      locals: [],
-      executionTimeMs: performance.now() - started,
-      finalAnswer: null,
-      errorType: 'TimeoutError',
-      interrupted: true,
-      restarted: true,
-    };
+    return restartedCellResult(
+      'TimeoutError',
+      `${reason}, and it did not stop when interrupted, so its sandbox was replaced. ${this.reloadedNames()} were reloaded; every other variable was lost and must be recomputed.`,
+      started,
+    );
   }
 }
 

@@ -18,6 +18,7 @@ import {
   makeRLM,
   query,
   RecordingSink,
+  rejection,
   repl,
   results,
   scripted,
@@ -26,14 +27,6 @@ import {
 
 const CONTEXT = 'The quick brown fox. '.repeat(20);
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 afterEach(() => {
   vi.useRealTimers();

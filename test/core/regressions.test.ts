@@ -8,18 +8,10 @@ import { findTextAnswer } from '../../src/core/parsing';
 import { BudgetExceededError, CancellationError, ConfigurationError, TimeoutExceededError } from '../../src/core/errors';
 import { COMPACTION_REQUEST } from '../../src/core/prompts';
 import type { ChatMessage, HostReply } from '../../src/core/types';
-import { FakeClient, makeRLM, query, RecordingSink, repl, results, scripted } from './fakes/fakes';
+import { FakeClient, makeRLM, query, RecordingSink, rejection, repl, results, scripted } from './fakes/fakes';
 
 const CONTEXT = 'The quick brown fox. '.repeat(20);
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 describe('regression: limits crossed by a root call', () => {
   it('carries the latest model response as the partial answer', async () => {
