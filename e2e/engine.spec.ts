@@ -350,3 +350,20 @@ test('boot from a memory snapshot: the first REPL stores one, the next boots fro
   expect(out.infos).toEqual(['saved', 'loaded', 'none']);
   expect(out.responses).toEqual(['echo:hi 3', 'echo:hi 3', 'echo:hi 3']);
 });
+
+test('a REPL that does not boot in time is replaced once, then fails with ReplCrashedError instead of hanging', async ({ harness, lm }) => {
+  lm.setScript(() => repl('print(1)'));
+  const out = await harness.evaluate(async (baseURL) => {
+    const { RLM } = (window as any).rlmWeb;
+    const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL }, environmentOptions: { bootTimeoutMs: 1 } });
+    try {
+      await rlm.completion('ctx', { rootPrompt: 'q' });
+      return 'resolved';
+    } catch (e: any) {
+      return `${e.name}: ${e.message}`;
+    } finally {
+      await rlm.close();
+    }
+  }, lm.openaiURL);
+  expect(out).toBe('ReplCrashedError: Pyodide did not start within 1 ms (environmentOptions.bootTimeoutMs).');
+});

@@ -43,6 +43,8 @@ async function plugin(app: string): Promise<Plugin> {
 }
 
 async function runApp(page: Page, url: string, lm: LMServer): Promise<AppResult> {
+  page.on('console', (m) => m.type() === 'error' && console.log(`[app console] ${m.text()}`));
+  page.on('pageerror', (e) => console.log(`[app error] ${e.message}`));
   await page.goto(url);
   await page.waitForFunction(() => (window as unknown as { appReady?: boolean }).appReady === true);
   return page.evaluate((base) => (window as unknown as { runRLM(u: string): Promise<AppResult> }).runRLM(base), lm.openaiURL);
@@ -52,11 +54,13 @@ for (const withPlugin of [true, false]) {
   test(`vite build of an app using the installed package ${withPlugin ? 'boots Pyodide with rlmWeb()' : 'cannot find Pyodide without the plugin'}`, async ({ page, lm, app }) => {
     test.setTimeout(120_000);
     const outDir = join(app, 'dist');
-    await build({ root: app, configFile: false, base: './', logLevel: 'error', build: { outDir, emptyOutDir: true }, plugins: withPlugin ? [await plugin(app)] : [] });
+    await test.step('vite build', async () => {
+      await build({ root: app, configFile: false, base: './', logLevel: 'error', build: { outDir, emptyOutDir: true }, plugins: withPlugin ? [await plugin(app)] : [] });
+    });
     const { serve } = (await import('../scripts/serve.mjs' as string)) as { serve: ServeFn };
     const server = await serve({ root: outDir, port: 0 });
     try {
-      const result = await runApp(page, server.url, lm);
+      const result = await test.step('run the app', () => runApp(page, server.url, lm));
       if (withPlugin) expect(result).toEqual({ response: 'HELLO FROM A VITE APP', bridge: 'jspi' });
       else expect(result.error).toMatch(/^ReplCrashedError: Pyodide failed to start/);
     } finally {

@@ -47,6 +47,8 @@ export interface PyodideEnvironmentOptions {
   bridge?: 'auto' | 'jspi' | 'sab' | undefined;
   /** How long an interrupted cell may take to stop before the worker is restarted. Default: 2000 ms. */
   interruptGraceMs?: number | undefined;
+  /** A worker not booted by then is replaced once (without the snapshot). Default: 60 000 ms. */
+  bootTimeoutMs?: number | undefined;
   /**
    * Boot from a memory snapshot of Pyodide kept in Cache Storage (≈31 MB, made on the first
    * boot, keyed by Pyodide version): ≈0.3 s instead of ≈2.3 s. Default: true.
@@ -60,6 +62,10 @@ interface LoadedContext {
 }
 
 const INTERRUPT_SIGNAL = 2; // SIGINT, as Pyodide's interrupt buffer expects
+
+class BootTimeoutError extends ReplCrashedError {
+  override name = 'ReplCrashedError';
+}
 
 export class PyodideRepl implements ReplEnvironment {
   private worker: Worker | undefined;
@@ -95,7 +101,21 @@ export class PyodideRepl implements ReplEnvironment {
     return (this.booting ??= this.restore());
   }
 
+  /**
+   * Boots a worker; one that has not booted within bootTimeoutMs is replaced once, booting
+   * without the snapshot, so that a wedged start never hangs the run.
+   */
   private async boot(): Promise<ReplInfo> {
+    try {
+      return await this.bootOnce(this.options.snapshot ?? true);
+    } catch (error) {
+      if (!(error instanceof BootTimeoutError) || this.closed) throw error;
+      this.terminate();
+      return this.bootOnce(false);
+    }
+  }
+
+  private async bootOnce(snapshot: boolean): Promise<ReplInfo> {
     const worker = createReplWorker({ workerURL: this.options.workerURL });
     this.worker = worker;
     const remote = Comlink.wrap<WorkerAPI>(worker);
@@ -111,21 +131,30 @@ export class PyodideRepl implements ReplEnvironment {
     let boot;
     const sharedPort = this.sharedPort();
     const endpoint: HostEndpoint = { call: (request) => this.answer(request) };
+    const timeoutMs = this.options.bootTimeoutMs ?? 60_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new BootTimeoutError(`Pyodide did not start within ${timeoutMs} ms (environmentOptions.bootTimeoutMs).`)), timeoutMs);
+    });
     try {
       boot = await Promise.race([
         remote.boot(
           Comlink.transfer(
-            { indexURL: this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer, sharedPort, snapshot: this.options.snapshot ?? true },
+            { indexURL: this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer, sharedPort, snapshot },
             [sharedPort],
           ),
           Comlink.proxy(endpoint),
         ),
         crashed,
+        timedOut,
       ]);
     } catch (error) {
+      if (error instanceof BootTimeoutError) throw error;
       const message = (error as Error).message ?? String(error);
       if (/JSPI|cross-origin isolated|requested/.test(message)) throw new BridgeUnavailableError(message, { cause: error });
       throw new ReplCrashedError(`Pyodide failed to start: ${message}. Check environmentOptions.indexURL (it must serve pyodide.mjs, pyodide.asm.wasm, python_stdlib.zip and pyodide-lock.json).`, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
     this.current = { bridge: boot.bridge, interruptible: boot.interruptible, bootMs: boot.bootMs, runtime: `pyodide ${boot.pyodideVersion}`, snapshot: boot.snapshot };
     return this.current;
