@@ -406,16 +406,11 @@ export class RemoteRepl implements ReplEnvironment {
     if (!this.closed) this.start().catch(() => undefined);
     const expired = end.code === 'expired' || end.code === 'sandbox_not_found';
     const errorType = expired ? 'SandboxExpiredError' : 'SandboxCrashedError';
-    return {
-      stdout: '',
-      stderr: `${errorType}: ${end.message}\nA new sandbox was started with ${this.reloadedNames()} reloaded; every other variable was lost and must be recomputed.\n`,
-      locals: [],
-      executionTimeMs: performance.now() - started,
-      finalAnswer: null,
+    return restartedCellResult(
       errorType,
-      interrupted: true,
-      restarted: true,
-    };
+      `${end.message}\nA new sandbox was started with ${this.reloadedNames()} reloaded; every other variable was lost and must be recomputed.`,
+      started,
+    );
   }
 
   private reloadedNames(): string {
