@@ -58,6 +58,7 @@ class Runtime:
         self._scaffold = {}
         self._base_modules = set(sys.modules)
         self._workdir = None
+        self._saved_streams = None
         self.ns = {}
         self.reset()
 
@@ -235,11 +236,32 @@ class Runtime:
 
     def execute(self, code):
         """Run one cell. Returns stdout, stderr, variable names, timing and the final answer."""
+        try:
+            return self._execute(code)
+        except KeyboardInterrupt:
+            # The interrupt landed outside the user's code (before it started, or while the
+            # answer was collected): still a clean, interrupted cell, never an exception.
+            if self._saved_streams is not None:
+                sys.stdout, sys.stderr = self._saved_streams
+                self._saved_streams = None
+            self._collect_answer()
+            return {
+                "stdout": "",
+                "stderr": "",
+                "locals": self._user_names(),
+                "execution_time": 0.0,
+                "final_answer": None,
+                "error_type": "KeyboardInterrupt",
+                "interrupted": True,
+            }
+
+    def _execute(self, code):
         self._cell_count += 1
         filename = "<cell-%d>" % self._cell_count
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         out, err = io.StringIO(), io.StringIO()
         old_out, old_err = sys.stdout, sys.stderr
+        self._saved_streams = (old_out, old_err)
         sys.stdout, sys.stderr = out, err
         self._final = None
         error_type = None
@@ -255,6 +277,7 @@ class Runtime:
             err.write(self._format_exception(exc, filename))
         finally:
             sys.stdout, sys.stderr = old_out, old_err
+            self._saved_streams = None
         elapsed = time.perf_counter() - started
         final = self._collect_answer()
         return {
