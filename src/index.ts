@@ -8,6 +8,8 @@ export type { BackendOptions, BackendSpec, CompletionOptions, RLMOptions, RLMDep
 export type { Limits } from './core/limits';
 export type { ToolEntry, ToolFunction } from './core/tools';
 export { RESERVED_NAMES } from './core/tools';
+export { segmentReply } from './core/parsing';
+export type { ReplySegment } from './core/parsing';
 export { CONTEXT_WINDOWS, DEFAULT_CONTEXT_WINDOW, contextWindowFor } from './core/context-windows';
 export {
   RLMError,

@@ -8,8 +8,14 @@ const OPEN_REPL = /^\s*```repl[^\S\n]*$/;
 const OPEN_ANY = /^\s*```[\w+-]*[^\S\n]*$/;
 const CLOSE = /^\s*```[^\S\n]*$/;
 
+/** One piece of a root model's reply, in order: prose (with any non-repl fences) or a ```repl block. */
+export type ReplySegment =
+  | { kind: 'text'; text: string }
+  /** `runs` is true exactly for the blocks the loop executes (non-empty `repl` blocks), in order. */
+  | { kind: 'code'; code: string; language: string; runs: boolean };
+
 interface Segments {
-  code: string[];
+  segments: ReplySegment[];
   /** Lines outside every fence, where FINAL(...) may stand. */
   prose: string[];
   /** Fenced blocks in other languages (```python): used to nudge the model. */
@@ -18,46 +24,74 @@ interface Segments {
 
 function segment(text: string): Segments {
   const lines = text.replace(/\r\n?/g, '\n').split('\n');
-  const code: string[] = [];
+  const segments: ReplySegment[] = [];
   const prose: string[] = [];
   let otherFences = 0;
+  let textLines: string[] = [];
   let block: string[] | undefined;
-  let isRepl = false;
+  let foreign = false;
+  const flushText = () => {
+    if (textLines.join('').trim()) segments.push({ kind: 'text', text: textLines.join('\n') });
+    textLines = [];
+  };
+  const pushCode = (lines: string[]) => {
+    const code = lines.join('\n').trim();
+    segments.push({ kind: 'code', code, language: 'repl', runs: code.length > 0 });
+  };
   for (const line of lines) {
     if (block) {
       if (CLOSE.test(line)) {
-        if (isRepl) code.push(block.join('\n').trim());
+        pushCode(block);
         block = undefined;
       } else {
         block.push(line);
       }
       continue;
     }
+    if (foreign) {
+      // A fence in another language stays part of the text around it.
+      textLines.push(line);
+      if (CLOSE.test(line)) foreign = false;
+      continue;
+    }
     if (OPEN_REPL.test(line)) {
+      flushText();
       block = [];
-      isRepl = true;
     } else if (OPEN_ANY.test(line)) {
-      block = [];
-      isRepl = false;
+      foreign = true;
       otherFences++;
+      textLines.push(line);
     } else {
       prose.push(line);
+      textLines.push(line);
     }
   }
   // A reply cut off inside a repl block still runs: the error, if any, tells the model.
-  if (block && isRepl && block.length > 0) code.push(block.join('\n').trim());
-  return { code: code.filter((c) => c.length > 0), prose, otherFences };
+  if (block) pushCode(block);
+  flushText();
+  return { segments, prose, otherFences };
+}
+
+/**
+ * Splits a root model's reply the way the loop reads it: prose and the ```repl blocks it runs.
+ * Views use it so that the i-th cell they draw is the i-th block the loop executed.
+ *
+ * @example
+ * const cells = segmentReply(reply).filter((s) => s.kind === 'code' && s.runs);
+ */
+export function segmentReply(text: string): ReplySegment[] {
+  return segment(text).segments;
 }
 
 /** The ```repl blocks of a reply, in order, trimmed. Only the `repl` tag counts. */
 export function findCodeBlocks(text: string): string[] {
-  return segment(text).code;
+  return segment(text).segments.flatMap((s) => (s.kind === 'code' && s.runs ? [s.code] : []));
 }
 
 /** Whether the reply has fenced code in another language (```python) but no ```repl. */
 export function hasOnlyForeignFences(text: string): boolean {
   const s = segment(text);
-  return s.code.length === 0 && s.otherFences > 0;
+  return s.otherFences > 0 && !s.segments.some((seg) => seg.kind === 'code' && seg.runs);
 }
 
 export type TextAnswer = { kind: 'final'; value: string } | { kind: 'final_var'; name: string };

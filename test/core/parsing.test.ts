@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   findCodeBlocks,
+  segmentReply,
   findTextAnswer,
   formatCellResult,
   formatFeedback,
@@ -189,5 +190,30 @@ describe('formatFeedback', () => {
   it('carries the cut note of a long output', () => {
     const out = formatFeedback([{ code: 'print(s)', result: { ...empty, stdout: 'y'.repeat(120) } }], 100);
     expect(out).toContain('20 more characters cut');
+  });
+});
+
+describe('segmentReply: the reply as the loop reads it', () => {
+  const cells = (text: string) => segmentReply(text).flatMap((s) => (s.kind === 'code' && s.runs ? [s.code] : []));
+  const tricky = [
+    'Look:\n```repl\n\n```\nthen\n```repl\nprint(1)\n```',
+    'start\n```repl\nx = 1\n```\n```python\nnot run\n```\n```repl\nprint(x)',
+    '```repl\r\nprint("crlf")\r\n```\r\nFINAL(done)',
+    'no code at all',
+    '```python\nprint(2)\n```',
+  ];
+  it.each(tricky)('runs exactly the blocks findCodeBlocks finds: %j', (text) => {
+    expect(cells(text)).toEqual(findCodeBlocks(text));
+  });
+
+  it('keeps prose, foreign fences and empty repl blocks in order', () => {
+    const parts = segmentReply('Plan.\n```repl\n```\n```python\nx\n```\nNow:\n```repl\nprint(1)\n```\nDone.');
+    expect(parts).toEqual([
+      { kind: 'text', text: 'Plan.' },
+      { kind: 'code', code: '', language: 'repl', runs: false },
+      { kind: 'text', text: '```python\nx\n```\nNow:' },
+      { kind: 'code', code: 'print(1)', language: 'repl', runs: true },
+      { kind: 'text', text: 'Done.' },
+    ]);
   });
 });
