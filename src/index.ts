@@ -1,16 +1,60 @@
 /**
- * rlm-web: Recursive Language Models in the browser. Named exports only; nothing here
- * touches the DOM or starts a worker at import time.
+ * rlm-web: Recursive Language Models in the browser. The public door: every name a user
+ * can import is listed here, explicitly. Nothing here touches the DOM or starts a worker at
+ * import time.
  */
+
+// The RLM and its options.
 export { RLM } from './rlm';
-export { RLMCore } from './core/rlm';
-export type { BackendOptions, BackendSpec, CompletionOptions, RLMOptions, RLMDependencies, RLMStream } from './core/rlm';
+export type { RLMOptions, EnvironmentChoice } from './rlm';
+export type { RLMCoreOptions, BackendOptions, BackendSpec, CompletionOptions } from './core/options';
+export type { RLMStream } from './core/events';
 export type { Limits } from './core/limits';
 export type { ToolEntry, ToolFunction } from './core/tools';
 export { RESERVED_NAMES } from './core/tools';
+export { CONTEXT_WINDOWS, DEFAULT_CONTEXT_WINDOW, contextWindowFor } from './core/context-windows';
 export { segmentReply } from './core/parsing';
 export type { ReplySegment } from './core/parsing';
-export { CONTEXT_WINDOWS, DEFAULT_CONTEXT_WINDOW, contextWindowFor } from './core/context-windows';
+
+// Results, trajectories and events.
+export type {
+  ChatRole,
+  ChatMessage,
+  LMUsage,
+  ModelUsage,
+  UsageSummary,
+  ContextInput,
+  ContextDescription,
+  CompletionResult,
+  Trajectory,
+  RunConfig,
+  RunStatus,
+  EndReason,
+  IterationRecord,
+  CodeBlockRecord,
+  SubcallRecord,
+  RLMEvent,
+  TrajectorySink,
+  ReplInfo,
+} from './core/types';
+
+// Extension points: your own LM client or Python environment.
+export type {
+  LMClient,
+  LMRequest,
+  LMResult,
+  ReplEnvironment,
+  EnvironmentFactory,
+  EnvironmentFactoryOptions,
+  ExecuteOptions,
+  CellResult,
+  SubcallHost,
+  HostRequest,
+  HostReply,
+  ToolDefinition,
+} from './core/types';
+
+// Errors.
 export {
   RLMError,
   ConfigurationError,
@@ -32,12 +76,27 @@ export {
   CancellationError,
   StorageError,
 } from './core/errors';
-export type * from './core/types';
+
+// LM clients (src/clients).
 export { OpenAIClient } from './clients/openai';
 export { AnthropicClient } from './clients/anthropic';
 export { createClient, OPENAI_COMPATIBLE } from './clients/registry';
+
+// Python environments (src/repl).
 export { PyodideRepl } from './repl/pyodide-repl';
 export type { PyodideEnvironmentOptions } from './repl/pyodide-repl';
+export { RemoteRepl, createRemoteEnvironment } from './repl/remote-repl';
+export type { RemoteEnvironmentOptions } from './repl/remote-repl';
+export {
+  ProxyError,
+  ProxyAuthenticationError,
+  ProxyOriginError,
+  ProxyConnectionError,
+  ProxyQuotaError,
+  SandboxCrashedError,
+  SandboxExpiredError,
+} from './repl/remote-errors';
+
 // Trajectory storage and JSONL (src/store).
 export {
   RLMLogger,
@@ -47,7 +106,6 @@ export {
   toJSONL,
   toJSONLBlob,
   toJSONLStream,
-  readLines,
   readJSONL,
   importJSONL,
 } from './store/index';
@@ -64,15 +122,3 @@ export type {
   TrajectoryStore,
   ListRunsOptions,
 } from './store/index';
-// Remote sandboxes through rlm-web-proxy (src/repl/remote-repl.ts; the proxy itself is rlm-web/proxy).
-export { RemoteRepl, createRemoteEnvironment } from './repl/remote-repl';
-export type { RemoteEnvironmentOptions } from './repl/remote-repl';
-export {
-  ProxyError,
-  ProxyAuthenticationError,
-  ProxyOriginError,
-  ProxyConnectionError,
-  ProxyQuotaError,
-  SandboxCrashedError,
-  SandboxExpiredError,
-} from './repl/remote-errors';

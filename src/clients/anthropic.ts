@@ -2,9 +2,10 @@
  * Messages API through the official `@anthropic-ai/sdk`. The system message moves to
  * `system`; the stable prefix of the growing conversation is marked for prompt caching.
  */
-import type { BackendOptions } from '../core/rlm';
+import type { BackendOptions } from '../core/options';
 import type { ChatMessage, LMClient, LMRequest, LMResult } from '../core/types';
 import { malformed, toLMError } from './errors';
+import { sdkOptions } from './sdk-options';
 
 type AnthropicModule = typeof import('@anthropic-ai/sdk');
 let sdk: Promise<AnthropicModule> | undefined;
@@ -27,17 +28,7 @@ export class AnthropicClient implements LMClient {
   }
 
   private sdkClient() {
-    this.client ??= (sdk ??= import('@anthropic-ai/sdk')).then(
-      ({ default: Anthropic }) =>
-        new Anthropic({
-          apiKey: this.options.apiKey || 'not-needed',
-          baseURL: this.options.baseURL ?? null,
-          dangerouslyAllowBrowser: true,
-          maxRetries: this.options.maxRetries ?? 2,
-          timeout: this.options.timeoutMs ?? 120_000,
-          defaultHeaders: this.options.headers ?? {},
-        }),
-    );
+    this.client ??= (sdk ??= import('@anthropic-ai/sdk')).then(({ default: Anthropic }) => new Anthropic(sdkOptions(this.options)));
     return this.client;
   }
 

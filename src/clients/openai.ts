@@ -2,9 +2,10 @@
  * Chat Completions through the official `openai` SDK: OpenAI itself and every
  * OpenAI-compatible server (OpenRouter, vLLM, Ollama, LM Studio, LiteLLM).
  */
-import type { BackendOptions } from '../core/rlm';
+import type { BackendOptions } from '../core/options';
 import type { LMClient, LMRequest, LMResult, LMUsage } from '../core/types';
 import { malformed, toLMError } from './errors';
+import { sdkOptions } from './sdk-options';
 
 type OpenAIModule = typeof import('openai');
 let sdk: Promise<OpenAIModule> | undefined;
@@ -29,18 +30,7 @@ export class OpenAIClient implements LMClient {
   }
 
   private sdkClient() {
-    this.client ??= (sdk ??= import('openai')).then(
-      ({ default: OpenAI }) =>
-        new OpenAI({
-          // Local servers take any key; the SDK insists on one.
-          apiKey: this.options.apiKey || 'not-needed',
-          baseURL: this.options.baseURL ?? null,
-          dangerouslyAllowBrowser: true,
-          maxRetries: this.options.maxRetries ?? 2,
-          timeout: this.options.timeoutMs ?? 120_000,
-          defaultHeaders: this.options.headers ?? {},
-        }),
-    );
+    this.client ??= (sdk ??= import('openai')).then(({ default: OpenAI }) => new OpenAI(sdkOptions(this.options)));
     return this.client;
   }
 

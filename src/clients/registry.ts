@@ -2,7 +2,7 @@
  * Backend names to clients. Adding a provider is one class plus one line here.
  */
 import { ConfigurationError } from '../core/errors';
-import type { BackendSpec } from '../core/rlm';
+import type { BackendSpec } from '../core/options';
 import type { LMClient } from '../core/types';
 import { AnthropicClient } from './anthropic';
 import { OpenAIClient } from './openai';

@@ -3,9 +3,6 @@
  * LM clients (src/clients), REPLs (src/repl) and stores (src/store) implement them.
  */
 import type { StorageError } from './errors';
-import type { BridgeKind, ContextDescription, HostReply, HostRequest } from '../worker/protocol';
-
-export type { BridgeKind, ContextDescription, HostReply, HostRequest };
 
 // ------------------------------------------------------------------ messages and LM calls
 
@@ -84,7 +81,23 @@ export interface UsageSummary {
 /** What `completion()` accepts as the context. */
 export type ContextInput = string | Blob | ArrayBuffer | ArrayBufferView | readonly unknown[] | Record<string, unknown>;
 
+/** What Python holds once a context is loaded. */
+export interface ContextDescription {
+  /** Python type name: str, list, dict, ... */
+  type: string;
+  /** Characters for str, items for list/dict. */
+  length: number;
+}
+
 // ------------------------------------------------------------------ REPL environments
+
+/** A request Python code makes of the page: sub-calls (one prompt per item) or a custom tool. */
+export type HostRequest =
+  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null }
+  | { op: 'tool'; name: string; args: unknown[]; kwargs: Record<string, unknown> };
+
+/** The page's answer: `results` for queries (one per prompt, in order), `value` for tools. */
+export type HostReply = { results: string[] } | { value: unknown } | { error: string };
 
 export interface CellResult {
   stdout: string;
@@ -104,7 +117,7 @@ export interface CellResult {
 
 export interface ReplInfo {
   /** 'jspi' | 'sab' for Pyodide; 'remote' for a proxy sandbox. */
-  bridge: BridgeKind | 'remote';
+  bridge: 'jspi' | 'sab' | 'remote';
   /** Whether a running cell can be interrupted with its state kept. */
   interruptible: boolean;
   bootMs: number;
@@ -180,15 +193,9 @@ export interface SubcallRecord {
   trajectory?: Trajectory | undefined;
 }
 
-export interface CodeBlockRecord {
+/** One cell as recorded: the code, what it did (a `CellResult` minus `restarted`), and its sub-calls. */
+export interface CodeBlockRecord extends Omit<CellResult, 'restarted'> {
   code: string;
-  stdout: string;
-  stderr: string;
-  locals: string[];
-  executionTimeMs: number;
-  finalAnswer: string | null;
-  errorType: string | null;
-  interrupted: boolean;
   subcalls: SubcallRecord[];
 }
 

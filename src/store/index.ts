@@ -6,6 +6,6 @@ export { RLMLogger, StorageErrorEvent } from './logger';
 export type { RLMLoggerOptions } from './logger';
 export { IndexedDBTrajectoryStore } from './indexeddb-store';
 export type { IndexedDBTrajectoryStoreOptions, StorageEstimate } from './indexeddb-store';
-export { generateJSONL, toJSONL, toJSONLBlob, toJSONLStream, readLines, readJSONL, importJSONL } from './jsonl';
+export { generateJSONL, toJSONL, toJSONLBlob, toJSONLStream, readJSONL, importJSONL } from './jsonl';
 export type { JSONLSource, JSONLLineError, JSONLReadResult, JSONLTrajectories, JSONLImportResult } from './jsonl';
 export type { RunSummary, TrajectoryStore, ListRunsOptions } from './types';

@@ -7,6 +7,7 @@
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import { StorageError } from '../core/errors';
+import { newId } from '../core/ids';
 import type { IterationRecord, Trajectory } from '../core/types';
 import { joinRun, toStorageError, type ListRunsOptions, type RunSummary, type TrajectoryStore } from './types';
 
@@ -54,10 +55,6 @@ export interface StorageEstimate {
 
 const LOCK_PREFIX = 'rlm-web:run:';
 
-function newOwnerId(): string {
-  return typeof crypto !== 'undefined' && 'randomUUID' in crypto ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
-}
-
 function locks(): LockManager | undefined {
   return typeof navigator !== 'undefined' && 'locks' in navigator ? navigator.locks : undefined;
 }
@@ -88,7 +85,7 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
   /** Database name. */
   readonly name: string;
   /** This store instance, as the owner of the runs it writes. */
-  readonly ownerId = newOwnerId();
+  readonly ownerId = newId();
   private readonly staleAfterMs: number;
   private readonly requestPersistence: boolean;
   private readonly version: number;

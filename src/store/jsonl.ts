@@ -8,6 +8,7 @@
  * which the reference tools ignore and which make our own logs round-trip exactly.
  */
 import { StorageError } from '../core/errors';
+import { newId } from '../core/ids';
 import type {
   ChatMessage,
   ChatRole,
@@ -452,10 +453,6 @@ function configFromJSON(meta: Json): RunConfig {
   if (typeof ours.maxTokens === 'number') config.maxTokens = ours.maxTokens;
   if (typeof ours.maxErrors === 'number') config.maxErrors = ours.maxErrors;
   return config;
-}
-
-function newId(): string {
-  return typeof crypto !== 'undefined' && 'randomUUID' in crypto ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
 }
 
 /** The reference visualizer finds the question in the prompt this way. */

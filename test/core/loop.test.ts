@@ -1138,7 +1138,7 @@ describe('misuse', () => {
 
   it('answers with one plain LM call at depth >= maxDepth', async () => {
     const root = new FakeClient('root-model', (messages) => `plain: ${messages[0]!.content}`);
-    const { rlm, envs } = makeRLM({ root, rlm: { _depth: 1, maxDepth: 1 } });
+    const { rlm, envs } = makeRLM({ root, depth: 1, rlm: { maxDepth: 1 } });
     const result: CompletionResult = await rlm.completion('ctx', { rootPrompt: 'q' });
     expect(result.response).toBe('plain: ctx\n\nq');
     expect(envs).toHaveLength(0);

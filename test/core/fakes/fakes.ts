@@ -3,7 +3,10 @@
  * script and records what it was sent, and a REPL whose "interpreter" is a map from code
  * to results (or to functions that may call the SubcallHost like llm_query would).
  */
-import { RLMCore, type RLMDependencies, type RLMOptions } from '../../../src/core/rlm';
+import type { RLMCoreOptions as RLMOptions } from '../../../src/core/options';
+import { EnvironmentPool } from '../../../src/core/pool';
+import { RLMCore, type RLMDependencies } from '../../../src/core/rlm';
+import { UsageTracker } from '../../../src/core/usage';
 import type {
   CellResult,
   ChatMessage,
@@ -250,6 +253,8 @@ export function makeRLM(options: {
   others?: FakeClient[];
   cells?: Record<string, Cell>;
   rlm?: Partial<RLMOptions>;
+  /** Makes the RLM a child at this depth (as rlm_query would). */
+  depth?: number;
   /** Adjusts each REPL as it is made (e.g. to make its boot hang). */
   onRepl?: (repl: FakeRepl) => void;
 }): Harness {
@@ -271,6 +276,10 @@ export function makeRLM(options: {
       };
     },
   };
+  const child =
+    options.depth === undefined
+      ? undefined
+      : { depth: options.depth, parentUsage: new UsageTracker(), pool: new EnvironmentPool(deps.createEnvironment('fake'), {}, 1) };
   const rlm = new RLMCore(
     {
       backend: options.root,
@@ -280,6 +289,7 @@ export function makeRLM(options: {
       ...options.rlm,
     },
     deps,
+    child,
   );
   return {
     rlm,

@@ -1,0 +1,100 @@
+/**
+ * The run recorder: one trajectory from `run_start` to `run_end` (or `error`), written to
+ * the logger as it goes. Both the loop and the plain call at the depth limit record
+ * through it.
+ */
+import { CancellationError, describeError, RunEndedError } from './errors';
+import type { EventHub } from './events';
+import { newId } from './ids';
+import type { UsageTracker } from './usage';
+import { emptyUsage } from './usage';
+import type { CompletionResult, ContextDescription, EndReason, IterationRecord, RunConfig, Trajectory, TrajectorySink } from './types';
+
+/** What every event of a run carries. */
+export interface RunBase {
+  runId: string;
+  depth: number;
+}
+
+export class RunRecorder {
+  readonly trajectory: Trajectory;
+  readonly base: RunBase;
+
+  constructor(
+    private readonly hub: EventHub,
+    private readonly logger: TrajectorySink | undefined,
+    private readonly usage: UsageTracker,
+    init: { config: RunConfig; depth: number; rootPrompt: string | undefined; context: ContextDescription & { bytes?: number | undefined } },
+  ) {
+    this.trajectory = {
+      id: newId(),
+      startedAt: new Date().toISOString(),
+      config: init.config,
+      rootPrompt: init.rootPrompt,
+      context: init.context,
+      iterations: [],
+      status: 'running',
+      usage: emptyUsage(),
+    };
+    this.base = { runId: this.trajectory.id, depth: init.depth };
+  }
+
+  start(): void {
+    this.hub.emit({ type: 'run_start', ...this.base, config: this.trajectory.config, rootPrompt: this.trajectory.rootPrompt });
+    this.log((l) => l.runStarted(this.trajectory));
+  }
+
+  iteration(record: IterationRecord): void {
+    this.trajectory.iterations.push(record);
+    this.trajectory.usage = this.usage.summary();
+    this.hub.emit({ type: 'iteration_end', ...this.base, record });
+    this.hub.emit({ type: 'usage', ...this.base, usage: this.trajectory.usage });
+    this.log((l) => l.iterationFinished(this.trajectory, record));
+  }
+
+  succeed(response: string, endReason: EndReason, executionTimeMs: number): CompletionResult {
+    const t = this.trajectory;
+    Object.assign(t, { status: 'completed', endReason, response, usage: this.usage.summary(), executionTimeMs });
+    const result: CompletionResult = { response, usage: t.usage, executionTimeMs, trajectory: t };
+    this.log((l) => l.runEnded(t));
+    this.hub.emit({ type: 'run_end', ...this.base, result });
+    return result;
+  }
+
+  /** Records the failure; returns `error` with the partial answer, usage and trajectory attached. */
+  fail(error: unknown, executionTimeMs: number, partialAnswer?: string | undefined): unknown {
+    const t = this.trajectory;
+    t.usage = this.usage.summary();
+    t.executionTimeMs = executionTimeMs;
+    t.error = describeError(error);
+    if (error instanceof RunEndedError) {
+      const cancelled = error instanceof CancellationError;
+      t.status = cancelled ? 'cancelled' : 'failed';
+      t.endReason = cancelled ? 'cancelled' : ((error as { limit?: EndReason }).limit ?? 'error');
+      // The latest reply, even one that arrived after the limit was crossed.
+      error.partialAnswer = partialAnswer ?? error.partialAnswer;
+      error.usage = t.usage;
+      error.trajectory = t;
+    } else {
+      t.status = 'failed';
+      t.endReason = 'error';
+    }
+    this.log((l) => l.runEnded(t));
+    this.hub.emit({ type: 'error', ...this.base, error: error as Error, trajectory: t });
+    return error;
+  }
+
+  /** Waits for the logger's pending writes; a store failure is logged, never thrown. */
+  async flush(): Promise<void> {
+    await this.logger?.flush().catch((error: unknown) => console.error('rlm-web: trajectory store failed', error));
+  }
+
+  private log(write: (logger: TrajectorySink) => void): void {
+    if (!this.logger) return;
+    try {
+      write(this.logger);
+    } catch (error) {
+      console.error('rlm-web: trajectory logger failed', error);
+    }
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Answers what Python asks of the page while a cell runs: `llm_query(_batched)` as LM calls,
+ * `rlm_query(_batched)` as child RLMs while depth allows, and custom tools. Every answer is
+ * metered against the run's limits; failures become "Error: ..." strings for Python.
+ */
+import { anySignal } from './abort';
+import { mapConcurrent } from './concurrency';
+import { ConfigurationError, describeError, LMError } from './errors';
+import type { Run } from './run';
+import { callTool, type NormalizedTool } from './tools';
+import type { LMClient, HostReply, SubcallRecord, HostRequest } from './types';
+import { emptyLMUsage, summarizeCall } from './usage';
+
+/** Runs one child RLM for `rlm_query` (see children.ts). */
+export type ChildRunner = (prompt: string, model: string | null, run: Run, signal: AbortSignal) => Promise<SubcallRecord>;
+
+export interface SubcallSettings {
+  root: LMClient;
+  others: LMClient[];
+  tools: NormalizedTool[];
+  /** Whether `rlm_query` starts child RLMs (depth + 1 < maxDepth) rather than plain calls. */
+  recursive: boolean;
+  maxConcurrent: number;
+}
+
+export class SubcallDispatcher {
+  constructor(
+    private readonly settings: SubcallSettings,
+    /** The run answering requests now, if any. */
+    private readonly activeRun: () => Run | undefined,
+    private readonly runChild: ChildRunner,
+  ) {}
+
+  /** The client for `model=` (must be registered), else the sub-call default or the root. */
+  clientFor(model: string | null, subcallDefault: boolean): LMClient {
+    const { root, others } = this.settings;
+    if (model) {
+      const all = [root, ...others];
+      const found = all.find((c) => c.model === model);
+      if (!found) {
+        throw new ConfigurationError(`unknown model '${model}'; the models registered with this RLM are: ${all.map((c) => `'${c.model}'`).join(', ')}.`);
+      }
+      return found;
+    }
+    return subcallDefault ? (others[0] ?? root) : root;
+  }
+
+  /** Never rejects: errors become `{ error }` replies the Python side raises or returns. */
+  async handle(request: HostRequest, signal: AbortSignal): Promise<HostReply> {
+    const run = this.activeRun();
+    if (!run) return { error: 'No run is active: sub-calls are only answered during completion().' };
+    try {
+      if (request.op === 'tool') {
+        run.guard.check();
+        const tool = this.settings.tools.find((t) => t.name === request.name);
+        if (!tool) return { error: `unknown tool '${request.name}'` };
+        return { value: await callTool(tool, request.args, request.kwargs) };
+      }
+      const recursive = request.op === 'rlm_query' && this.settings.recursive;
+      // Validate the model name once for the whole batch: an unknown model is the caller's bug.
+      const client = recursive ? undefined : this.clientFor(request.model, true);
+      if (recursive && request.model) this.clientFor(request.model, false);
+      const target = run.cellSubcalls;
+      const records = await mapConcurrent(request.prompts, this.settings.maxConcurrent, (prompt) =>
+        recursive ? this.runChild(prompt, request.model, run, signal) : this.leafCall(client!, prompt, run, signal),
+      );
+      // Recorded in prompt order, whatever order they finished in.
+      target?.push(...records);
+      return { results: records.map((record) => (record.error !== undefined ? `Error: ${record.error}` : record.response)) };
+    } catch (error) {
+      return { error: error instanceof ConfigurationError ? error.message : describeError(error) };
+    }
+  }
+
+  private async leafCall(client: LMClient, prompt: string, run: Run, signal: AbortSignal): Promise<SubcallRecord> {
+    run.hub.emit({ type: 'subcall_start', ...run.base, kind: 'llm', model: client.model, prompt: prompt.slice(0, 200) });
+    const started = performance.now();
+    let record: SubcallRecord;
+    try {
+      run.guard.check();
+      const lm = await client.complete({ messages: [{ role: 'user', content: prompt }], signal: anySignal(signal, run.guard.signal) });
+      run.usage.add(client.model, lm.usage);
+      record = { kind: 'llm', model: client.model, prompt, response: lm.text, usage: summarizeCall(client.model, lm.usage), executionTimeMs: performance.now() - started };
+    } catch (error) {
+      const message = stoppedMessage(run) ?? `LM query failed - ${error instanceof LMError ? error.message : describeError(error)}`;
+      record = { kind: 'llm', model: client.model, prompt, response: '', usage: summarizeCall(client.model, emptyLMUsage()), executionTimeMs: performance.now() - started, error: message };
+    }
+    run.hub.emit({ type: 'subcall_end', ...run.base, record });
+    return record;
+  }
+}
+
+/** "run stopped: ..." when the run's own limit or signal ended the call. */
+export function stoppedMessage(run: Run): string | undefined {
+  const reason = run.guard.reason;
+  return reason ? `run stopped: ${reason.message}` : undefined;
+}

@@ -1,0 +1,146 @@
+/**
+ * One turn of the loop: ask the root model, run the ```repl blocks of its reply in order,
+ * look for an answer, and say what the model is told next. Also the out-of-turns call.
+ */
+import { raceAbort } from './abort';
+import { findCodeBlocks, findTextAnswer, formatFeedback, hasOnlyForeignFences } from './parsing';
+import { NO_CODE_REMINDER } from './prompts';
+import { callRoot, type Run } from './run';
+import type { CellResult, ChatMessage, CodeBlockRecord, IterationRecord, LMClient, LMResult, ReplEnvironment, SubcallRecord } from './types';
+
+/** What a turn needs besides the run: the root model and the REPL (booting while the model thinks). */
+export interface TurnSetup {
+  client: LMClient;
+  env: ReplEnvironment;
+  /** Settles once the REPL has booted and holds the context. */
+  ready: Promise<void>;
+  cellTimeoutMs: number;
+  maxOutputChars: number;
+}
+
+export interface TurnOutcome {
+  record: IterationRecord;
+  /** The answer the turn marked, or null. */
+  answer: string | null;
+  /** For the next user message when there is no answer. */
+  feedback: string;
+  /** stderr of the cells that raised (not interrupted), for the error limit; undefined when none did. */
+  errors: string | undefined;
+}
+
+/** Asks the root model once; records the reply as the partial answer and emits it. */
+async function ask(setup: TurnSetup, run: Run, messages: ChatMessage[], iteration: number): Promise<{ lm: LMResult; prompt: ChatMessage[]; started: number; timestamp: string }> {
+  const started = performance.now();
+  const timestamp = new Date().toISOString();
+  run.hub.emit({ type: 'iteration_start', ...run.base, iteration });
+  const prompt = messages.map((m) => ({ ...m }));
+  const lm = await callRoot(setup.client, run, messages);
+  if (lm.text.trim()) run.bestPartial = lm.text;
+  run.hub.emit({ type: 'lm_response', ...run.base, iteration, text: lm.text, usage: lm.usage });
+  // A reply that pushed the run over a limit is kept as the partial answer, not run.
+  run.guard.check();
+  messages.push({ role: 'assistant', content: lm.text });
+  return { lm, prompt, started, timestamp };
+}
+
+/** Plays turn `iteration` (1-based): `messages` gains the model's reply. */
+export async function playTurn(setup: TurnSetup, run: Run, messages: ChatMessage[], iteration: number): Promise<TurnOutcome> {
+  const { lm, prompt, started, timestamp } = await ask(setup, run, messages, iteration);
+  const until = <T>(promise: Promise<T>): Promise<T> => raceAbort(promise, run.guard.signal);
+  const text = lm.text;
+  const blocks = findCodeBlocks(text);
+  const records: CodeBlockRecord[] = [];
+  let answer: string | null = null;
+  if (blocks.length > 0) await until(setup.ready);
+  for (let b = 0; b < blocks.length && answer === null; b++) {
+    const record = await runCell(setup, run, blocks[b]!, iteration, b);
+    records.push(record);
+    answer = record.finalAnswer;
+  }
+  run.guard.check();
+  let textAnswerError: string | undefined;
+  if (answer === null) {
+    const textAnswer = findTextAnswer(text);
+    if (textAnswer?.kind === 'final') answer = textAnswer.value;
+    if (textAnswer?.kind === 'final_var') {
+      await until(setup.ready);
+      const value = await until(setup.env.resolveVariable(textAnswer.name));
+      if (value === null) {
+        textAnswerError = `FINAL_VAR(${textAnswer.name}): there is no variable named '${textAnswer.name}' in the REPL, so this is not an answer yet. Create it in a repl block first (or set answer["content"] and answer["ready"] = True).`;
+      } else {
+        answer = value;
+      }
+    }
+  }
+  const failed = records.filter((r) => r.errorType !== null && !r.interrupted);
+  const record: IterationRecord = {
+    iteration,
+    timestamp,
+    prompt,
+    response: text,
+    reasoning: lm.reasoning,
+    codeBlocks: records,
+    finalAnswer: answer,
+    iterationTimeMs: performance.now() - started,
+    usage: lm.usage,
+  };
+  return {
+    record,
+    answer,
+    feedback: answer === null ? feedbackFor(text, blocks, records, textAnswerError, setup.maxOutputChars) : '',
+    errors: failed.length > 0 ? failed.map((r) => r.stderr).join('\n') : undefined,
+  };
+}
+
+function feedbackFor(text: string, blocks: string[], records: CodeBlockRecord[], textAnswerError: string | undefined, maxOutputChars: number): string {
+  if (blocks.length > 0) {
+    const feedback = formatFeedback(blocks.slice(0, records.length).map((code, k) => ({ code, result: records[k]! })), maxOutputChars);
+    return textAnswerError ? `${feedback}\n\n${textAnswerError}` : feedback;
+  }
+  if (textAnswerError) return textAnswerError;
+  return hasOnlyForeignFences(text) ? `${NO_CODE_REMINDER} (Your \`\`\`python block was not run.)` : NO_CODE_REMINDER;
+}
+
+/** Out of turns: one last call for a plain-text answer, recorded like any iteration. */
+export async function playFinalTurn(setup: TurnSetup, run: Run, messages: ChatMessage[], iteration: number): Promise<{ record: IterationRecord; answer: string }> {
+  const { lm, prompt, started, timestamp } = await ask(setup, run, messages, iteration);
+  const textAnswer = findTextAnswer(lm.text);
+  const answer = textAnswer?.kind === 'final' ? textAnswer.value : lm.text;
+  const record: IterationRecord = {
+    iteration,
+    timestamp,
+    prompt,
+    response: lm.text,
+    reasoning: lm.reasoning,
+    codeBlocks: [],
+    finalAnswer: answer,
+    iterationTimeMs: performance.now() - started,
+    usage: lm.usage,
+  };
+  return { record, answer };
+}
+
+async function runCell(setup: TurnSetup, run: Run, code: string, iteration: number, block: number): Promise<CodeBlockRecord> {
+  run.hub.emit({ type: 'code_start', ...run.base, iteration, block, code });
+  const subcalls: SubcallRecord[] = [];
+  run.cellSubcalls = subcalls;
+  let result: CellResult;
+  try {
+    result = await setup.env.execute(code, { timeoutMs: setup.cellTimeoutMs, signal: run.guard.signal });
+  } finally {
+    run.cellSubcalls = undefined;
+  }
+  const record: CodeBlockRecord = {
+    code,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    locals: result.locals,
+    executionTimeMs: result.executionTimeMs,
+    finalAnswer: result.finalAnswer,
+    errorType: result.errorType,
+    interrupted: result.interrupted,
+    subcalls,
+  };
+  run.hub.emit({ type: 'code_end', ...run.base, iteration, block, record });
+  return record;
+}
