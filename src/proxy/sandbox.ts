@@ -4,8 +4,10 @@
  * cell runs, the runtime's sub-call requests are handed to the cell's listener and the
  * page's answers written back.
  */
+import { randomUUID } from 'node:crypto';
 import { runtimePayload, RUNTIME_ARGV } from './runtime-files.js';
-import type { SandboxProcess, SandboxProvider } from './types.js';
+import type { SandboxProcess, SandboxProvider, StartPhase } from './types.js';
+import { orderedWriter, type WriteText } from './writer.js';
 
 /** The cell result as rlm_runtime.Runtime.execute returns it. */
 export type CellOutput = Record<string, unknown>;
@@ -38,6 +40,15 @@ interface Waiter {
 /** Base64 of 3 MiB: chunks are multiples of 3 bytes so that each encodes on its own. */
 const CHUNK_BYTES = 3 * 1024 * 1024;
 const STDERR_TAIL = 4000;
+/** Stdin writes are split at this size when the provider names no limit of its own. */
+const DEFAULT_WRITE_BYTES = 8 * 1024 * 1024;
+/** Where contexts sent through a provider's file API land in the sandbox (Python deletes them once loaded). */
+const UPLOAD_DIR = '/tmp/rlm-web-contexts';
+const PHASES: Record<StartPhase, string> = {
+  image: 'building or pulling the sandbox image',
+  scheduling: 'waiting for the service to place the sandbox',
+  process: 'starting Python in the sandbox',
+};
 
 export class Sandbox {
   readonly createdAt = Date.now();
@@ -46,6 +57,8 @@ export class Sandbox {
   /** Why the process ended, once it has. */
   ended: SandboxFailure | undefined;
   private process: SandboxProcess | undefined;
+  /** The process's stdin, one write at a time. */
+  private write: WriteText | undefined;
   private stdoutBuffer = '';
   private stderrTail = '';
   private nextId = 1;
@@ -73,31 +86,53 @@ export class Sandbox {
     return this.process?.providerId;
   }
 
-  /** Starts the process, sends it the runtime, waits for its ready line. */
+  /**
+   * Starts the process, sends it the runtime, waits for its ready line, all within `timeoutMs`;
+   * a start that takes longer fails naming the phase it was in, and the provider is told to
+   * delete what it made.
+   */
   async start(provider: SandboxProvider, lifetimeMs: number, timeoutMs: number): Promise<ReadyInfo> {
+    const abort = new AbortController();
+    let phase: StartPhase = 'scheduling';
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abort.abort();
+        reject(new SandboxFailure(`the sandbox did not start within ${timeoutMs} ms: it was still ${PHASES[phase]} (phase '${phase}')`, 'start_failed'));
+      }, timeoutMs);
+    });
+    const booting = this.boot(provider, lifetimeMs, abort.signal, (next) => (phase = next));
+    booting.catch(() => undefined);
+    try {
+      this.info = await Promise.race([booting, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.info;
+  }
+
+  private async boot(provider: SandboxProvider, lifetimeMs: number, signal: AbortSignal, onPhase: (phase: StartPhase) => void): Promise<ReadyInfo> {
     const ready = new Promise<unknown>((resolve, reject) => (this.readyWaiter = { resolve, reject }));
     ready.catch(() => undefined);
-    this.process = await provider.start({
+    const process = await provider.start({
       argv: [...RUNTIME_ARGV],
       lifetimeMs,
+      onPhase,
+      signal,
       onStdout: (chunk) => this.receive(chunk),
       onStderr: (chunk) => {
         this.stderrTail = (this.stderrTail + chunk).slice(-STDERR_TAIL);
       },
       onExit: (code, detail) => this.exited(code, detail),
     });
+    this.process = process;
+    this.write = orderedWriter((text) => process.write(text), process.maxWriteBytes ?? DEFAULT_WRITE_BYTES);
+    // Given up on while the provider was still starting: nobody will use this process.
+    if (signal.aborted) void this.kill(new SandboxFailure('start timed out', 'start_failed'));
     if (this.ended) throw this.ended;
-    await this.process.write(runtimePayload());
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SandboxFailure(`the sandbox did not start within ${timeoutMs} ms`, 'start_failed')), timeoutMs);
-    });
-    try {
-      this.info = (await Promise.race([ready, timeout])) as ReadyInfo;
-    } finally {
-      clearTimeout(timer);
-    }
-    return this.info;
+    onPhase('process');
+    await this.write(runtimePayload());
+    return (await ready) as ReadyInfo;
   }
 
   /** Splits stdout into protocol lines. */
@@ -158,7 +193,7 @@ export class Sandbox {
 
   private writeLine(message: unknown): Promise<void> {
     if (this.ended) return Promise.reject(this.ended);
-    return this.process!.write(`${JSON.stringify(message)}\n`);
+    return this.write!(`${JSON.stringify(message)}\n`);
   }
 
   /** Runs `task` when every earlier command has finished. */
@@ -186,9 +221,14 @@ export class Sandbox {
     return this.serialized(() => this.send({ cmd, ...fields }));
   }
 
-  /** Streams a context into Python as base64 lines, never holding the whole body. */
+  /**
+   * Streams a context into Python, never holding the whole body: through the provider's file
+   * API when it has one (Python then loads the files by path), else as base64 lines on stdin.
+   */
   uploadContext(index: number, kind: string, body: AsyncIterable<Buffer>, maxBytes: number): Promise<unknown> {
     this.lastActive = Date.now();
+    const writeFile = this.process?.writeFile?.bind(this.process);
+    if (writeFile) return this.serialized(() => this.uploadFile(writeFile, index, kind, body, maxBytes));
     return this.serialized(async () => {
       await this.send({ cmd: 'context_begin', index, kind });
       let pending: Buffer[] = [];
@@ -218,6 +258,33 @@ export class Sandbox {
       }
       return this.send({ cmd: 'context_end' });
     });
+  }
+
+  private async uploadFile(writeFile: NonNullable<SandboxProcess['writeFile']>, index: number, kind: string, body: AsyncIterable<Buffer>, maxBytes: number): Promise<unknown> {
+    if (this.ended) throw this.ended;
+    const path = `${UPLOAD_DIR}/${randomUUID()}`;
+    let tooLarge: BodyTooLarge | undefined;
+    // Read by hand, not with for-await: leaving early must not destroy the request, which
+    // the server still drains to answer 413 on a connection that stays usable.
+    const reader = body[Symbol.asyncIterator]();
+    const counted = async function* (sandbox: Sandbox) {
+      let total = 0;
+      for (let next = await reader.next(); !next.done; next = await reader.next()) {
+        total += next.value.length;
+        if (total > maxBytes) throw (tooLarge = new BodyTooLarge(maxBytes));
+        sandbox.lastActive = Date.now();
+        yield next.value;
+      }
+    };
+    let paths: string[];
+    try {
+      paths = await writeFile(path, counted(this));
+    } catch (error) {
+      // Parts already written are removed; the SDK's own error hides why the body stopped.
+      if (!this.ended) await this.send({ cmd: 'context_abort', prefix: path }).catch(() => undefined);
+      throw tooLarge ?? error;
+    }
+    return this.send({ cmd: 'context_file', index, kind, paths });
   }
 
   /** Runs a cell; sub-call requests go to `listener` until the result comes back. */

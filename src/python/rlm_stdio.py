@@ -13,6 +13,10 @@ Commands (stdin):   {"id": 1, "cmd": "execute", "code": "..."}
                     {"id": 2, "cmd": "context_begin", "index": 0, "kind": "text"}
                     {"cmd": "context_chunk", "data": "<base64>"}       (no reply)
                     {"id": 3, "cmd": "context_end"}      (or context_abort)
+                    {"id": 4, "cmd": "context_file", "index": 0, "kind": "text",
+                     "paths": ["/tmp/rlm-web-contexts/<uuid>", ...]}   (files the proxy streamed
+                     in through the provider's file API; deleted once read)
+                    {"id": 5, "cmd": "context_abort", "prefix": "/tmp/rlm-web-contexts/<uuid>"}
                     set_variable {name, value_json, reserved}, register_tool {name, kind,
                     value_json}, resolve_variable {name}, reset, ping
 Replies (stdout):   {"type": "ready", "pid": ..., "python": "3.11.2"}  (once, at start)
@@ -22,6 +26,7 @@ Replies (stdout):   {"type": "ready", "pid": ..., "python": "3.11.2"}  (once, at
 """
 
 import base64
+import glob
 import io
 import json
 import os
@@ -41,6 +46,52 @@ def _protocol_streams():
     proto_in = io.open(in_fd, "r", encoding="utf-8", newline="\n")
     proto_out = io.open(out_fd, "w", encoding="utf-8", newline="\n")
     return proto_in, proto_out
+
+
+UPLOAD_DIR = "/tmp/rlm-web-contexts/"
+
+
+class _Handover:
+    """Gives bytes to Runtime.load_context without keeping them: its to_bytes() hands them
+    over, so they are freed as soon as they are decoded rather than when the command ends."""
+
+    def __init__(self, data):
+        self._data = data
+
+    def to_bytes(self):
+        data, self._data = self._data, None
+        return data
+
+
+def load_context_files(runtime, index, kind, paths):
+    """Loads context_<index> from the files (parts, in order) the proxy streamed into the
+    sandbox: read into one buffer of the exact size, each file deleted once read."""
+    total = sum(os.path.getsize(path) for path in paths)
+    data = bytearray(total)
+    view = memoryview(data)
+    filled = 0
+    for path in paths:
+        with open(path, "rb", buffering=0) as f:
+            while filled < total:
+                n = f.readinto(view[filled:])
+                if not n:
+                    break
+                filled += n
+        os.unlink(path)
+    view.release()
+    if filled != total:
+        raise ValueError("a context file changed while it was being read")
+    handover = _Handover(data)
+    del data
+    return runtime.load_context(index, handover, kind)
+
+
+def remove_uploads(prefix):
+    """Deletes the files of an upload that did not finish."""
+    if not prefix.startswith(UPLOAD_DIR) or "/.." in prefix:
+        return
+    for path in glob.glob(glob.escape(prefix) + "*"):
+        os.unlink(path)
 
 
 class Loop:
@@ -68,12 +119,16 @@ class Loop:
             return True
         if cmd == "context_abort":
             self.upload = None
+            if message.get("prefix"):
+                remove_uploads(message["prefix"])
             return True
+        if cmd == "context_file":
+            return load_context_files(rt, int(message["index"]), message.get("kind", "text"), list(message["paths"]))
         if cmd == "context_end":
             upload, self.upload = self.upload, None
             if upload is None:
                 raise ValueError("context_end without context_begin")
-            return rt.load_context(upload["index"], upload["data"], upload["kind"])
+            return rt.load_context(upload["index"], _Handover(upload.pop("data")), upload["kind"])
         if cmd == "set_variable":
             rt.set_variable_json(message["name"], message["value_json"], bool(message.get("reserved")))
             return True
