@@ -1,4 +1,5 @@
 /// <reference types="node" />
+import { request } from 'node:http';
 /**
  * Drives a proxy over HTTP the way RemoteRepl does: create a sandbox, upload a context,
  * run a cell reading its event stream and answering sub-calls, delete.
@@ -59,4 +60,26 @@ export function driver(url: string, token: string): Driver {
       return fetch(`${url}/v1/sandboxes/${id}`, { method: 'DELETE', headers });
     },
   };
+}
+
+/**
+ * A PUT with chunked transfer encoding (no content-length), one chunk written after another:
+ * only the proxy's streaming count can stop it. node:http rather than fetch, which reports
+ * a reset instead of the 413 when the server answers before the body is all sent.
+ */
+export function chunkedPut(url: string, token: string, chunks: Uint8Array[]): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'transfer-encoding': 'chunked' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    const write = (i: number) => {
+      if (i === chunks.length) return req.end();
+      req.write(chunks[i], () => write(i + 1));
+    };
+    write(0);
+  });
 }

@@ -4,11 +4,10 @@
  * context uploads, body limits, ownership of sandboxes, lifetime reaping, ids and logs.
  */
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { afterEach, expect, test, vi } from 'vitest';
 import { createLocalProvider } from '../../src/proxy/providers/local.js';
 import { createProxyServer, type ProxyOptions, type ProxyServer } from '../../src/proxy/server.js';
-import { driver } from './drive.js';
+import { chunkedPut, driver } from './drive.js';
 
 const TOKEN = 'vitest-proxy-token';
 const OTHER = 'another-token-for-tests';
@@ -26,24 +25,6 @@ afterEach(async () => {
   proxy = undefined;
 });
 
-/** A PUT with chunked transfer encoding (no content-length): only the streaming counter can stop it. */
-function chunkedUpload(url: string, chunks: Buffer[]): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'transfer-encoding': 'chunked' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    const write = (i: number) => {
-      if (i === chunks.length) return req.end();
-      req.write(chunks[i], () => write(i + 1));
-    };
-    write(0);
-  });
-}
-
 test('a large context streams in without being buffered whole, multi-byte characters intact', async () => {
   const url = await start();
   const drive = driver(url, TOKEN);
@@ -53,7 +34,7 @@ test('a large context streams in without being buffered whole, multi-byte charac
   const piece = Buffer.from('é'.repeat(700_001));
   const chunks = Array.from({ length: 29 }, () => piece);
   const started = performance.now();
-  const upload = await chunkedUpload(`${url}/v1/sandboxes/${id}/contexts/0?kind=text`, chunks);
+  const upload = await chunkedPut(`${url}/v1/sandboxes/${id}/contexts/0?kind=text`, TOKEN, chunks);
   const seconds = (performance.now() - started) / 1000;
   expect(upload.status).toBe(200);
   expect(JSON.parse(upload.body)).toEqual({ type: 'str', length: 700_001 * 29 });
@@ -70,7 +51,7 @@ test('body limits: 413 for large JSON and for a context over the limit, and the 
   expect(big.status).toBe(413);
   const declared = await fetch(`${url}/v1/sandboxes/${id}/contexts/0`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` }, body: 'b'.repeat(100_001) });
   expect(declared.status).toBe(413);
-  const streamed = await chunkedUpload(`${url}/v1/sandboxes/${id}/contexts/0`, Array.from({ length: 5 }, () => Buffer.alloc(30_000, 99)));
+  const streamed = await chunkedPut(`${url}/v1/sandboxes/${id}/contexts/0`, TOKEN, Array.from({ length: 5 }, () => Buffer.alloc(30_000, 99)));
   expect(streamed.status).toBe(413);
   expect(await drive.upload(id, 0, 'small')).toEqual({ type: 'str', length: 5 });
   expect((await drive.cell(id, 'print(context)')).data.stdout).toBe('small\n');
