@@ -26,6 +26,8 @@ Options (environment variable in brackets):
   --max-lifetime <ms>        delete sandboxes older than this         [RLM_PROXY_MAX_LIFETIME_MS] default 3600000
   --max-body <bytes>         largest JSON body                        [RLM_PROXY_MAX_BODY_BYTES] default 16777216
   --max-context <bytes>      largest context upload                   [RLM_PROXY_MAX_CONTEXT_BYTES] default 2147483648
+  --sandbox-network          let code in e2b/Modal sandboxes reach    [RLM_PROXY_SANDBOX_NETWORK=1] default off
+                             the network
   --log-level <level>        debug | info | warn | error              [RLM_PROXY_LOG_LEVEL] default info
   --help
 
@@ -60,6 +62,7 @@ async function main(): Promise<void> {
       'max-body': { type: 'string' },
       'max-context': { type: 'string' },
       'log-level': { type: 'string' },
+      'sandbox-network': { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -72,7 +75,8 @@ async function main(): Promise<void> {
   const log = createLogger(level);
   const tokens = list(values.token ?? env.RLM_PROXY_TOKEN);
   if (tokens.length === 0) throw new Error('A bearer token is required: --token <t> or RLM_PROXY_TOKEN.');
-  const providers = await createProviders(list(values.providers ?? env.RLM_PROXY_PROVIDERS), env, log);
+  const providerEnv = values['sandbox-network'] ? { ...env, RLM_PROXY_SANDBOX_NETWORK: '1' } : env;
+  const providers = await createProviders(list(values.providers ?? env.RLM_PROXY_PROVIDERS), providerEnv, log);
   const proxy = createProxyServer({
     tokens,
     allowedOrigins: list(values['allowed-origins'] ?? env.RLM_PROXY_ALLOWED_ORIGINS),

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as e2b from 'e2b';
 import { afterAll, afterEach, beforeAll, expect, test, vi } from 'vitest';
 import { createE2BProvider, type E2BProviderOptions } from '../../src/proxy/providers/e2b.js';
+import { createProviders } from '../../src/proxy/providers/index.js';
 import { RUNTIME_ARGV } from '../../src/proxy/runtime-files.js';
 import { createProxyServer, type ProxyOptions, type ProxyServer } from '../../src/proxy/server.js';
 import { driver, type Driver } from './drive.js';
@@ -193,4 +194,21 @@ test('a process that dies in the e2b sandbox ends its cell with a crash event', 
   // The dead process's e2b sandbox is deleted too, not left to its timeout.
   const last = `fake${fake.created.length}`;
   await vi.waitFor(() => expect(fake.deleted).toContain(last));
+}, 60_000);
+
+test('RLM_PROXY_SANDBOX_NETWORK (the proxy\'s --sandbox-network) turns the internet on for e2b sandboxes', async () => {
+  const own = await startFakeE2B();
+  extra.push(own);
+  vi.stubEnv('E2B_API_URL', own.url);
+  vi.stubEnv('E2B_SANDBOX_URL', own.url);
+  try {
+    const env = { E2B_API_KEY: 'e2b_0000000000000000000000000000000000000000', RLM_PROXY_SANDBOX_NETWORK: '1' };
+    const server = createProxyServer({ tokens: [TOKEN], providers: await createProviders(['e2b'], env, () => undefined), logger: () => undefined });
+    extra.push(server);
+    const { id } = await driver(await server.listen(0), TOKEN).create('e2b');
+    expect(id).toBeTruthy();
+    expect(own.created[0]!.allowInternetAccess).toBe(true);
+  } finally {
+    vi.unstubAllEnvs();
+  }
 }, 60_000);
