@@ -135,6 +135,7 @@ async function runCell(setup: TurnSetup, run: Run, code: string, iteration: numb
     stdout: result.stdout,
     stderr: result.stderr,
     locals: result.locals,
+    ...(result.previews ? { previews: result.previews } : {}),
     executionTimeMs: result.executionTimeMs,
     finalAnswer: result.finalAnswer,
     errorType: result.errorType,

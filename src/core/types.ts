@@ -104,6 +104,8 @@ export interface CellResult {
   stderr: string;
   /** Names of the REPL's user variables after the cell. */
   locals: string[];
+  /** Short text previews of those variables' values by name (bounded; at most 100). Default: none (the environment reports no previews). */
+  previews?: Record<string, string> | undefined;
   executionTimeMs: number;
   /** Set when the cell marked an answer (`answer["ready"]`, `FINAL_VAR`). */
   finalAnswer: string | null;

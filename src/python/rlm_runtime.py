@@ -10,6 +10,7 @@ JSON-able dict and returns a JSON-able dict, synchronously.
 import ast
 import builtins
 import io
+import itertools
 import json
 import linecache
 import os
@@ -33,6 +34,54 @@ RESERVED_NAMES = (
 )
 
 _TRACEBACK_FRAMES = 4
+
+# Variable previews in cell results (the trajectory shows them): at most this many
+# variables, this many characters each, a few items of each container.
+_PREVIEW_VARIABLES = 100
+_PREVIEW_CHARS = 200
+_PREVIEW_ITEMS = 6
+
+
+def preview(value):
+    """A short text for a value: bounded work whatever its size, and no user __repr__ runs."""
+    if type(value) is str:
+        if len(value) <= _PREVIEW_CHARS:
+            return value
+        return "%s... [%d chars]" % (value[:_PREVIEW_CHARS], len(value))
+    text = _short_repr(value, 2)
+    return text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + "..."
+
+
+def _short_repr(value, depth):
+    kind = type(value)
+    if value is None or kind in (bool, float, complex):
+        return repr(value)
+    if kind is int:
+        bits = value.bit_length()
+        return repr(value) if bits <= 256 else "<int of %d bits>" % bits
+    if kind in (str, bytes, bytearray):
+        head = repr(value[:40])
+        return head + "..." if len(value) > 40 else head
+    if kind in (list, tuple, set, frozenset, dict):
+        if depth == 0 or not value:
+            return "%s of %d" % (kind.__name__, len(value)) if value else repr(kind())
+        items = itertools.islice(value.items() if kind is dict else value, _PREVIEW_ITEMS)
+        if kind is dict:
+            parts = ["%s: %s" % (_short_repr(k, depth - 1), _short_repr(v, depth - 1)) for k, v in items]
+        else:
+            parts = [_short_repr(v, depth - 1) for v in items]
+        if len(value) > _PREVIEW_ITEMS:
+            parts.append("... %d items" % len(value))
+        opening, closing = {list: "[]", tuple: "()", dict: "{}"}.get(kind, "{}")
+        if kind in (set, frozenset):
+            opening = kind.__name__ + "({"
+            closing = "})"
+        if kind is tuple and len(value) == 1:
+            closing = ",)"
+        return opening + ", ".join(parts) + closing
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
+        return "<%s %s>" % (kind.__name__[:60], value.__qualname__[:60])
+    return "<%s object>" % kind.__name__[:60]
 
 
 class AnswerDict(dict):
@@ -192,7 +241,8 @@ class Runtime:
     # ---------------------------------------------------------------- helpers
 
     def _user_names(self):
-        hidden = set(self._scaffold) - {"context", "history"}
+        # context_N and history_N are listed (SHOW_VARS finds them); the helpers are not.
+        hidden = set(RESERVED_NAMES) - {"context", "history"}
         hidden.update(self._tool_names)
         out = []
         for name, value in self.ns.items():
@@ -201,6 +251,15 @@ class Runtime:
             if isinstance(value, types.ModuleType):
                 continue
             out.append(name)
+        return out
+
+    def _previews(self, names):
+        out = {}
+        for name in names[:_PREVIEW_VARIABLES]:
+            try:
+                out[name] = preview(self.ns[name])
+            except Exception:
+                out[name] = "<no preview>"
         return out
 
     def show_vars(self):
@@ -245,10 +304,12 @@ class Runtime:
                 sys.stdout, sys.stderr = self._saved_streams
                 self._saved_streams = None
             self._collect_answer()
+            names = self._user_names()
             return {
                 "stdout": "",
                 "stderr": "",
-                "locals": self._user_names(),
+                "locals": names,
+                "previews": self._previews(names),
                 "execution_time": 0.0,
                 "final_answer": None,
                 "error_type": "KeyboardInterrupt",
@@ -280,10 +341,12 @@ class Runtime:
             self._saved_streams = None
         elapsed = time.perf_counter() - started
         final = self._collect_answer()
+        names = self._user_names()
         return {
             "stdout": out.getvalue(),
             "stderr": err.getvalue(),
-            "locals": self._user_names(),
+            "locals": names,
+            "previews": self._previews(names),
             "execution_time": elapsed,
             "final_answer": final,
             "error_type": error_type,

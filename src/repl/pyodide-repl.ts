@@ -304,6 +304,7 @@ export class PyodideRepl implements ReplEnvironment {
       stdout: output.stdout,
       stderr: output.stderr,
       locals: output.locals,
+      previews: output.previews,
       executionTimeMs: Math.max(output.execution_time * 1000, 0) || wallMs,
       finalAnswer: output.final_answer,
       errorType: output.error_type,

@@ -393,6 +393,7 @@ export class RemoteRepl implements ReplEnvironment {
         stdout: output.stdout,
         stderr: output.stderr,
         locals: output.locals,
+        previews: output.previews,
         executionTimeMs: Math.max(output.execution_time * 1000, 0) || performance.now() - started,
         finalAnswer: output.final_answer,
         errorType: output.error_type,

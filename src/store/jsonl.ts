@@ -51,6 +51,12 @@ function usageSummaryToJSON(usage: UsageSummary): Json {
   return { model_usage_summaries: models, ...(usage.costUSD ? { total_cost: usage.costUSD } : {}) };
 }
 
+/** Backend options as the reference's `backend_kwargs`: the model is `model_name` there. */
+function backendKwargs(options: Record<string, unknown>): Json {
+  const { model, ...rest } = options;
+  return model === undefined ? rest : { model_name: model, ...rest };
+}
+
 function metadataToJSON(t: Trajectory): Json {
   const c = t.config;
   const others = c.otherBackends.length > 0;
@@ -61,11 +67,11 @@ function metadataToJSON(t: Trajectory): Json {
     max_depth: c.maxDepth,
     max_iterations: c.maxIterations,
     backend: c.backend,
-    backend_kwargs: c.backendOptions,
+    backend_kwargs: backendKwargs(c.backendOptions),
     environment_type: c.environment,
     environment_kwargs: c.environmentOptions,
     other_backends: others ? c.otherBackends.map((b) => b.backend) : null,
-    other_backend_kwargs: others ? c.otherBackends.map((b) => b.backendOptions) : null,
+    other_backend_kwargs: others ? c.otherBackends.map((b) => backendKwargs(b.backendOptions)) : null,
     rlm_web: {
       format: FORMAT,
       id: t.id,
@@ -104,9 +110,9 @@ function subcallToJSON(s: SubcallRecord): Json {
 }
 
 function codeBlockToJSON(b: CodeBlockRecord): Json {
-  // The reference records variables as {name: value}; we keep names only.
+  // The reference records variables as {name: value}; ours are short previews (null without one).
   const locals: Json = {};
-  for (const name of b.locals) locals[name] = null;
+  for (const name of b.locals) locals[name] = b.previews?.[name] ?? null;
   return {
     code: b.code,
     result: {
@@ -391,6 +397,33 @@ function subcallFromJSON(value: unknown, what: string): SubcallRecord {
   return record;
 }
 
+/** Our `model`, from the reference's `model_name` (the inverse of backendKwargs). */
+function backendOptionsFromJSON(value: unknown, what: string): Record<string, unknown> {
+  const { model_name: model, ...rest } = objectOr(value, what) ?? {};
+  return model === undefined ? rest : { model, ...rest };
+}
+
+const PREVIEW_CHARS = 200;
+const PREVIEW_ITEMS = 6;
+
+/** A short text for a logged variable value (the reference logs whole values, contexts included). */
+function previewFromJSON(value: unknown): string {
+  if (typeof value === 'string') return value.length <= PREVIEW_CHARS ? value : `${value.slice(0, PREVIEW_CHARS)}... [${value.length} chars]`;
+  let shallow = value;
+  if (Array.isArray(value) && value.length > PREVIEW_ITEMS) shallow = [...value.slice(0, PREVIEW_ITEMS), `... ${value.length} items`];
+  else if (isObject(value)) shallow = Object.fromEntries(Object.entries(value).slice(0, PREVIEW_ITEMS));
+  const text = JSON.stringify(shallow) ?? String(value);
+  return text.length <= PREVIEW_CHARS ? text : `${text.slice(0, PREVIEW_CHARS)}...`;
+}
+
+/** Previews of a `locals` dict's values (names logged without a value have none). */
+function previewsFromJSON(locals: unknown): Record<string, string> | undefined {
+  if (!isObject(locals)) return undefined;
+  const previews: Record<string, string> = {};
+  for (const [name, value] of Object.entries(locals)) if (value !== null && value !== undefined) previews[name] = previewFromJSON(value);
+  return Object.keys(previews).length > 0 ? previews : undefined;
+}
+
 function codeBlockFromJSON(value: unknown, what: string): CodeBlockRecord {
   if (!isObject(value)) fail(`${what} must be an object`);
   const result = objectOr(value.result, `${what}.result`) ?? {};
@@ -398,11 +431,13 @@ function codeBlockFromJSON(value: unknown, what: string): CodeBlockRecord {
   const locals = Array.isArray(result.locals)
     ? result.locals.map((name) => text(name))
     : Object.keys(objectOr(result.locals, `${what}.result.locals`) ?? {});
+  const previews = previewsFromJSON(result.locals);
   return {
     code: str(value.code, `${what}.code`),
     stdout: str(result.stdout, `${what}.result.stdout`, ''),
     stderr: str(result.stderr, `${what}.result.stderr`, ''),
     locals,
+    ...(previews ? { previews } : {}),
     executionTimeMs: ms(result.execution_time, `${what}.result.execution_time`),
     finalAnswer: finalAnswer(result.final_answer, `${what}.result.final_answer`),
     errorType: typeof ours.errorType === 'string' ? ours.errorType : null,
@@ -440,8 +475,8 @@ function configFromJSON(meta: Json): RunConfig {
   const config: RunConfig = {
     rootModel: str(meta.root_model, 'root_model', 'unknown'),
     backend: str(meta.backend, 'backend', 'unknown'),
-    backendOptions: objectOr(meta.backend_kwargs, 'backend_kwargs') ?? {},
-    otherBackends: names.map((name, i) => ({ backend: text(name), backendOptions: objectOr(kwargs[i], 'other_backend_kwargs[i]') ?? {} })),
+    backendOptions: backendOptionsFromJSON(meta.backend_kwargs, 'backend_kwargs'),
+    otherBackends: names.map((name, i) => ({ backend: text(name), backendOptions: backendOptionsFromJSON(kwargs[i], 'other_backend_kwargs[i]') })),
     environment: str(meta.environment_type, 'environment_type', 'unknown'),
     environmentOptions: objectOr(meta.environment_kwargs, 'environment_kwargs') ?? {},
     maxDepth: num(meta.max_depth, 'max_depth', 1),

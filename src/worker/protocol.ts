@@ -89,6 +89,8 @@ export interface CellOutput {
   stdout: string;
   stderr: string;
   locals: string[];
+  /** Short previews of the variables' values, by name (rlm_runtime.preview). */
+  previews?: Record<string, string>;
   /** Seconds, measured in Python. */
   execution_time: number;
   final_answer: string | null;

@@ -92,6 +92,8 @@ export function sampleTrajectory(): Trajectory {
   const failed: SubcallRecord = { kind: 'llm', model: 'gpt-5-mini', prompt: 'p', response: '', usage: usageOf('gpt-5-mini', 0, 0), executionTimeMs: 3, error: 'LMTimeoutError: took too long' };
   const it2 = iteration(2, { reasoning: 'thinking about chunks' });
   it2.codeBlocks[0]!.subcalls = [llm, rlm, failed];
+  // Values the REPL previewed (`chunks` without one, as a remote REPL of an older proxy would send).
+  it2.codeBlocks[0]!.previews = { x: 'the magic number is 4817305, found in chunk 2 of 3' };
   const it3 = iteration(3, { finalAnswer: '4817305' });
   it3.codeBlocks.push({
     code: '1/0',

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Trajectory } from '../../src/core/types';
 import { generateJSONL, importJSONL, readJSONL, readLines, toJSONL, toJSONLBlob, toJSONLStream } from '../../src/store/jsonl';
 import { RecordingStore, REFERENCE_LOG, sampleTrajectory } from './fixtures';
+import { visualize } from './reference-visualizer';
 
 function lines(text: string): Record<string, any>[] {
   return text.trimEnd().split('\n').map((l) => JSON.parse(l));
@@ -26,7 +27,8 @@ describe('toJSONL: the reference log format', () => {
       max_depth: 2,
       max_iterations: 30,
       backend: 'openai',
-      backend_kwargs: { model: 'gpt-5-nano', baseURL: 'http://127.0.0.1:1/v1' },
+      // The reference's key for the model.
+      backend_kwargs: { model_name: 'gpt-5-nano', baseURL: 'http://127.0.0.1:1/v1' },
       environment_type: 'pyodide',
       environment_kwargs: { cellTimeoutMs: 30000 },
       other_backends: ['openai'],
@@ -52,6 +54,24 @@ describe('toJSONL: the reference log format', () => {
     expect(third!.final_answer).toBe('4817305');
     expect(third!.code_blocks[0].result.final_answer).toBe('4817305');
     expect(second!.rlm_web.reasoning).toBe('thinking about chunks');
+  });
+
+  it('writes the REPL\'s variable previews as the values of `locals`, null where there is none', () => {
+    expect((iterations[1] as any).code_blocks[0].result.locals).toEqual({ x: 'the magic number is 4817305, found in chunk 2 of 3', chunks: null });
+  });
+
+  it('writes the model as `model_name` in backend_kwargs and other_backend_kwargs, as the reference does', () => {
+    expect(meta!.backend_kwargs).toEqual({ model_name: 'gpt-5-nano', baseURL: 'http://127.0.0.1:1/v1' });
+    expect(meta!.backend_kwargs).not.toHaveProperty('model');
+    expect(meta!.other_backend_kwargs).toEqual([{ model_name: 'gpt-5-mini' }]);
+  });
+
+  it('reads in the reference visualizer as it reads its own logs: header, totals, variables panel', () => {
+    const view = visualize(toJSONL(t));
+    expect(view.header).toBe('gpt-5-nano • openai • pyodide');
+    expect(view).toMatchObject({ iterations: 3, codeBlocks: 4, subCalls: 3, hasErrors: true, finalAnswer: '4817305' });
+    expect(view.variables[1]).toEqual([['x = the magic number is 4817305, f...', 'chunks = null']]);
+    expect(view.variables[2]![1]).toEqual([]);
   });
 
   it('writes sub-calls as call records, child trajectories nested in metadata', () => {
@@ -132,7 +152,7 @@ describe('readJSONL: the reference implementation\'s logs', () => {
     expect(first.config).toMatchObject({
       rootModel: 'gpt-5',
       backend: 'openai',
-      backendOptions: { model_name: 'gpt-5' },
+      backendOptions: { model: 'gpt-5' },
       environment: 'local',
       maxDepth: 2,
       maxIterations: 10,
@@ -144,6 +164,8 @@ describe('readJSONL: the reference implementation\'s logs', () => {
     const [it1, it2] = first.iterations as [any, any];
     expect(it1.iterationTimeMs).toBe(2500);
     expect(it1.codeBlocks[0]).toMatchObject({ code: 'print(context[:100])', stdout: 'line 0 ...\n', locals: ['context', 'n', 'chunks'], executionTimeMs: 12.3, finalAnswer: null });
+    // Logged values become short previews.
+    expect(it1.codeBlocks[0].previews).toEqual({ context: 'line 0 ...', n: '3', chunks: '["a","b"]' });
     expect(it2.finalAnswer).toBe('7421');
     const [call, child] = it2.codeBlocks[0].subcalls;
     expect(call).toMatchObject({ kind: 'llm', model: 'gpt-5-mini', prompt: 'find it', response: '7421', executionTimeMs: 900 });
