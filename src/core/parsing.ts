@@ -5,6 +5,8 @@
 import type { CellResult } from './types';
 
 const OPEN_REPL = /^\s*```repl[^\S\n]*$/;
+/** A ```repl opener after prose on the same line ("Run: ```repl"); group 1 is the prose. */
+const INLINE_REPL = /^(.*[^`\s])[^\S\n]*```repl[^\S\n]*$/;
 const OPEN_ANY = /^\s*```[\w+-]*[^\S\n]*$/;
 const CLOSE = /^\s*```[^\S\n]*$/;
 
@@ -54,6 +56,7 @@ function segment(text: string): Segments {
       if (CLOSE.test(line)) foreign = false;
       continue;
     }
+    const inline = OPEN_REPL.test(line) ? undefined : INLINE_REPL.exec(line)?.[1];
     if (OPEN_REPL.test(line)) {
       flushText();
       block = [];
@@ -61,6 +64,11 @@ function segment(text: string): Segments {
       foreign = true;
       otherFences++;
       textLines.push(line);
+    } else if (inline !== undefined) {
+      prose.push(inline);
+      textLines.push(inline);
+      flushText();
+      block = [];
     } else {
       prose.push(line);
       textLines.push(line);
@@ -92,6 +100,26 @@ export function findCodeBlocks(text: string): string[] {
 export function hasOnlyForeignFences(text: string): boolean {
   const s = segment(text);
   return s.otherFences > 0 && !s.segments.some((seg) => seg.kind === 'code' && seg.runs);
+}
+
+/** Tool-call markup of other agent frameworks: Anthropic-style XML, Hermes/Qwen tags, Llama's. */
+const TOOL_MARKUP = /<(?:[a-z]+:)?(function_calls|invoke|tool_call|tool_use|function_call)(?=[\s>/])|<(function)=[\w.-]{1,100}>|<\|(python_tag)\|>/i;
+
+/**
+ * The tool-call markup a reply uses instead of ```repl blocks (`<function_calls>`,
+ * `<invoke name=...>`, `<tool_call>`, ...), named as a short tag; null when there is none.
+ * Looks outside repl blocks only.
+ */
+export function findToolMarkup(text: string): string | null {
+  for (const seg of segment(text).segments) {
+    if (seg.kind !== 'text') continue;
+    const m = TOOL_MARKUP.exec(seg.text);
+    if (!m) continue;
+    if (m[1]) return `<${m[1].toLowerCase()}>`;
+    if (m[2]) return '<function=...>';
+    return '<|python_tag|>';
+  }
+  return null;
 }
 
 export type TextAnswer = { kind: 'final'; value: string } | { kind: 'final_var'; name: string };
@@ -133,19 +161,60 @@ function stripQuotes(name: string): string {
   return name.trim().replace(/^(['"])(.*)\1$/, '$2').trim();
 }
 
-/** Cuts `text` to `limit` characters, saying how much was cut. */
+/** Cuts `text` to its first `limit` characters, saying how much was cut. */
 export function truncate(text: string, limit: number): string {
   if (text.length <= limit) return text;
   const cut = text.length - limit;
   return `${text.slice(0, limit)}\n... [${cut} more characters cut; print a smaller slice to see them]`;
 }
 
-/** One cell's result as the model reads it: stdout, stderr, then the REPL's variables. */
+/** Cuts `text` to its last `limit` characters (where an error message stands), saying how much was cut. */
+export function truncateStart(text: string, limit: number): string {
+  if (text.length <= limit) return text;
+  const cut = text.length - limit;
+  return `[${cut} earlier characters cut] ...\n${text.slice(cut)}`;
+}
+
+/**
+ * How a cell's `limit` characters are shared between stdout and stderr: each stream gets what
+ * it needs if that fits, else at least half; the other gets the rest.
+ */
+export function shareOutputLimit(stdoutLength: number, stderrLength: number, limit: number): [number, number] {
+  if (stdoutLength + stderrLength <= limit) return [stdoutLength, stderrLength];
+  const half = Math.floor(limit / 2);
+  if (stdoutLength <= half) return [stdoutLength, limit - stdoutLength];
+  if (stderrLength <= half) return [limit - stderrLength, stderrLength];
+  return [half, limit - half];
+}
+
+/** Most variable names listed after a cell, and most characters of that line. */
+const MAX_LISTED_VARIABLES = 100;
+const MAX_VARIABLES_LINE = 2_000;
+
+function formatVariables(names: string[]): string {
+  const listed: string[] = [];
+  let length = 0;
+  for (const name of names) {
+    if (listed.length === MAX_LISTED_VARIABLES || length + name.length > MAX_VARIABLES_LINE) break;
+    listed.push(name);
+    length += name.length + 2;
+  }
+  const more = names.length - listed.length;
+  return `REPL variables: [${listed.join(', ')}]${more > 0 ? ` (and ${more} more; SHOW_VARS() lists them all)` : ''}`;
+}
+
+/**
+ * One cell's result as the model reads it: stdout, stderr, then the REPL's variables. The two
+ * streams share `limit` characters (stdout keeps its start, stderr its end), each cut noted.
+ */
 export function formatCellResult(result: Pick<CellResult, 'stdout' | 'stderr' | 'locals'>, limit: number): string {
+  const stdout = result.stdout.replace(/\n$/, '');
+  const stderr = result.stderr.replace(/\n$/, '');
+  const [outLimit, errLimit] = shareOutputLimit(stdout.length, stderr.length, limit);
   const parts: string[] = [];
-  if (result.stdout) parts.push(truncate(result.stdout.replace(/\n$/, ''), limit));
-  if (result.stderr) parts.push(truncate(result.stderr.replace(/\n$/, ''), limit));
-  if (result.locals.length > 0) parts.push(`REPL variables: [${result.locals.join(', ')}]`);
+  if (stdout) parts.push(truncate(stdout, outLimit));
+  if (stderr) parts.push(truncateStart(stderr, errLimit));
+  if (result.locals.length > 0) parts.push(formatVariables(result.locals));
   return parts.length > 0 ? parts.join('\n\n') : 'No output';
 }
 

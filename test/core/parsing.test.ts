@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   findCodeBlocks,
+  findToolMarkup,
   segmentReply,
+  shareOutputLimit,
   findTextAnswer,
   formatCellResult,
   formatFeedback,
@@ -53,6 +55,16 @@ describe('findCodeBlocks', () => {
   it('does not treat ```replay or an inline mention as a repl block', () => {
     expect(findCodeBlocks('```replay\nx = 1\n```')).toEqual([]);
     expect(findCodeBlocks('Use a ```repl block, e.g. ```repl print(1)```')).toEqual([]);
+  });
+
+  it('runs a repl opener that follows prose on the same line', () => {
+    expect(findCodeBlocks('Run: ```repl\nprint(len(context))\n```')).toEqual(['print(len(context))']);
+    expect(findCodeBlocks('First I look at the size.   ```repl  \nx = 1\n```\nThen: ```repl\ny = 2\n```')).toEqual(['x = 1', 'y = 2']);
+  });
+
+  it('does not take a four-backtick fence or prose that goes on after ```repl as an opener', () => {
+    expect(findCodeBlocks('````repl\nx = 1\n````')).toEqual([]);
+    expect(findCodeBlocks('Write code in ```repl blocks.\nx = 1\n```')).toEqual([]);
   });
 
   it('returns nothing for plain text', () => {
@@ -156,12 +168,40 @@ describe('formatCellResult', () => {
     expect(formatCellResult({ stdout: '', stderr: '', locals: [] }, 1000)).toBe('No output');
   });
 
-  it('truncates stdout and stderr separately, each with a cut note', () => {
-    const out = formatCellResult({ stdout: 'x'.repeat(50), stderr: 'e'.repeat(40), locals: [] }, 10);
-    expect(out).toContain('40 more characters cut');
-    expect(out).toContain('30 more characters cut');
-    expect(out).not.toContain('x'.repeat(11));
-    expect(out).not.toContain('e'.repeat(11));
+  it('caps stdout and stderr together at the limit, each cut noted', () => {
+    const out = formatCellResult({ stdout: 'X'.repeat(30_000), stderr: '#'.repeat(30_000), locals: [] }, 20_000);
+    const shown = (out.match(/[X#]/g) ?? []).length;
+    expect(shown).toBe(20_000);
+    expect(out).toContain('X'.repeat(10_000));
+    expect(out).not.toContain('X'.repeat(10_001));
+    expect(out).toContain('20000 more characters cut');
+    expect(out).toContain('[20000 earlier characters cut]');
+  });
+
+  it('gives a short stream all it needs and the other the rest', () => {
+    const out = formatCellResult({ stdout: 'x'.repeat(100), stderr: 'ValueError: bad', locals: [] }, 50);
+    expect(out).toContain('ValueError: bad');
+    expect(out).toContain(`${'x'.repeat(35)}\n... [65 more characters cut`);
+  });
+
+  it('keeps the end of a long stderr, where the exception stands', () => {
+    const out = formatCellResult({ stdout: '', stderr: `${'warning\n'.repeat(1000)}Traceback ...\nKeyError: 'k'`, locals: [] }, 100);
+    expect(out).toMatch(/^\[\d+ earlier characters cut\] \.\.\.\n/);
+    expect(out.endsWith("KeyError: 'k'")).toBe(true);
+  });
+
+  it('lists at most 100 variables, saying how many more there are', () => {
+    const names = Array.from({ length: 500 }, (_, i) => `v${i}`);
+    const out = formatCellResult({ stdout: '', stderr: '', locals: names }, 1000);
+    expect(out).toContain('v99]');
+    expect(out).not.toContain('v100');
+    expect(out).toContain('(and 400 more; SHOW_VARS() lists them all)');
+  });
+
+  it('bounds the variables line even for absurdly long names', () => {
+    const out = formatCellResult({ stdout: '', stderr: '', locals: ['a', 'n'.repeat(1_000_000), 'b'] }, 1000);
+    expect(out.length).toBeLessThan(200);
+    expect(out).toBe('REPL variables: [a] (and 2 more; SHOW_VARS() lists them all)');
   });
 
   it('shows variables even without output', () => {
@@ -200,10 +240,23 @@ describe('segmentReply: the reply as the loop reads it', () => {
     'start\n```repl\nx = 1\n```\n```python\nnot run\n```\n```repl\nprint(x)',
     '```repl\r\nprint("crlf")\r\n```\r\nFINAL(done)',
     'no code at all',
+    'Run: ```repl\nprint(3)\n```\nFINAL(3)',
     '```python\nprint(2)\n```',
   ];
   it.each(tricky)('runs exactly the blocks findCodeBlocks finds: %j', (text) => {
     expect(cells(text)).toEqual(findCodeBlocks(text));
+  });
+
+  it('splits prose from a repl opener on the same line', () => {
+    expect(segmentReply('Let me count. Run: ```repl\nprint(1)\n```\nok')).toEqual([
+      { kind: 'text', text: 'Let me count. Run:' },
+      { kind: 'code', code: 'print(1)', language: 'repl', runs: true },
+      { kind: 'text', text: 'ok' },
+    ]);
+  });
+
+  it('reads FINAL(...) in the prose before an inline opener', () => {
+    expect(findTextAnswer('FINAL(7) ```repl\nprint(1)\n```')).toEqual({ kind: 'final', value: '7' });
   });
 
   it('keeps prose, foreign fences and empty repl blocks in order', () => {
@@ -215,5 +268,43 @@ describe('segmentReply: the reply as the loop reads it', () => {
       { kind: 'code', code: 'print(1)', language: 'repl', runs: true },
       { kind: 'text', text: 'Done.' },
     ]);
+  });
+});
+
+describe('shareOutputLimit', () => {
+  it('gives both streams all they need when they fit', () => {
+    expect(shareOutputLimit(10, 20, 30)).toEqual([10, 20]);
+  });
+  it('splits the limit in half when both are long', () => {
+    expect(shareOutputLimit(100, 100, 51)).toEqual([25, 26]);
+  });
+  it('lets a long stream take what a short one leaves', () => {
+    expect(shareOutputLimit(100, 5, 50)).toEqual([45, 5]);
+    expect(shareOutputLimit(5, 100, 50)).toEqual([5, 45]);
+  });
+});
+
+describe('findToolMarkup: replies written for another tool syntax', () => {
+  it('recognizes XML function-call markup', () => {
+    const reply = 'I will search.\n<function_calls>\n<invoke name="python">\n<parameter name="code">print(1)</parameter>\n</invoke>\n</function_calls>\n<function_results>1</function_results>';
+    expect(findToolMarkup(reply)).toBe('<function_calls>');
+    expect(findToolMarkup('<ns:invoke name="run">x</ns:invoke>')).toBe('<invoke>');
+  });
+
+  it('recognizes Hermes/Qwen and Llama tool calls', () => {
+    expect(findToolMarkup('<tool_call>\n{"name": "python", "arguments": {"code": "1"}}\n</tool_call>')).toBe('<tool_call>');
+    expect(findToolMarkup('<function=python>{"code": "print(1)"}</function>')).toBe('<function=...>');
+    expect(findToolMarkup('<|python_tag|>print(1)')).toBe('<|python_tag|>');
+  });
+
+  it('ignores markup inside a repl block and ordinary angle brackets', () => {
+    expect(findToolMarkup('```repl\nprint("<tool_call>")\n```')).toBeNull();
+    expect(findToolMarkup('If a < b and c > d, use <b>bold</b>.')).toBeNull();
+    expect(findToolMarkup('no markup')).toBeNull();
+  });
+
+  it('names the markup briefly, whatever the attributes say', () => {
+    expect(findToolMarkup(`<invoke name="${'x'.repeat(5000)}">`)).toBe('<invoke>');
+    expect(findToolMarkup('<invoke_tool>, <tool_calls_list>')).toBeNull();
   });
 });
