@@ -3,7 +3,7 @@
  * `system`; the stable prefix of the growing conversation is marked for prompt caching.
  */
 import type { BackendOptions } from '../core/options';
-import type { ChatMessage, LMClient, LMRequest, LMResult } from '../core/types';
+import type { ChatMessage, LMClient, LMRequest, LMResult, SamplingArgs } from '../core/types';
 import { malformed, toLMError } from './errors';
 import { sdkOptions } from './sdk-options';
 
@@ -44,6 +44,7 @@ export class AnthropicClient implements LMClient {
           max_tokens: this.options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
           ...(system.length > 0 ? { system } : {}),
           messages,
+          ...anthropicSampling(request.sampling, this.options.extraBody),
         } as never,
         { signal: request.signal ?? null, ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}) },
       );
@@ -99,4 +100,22 @@ export function toAnthropicMessages(input: ChatMessage[], cache: boolean): { sys
     if (lastBlock) lastBlock.cache_control = { type: 'ephemeral' };
   }
   return { system, messages };
+}
+
+/**
+ * Sampling args as Messages API parameters (only those set). The effort joins any
+ * `output_config` already given in `extraBody` rather than replacing it.
+ */
+export function anthropicSampling(sampling: SamplingArgs | undefined, extraBody?: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!sampling) return out;
+  if (sampling.temperature !== undefined) out.temperature = sampling.temperature;
+  if (sampling.topP !== undefined) out.top_p = sampling.topP;
+  if (sampling.maxOutputTokens !== undefined) out.max_tokens = sampling.maxOutputTokens;
+  if (sampling.stop !== undefined) out.stop_sequences = sampling.stop;
+  if (sampling.reasoningEffort !== undefined) {
+    const given = extraBody?.output_config;
+    out.output_config = { ...(typeof given === 'object' && given !== null ? given : {}), effort: sampling.reasoningEffort };
+  }
+  return out;
 }

@@ -3,7 +3,7 @@
  * OpenAI-compatible server (OpenRouter, vLLM, Ollama, LM Studio, LiteLLM).
  */
 import type { BackendOptions } from '../core/options';
-import type { LMClient, LMRequest, LMResult, LMUsage } from '../core/types';
+import type { LMClient, LMRequest, LMResult, LMUsage, SamplingArgs } from '../core/types';
 import { malformed, toLMError } from './errors';
 import { sdkOptions } from './sdk-options';
 
@@ -40,6 +40,7 @@ export class OpenAIClient implements LMClient {
     try {
       const body: Record<string, unknown> = { ...this.options.extraBody, model: this.model, messages: request.messages };
       if (this.options.maxOutputTokens !== undefined) body.max_completion_tokens = this.options.maxOutputTokens;
+      Object.assign(body, openAISampling(request.sampling));
       reply = await client.chat.completions.create(body as never, {
         signal: request.signal ?? null,
         ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}),
@@ -68,4 +69,16 @@ export class OpenAIClient implements LMClient {
       model: typeof (reply as { model?: unknown }).model === 'string' ? (reply as { model: string }).model : this.model,
     };
   }
+}
+
+/** Sampling args as Chat Completions parameters (only those set). */
+export function openAISampling(sampling: SamplingArgs | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!sampling) return out;
+  if (sampling.temperature !== undefined) out.temperature = sampling.temperature;
+  if (sampling.topP !== undefined) out.top_p = sampling.topP;
+  if (sampling.maxOutputTokens !== undefined) out.max_completion_tokens = sampling.maxOutputTokens;
+  if (sampling.reasoningEffort !== undefined) out.reasoning_effort = sampling.reasoningEffort;
+  if (sampling.stop !== undefined) out.stop = sampling.stop;
+  return out;
 }

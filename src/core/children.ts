@@ -59,6 +59,8 @@ export async function runChild(parent: ChildSpawner, prompt: string, model: stri
         customSubTools: o.customSubTools,
         persistent: false,
         compaction: false,
+        // The prologue speaks to the root's task, not to a child's.
+        userPrologue: undefined,
         logger: undefined,
         onEvent: parent.emit,
       },

@@ -5,7 +5,7 @@
 import { ConfigurationError } from './errors';
 import type { Limits } from './limits';
 import type { ToolEntry } from './tools';
-import type { EnvironmentFactory, LMClient, RLMEvent, RunConfig, TrajectorySink } from './types';
+import type { EnvironmentFactory, LMClient, RLMEvent, RunConfig, SamplingArgs, TrajectorySink } from './types';
 
 /** Options of one backend: the model and how to reach it. Secrets are never logged. */
 export interface BackendOptions {
@@ -53,7 +53,13 @@ export interface RLMCoreOptions extends Limits {
   maxIterations?: number | undefined;
   /** Concurrent sub-calls of one batched call. Default: 16. */
   maxConcurrentSubcalls?: number | undefined;
-  /** Characters of each cell output the model sees. Default: 20 000. */
+  /**
+   * Child RLMs one `rlm_query_batched` call runs at once (each holds a REPL worker and its
+   * memory); plain sub-calls keep `maxConcurrentSubcalls`. Also how many child REPLs are kept
+   * warm between children. Default: 4.
+   */
+  maxConcurrentChildren?: number | undefined;
+  /** Characters of each cell's output (stdout and stderr together) the model sees; the rest is cut with a note. Default: 20 000. */
   maxOutputChars?: number | undefined;
   /** A cell running longer is interrupted. Default: 180 000 ms. */
   cellTimeoutMs?: number | undefined;
@@ -71,6 +77,22 @@ export interface RLMCoreOptions extends Limits {
   contextWindows?: Record<string, number> | undefined;
   /** Replaces the built-in system prompt. Default: none. */
   customSystemPrompt?: string | undefined;
+  /**
+   * Adds guidance on working as an orchestrator (plan the turns, keep long text out of your
+   * own context, delegate reading to sub-calls, verify before answering, answer when turns run
+   * out) to the system prompt, the custom one included. Child RLMs inherit it. Default: false.
+   */
+  orchestrator?: boolean | undefined;
+  /**
+   * Text for the root model placed after the context's description and before the first
+   * turn's instruction (task tips, a persona, house rules). Kept through compaction; child
+   * RLMs do not get it. Default: none.
+   */
+  userPrologue?: string | undefined;
+  /** Sampling of the root model's calls (and of child RLMs' root calls). Default: the provider's. */
+  samplingArgs?: SamplingArgs | undefined;
+  /** Sampling of sub-calls: `llm_query(_batched)` and `rlm_query` at the depth limit. Default: the provider's. */
+  subSamplingArgs?: SamplingArgs | undefined;
   /** Receives the trajectory as it is written (RLMLogger). Default: none. */
   logger?: TrajectorySink | undefined;
   /** Receives typed events as the run goes. Default: none. */
@@ -98,18 +120,44 @@ export interface ResolvedOptions {
   readonly maxDepth: number;
   readonly maxIterations: number;
   readonly maxConcurrentSubcalls: number;
+  readonly maxConcurrentChildren: number;
   readonly maxOutputChars: number;
   readonly cellTimeoutMs: number;
   readonly persistent: boolean;
   readonly compaction: boolean;
   readonly compactionThreshold: number;
   readonly limits: Limits;
+  readonly orchestrator: boolean;
+  readonly userPrologue: string | undefined;
+  readonly samplingArgs: SamplingArgs | undefined;
+  readonly subSamplingArgs: SamplingArgs | undefined;
 }
 
 function wholeNumber(name: string, value: number | undefined, min: number, hint = ''): void {
   if (value !== undefined && (!Number.isInteger(value) || value < min)) {
     throw new ConfigurationError(`${name} must be a whole number of at least ${min} (got ${value})${hint}.`);
   }
+}
+
+const SAMPLING_KEYS: Record<keyof SamplingArgs, true> = { temperature: true, topP: true, maxOutputTokens: true, reasoningEffort: true, stop: true };
+const EFFORTS = new Set(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']);
+
+/** Sampling args as given, checked: known names (camelCase), numbers in range, a string list of stops. */
+export function checkSamplingArgs(name: string, args: SamplingArgs | undefined): SamplingArgs | undefined {
+  if (args === undefined) return undefined;
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new ConfigurationError(`${name} must be an object such as { temperature: 0.2, topP: 0.9 }.`);
+  for (const key of Object.keys(args)) {
+    if (!(key in SAMPLING_KEYS)) {
+      throw new ConfigurationError(`${name}.${key} is not a sampling argument; use ${Object.keys(SAMPLING_KEYS).join(', ')} (provider-specific parameters go in backendOptions.extraBody).`);
+    }
+  }
+  const { temperature, topP, maxOutputTokens, reasoningEffort, stop } = args;
+  if (temperature !== undefined && !(typeof temperature === 'number' && temperature >= 0 && temperature <= 2)) throw new ConfigurationError(`${name}.temperature must be a number from 0 to 2 (got ${String(temperature)}).`);
+  if (topP !== undefined && !(typeof topP === 'number' && topP > 0 && topP <= 1)) throw new ConfigurationError(`${name}.topP must be a number above 0 and at most 1 (got ${String(topP)}).`);
+  wholeNumber(`${name}.maxOutputTokens`, maxOutputTokens, 1);
+  if (reasoningEffort !== undefined && !EFFORTS.has(reasoningEffort)) throw new ConfigurationError(`${name}.reasoningEffort must be one of ${[...EFFORTS].join(', ')} (got ${String(reasoningEffort)}).`);
+  if (stop !== undefined && !(Array.isArray(stop) && stop.every((s) => typeof s === 'string' && s.length > 0))) throw new ConfigurationError(`${name}.stop must be a list of non-empty strings.`);
+  return args;
 }
 
 /** Validates `options` and applies the defaults. Throws ConfigurationError on bad values. */
@@ -120,6 +168,9 @@ export function resolveOptions(options: RLMCoreOptions): ResolvedOptions {
   }
   wholeNumber('maxIterations', options.maxIterations, 1);
   wholeNumber('maxConcurrentSubcalls', options.maxConcurrentSubcalls, 1);
+  wholeNumber('maxConcurrentChildren', options.maxConcurrentChildren, 1);
+  wholeNumber('maxOutputChars', options.maxOutputChars, 1);
+  if (options.userPrologue !== undefined && typeof options.userPrologue !== 'string') throw new ConfigurationError('userPrologue must be a string.');
   wholeNumber('maxDepth', options.maxDepth, 0, '; 0 makes the RLM a plain LM call');
   const env = options.environment ?? 'pyodide';
   const environmentOptions = { cellTimeoutMs: options.cellTimeoutMs, ...(options.environmentOptions as Record<string, unknown> | undefined) };
@@ -131,12 +182,17 @@ export function resolveOptions(options: RLMCoreOptions): ResolvedOptions {
     maxDepth: options.maxDepth ?? 1,
     maxIterations: options.maxIterations ?? 30,
     maxConcurrentSubcalls: options.maxConcurrentSubcalls ?? 16,
+    maxConcurrentChildren: options.maxConcurrentChildren ?? 4,
     maxOutputChars: options.maxOutputChars ?? 20_000,
     cellTimeoutMs: options.cellTimeoutMs ?? (environmentOptions.cellTimeoutMs as number | undefined) ?? 180_000,
     persistent: Boolean(options.persistent),
     compaction: Boolean(options.compaction),
     compactionThreshold: options.compactionThreshold ?? 0.85,
     limits: { maxBudget: options.maxBudget, maxTimeMs: options.maxTimeMs, maxTokens: options.maxTokens, maxErrors: options.maxErrors },
+    orchestrator: Boolean(options.orchestrator),
+    userPrologue: options.userPrologue?.trim() ? options.userPrologue : undefined,
+    samplingArgs: checkSamplingArgs('samplingArgs', options.samplingArgs),
+    subSamplingArgs: checkSamplingArgs('subSamplingArgs', options.subSamplingArgs),
   };
 }
 

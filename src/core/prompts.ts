@@ -46,7 +46,7 @@ The REPL (Python 3, standard library only) holds:
 - \`SHOW_VARS()\`: lists the variables you have created.
 - \`answer\`: a dict \`{"content": "", "ready": False}\`. When you know the answer, set \`answer["content"]\` to it and \`answer["ready"] = True\`; the run ends after that cell.
 - \`FINAL_VAR(name)\`: ends the run with the value of the variable called \`name\` as the answer.
-${formatToolsSection(options.tools)}${options.compaction ? '- `history`: when the conversation grows long it is summarized; the full earlier messages stay in this list.\n' : ''}
+${formatToolsSection(options.tools)}${options.compaction ? '- `history`: a list with the messages of every earlier turn (one entry per turn). When the conversation grows long it is summarized; the summaries are added to this list too, so nothing is lost.\n' : ''}
 How to work:
 1. Each turn, think briefly in plain text, then write exactly one fenced block tagged \`repl\`:
 \`\`\`repl
@@ -88,6 +88,25 @@ export function buildMetadataMessage(options: MetadataOptions): string {
   return parts.join('\n\n');
 }
 
+/** The first user message's text before the turn line: the context's description, then the prologue. */
+export function buildOpening(metadata: string, userPrologue: string | undefined): string {
+  return userPrologue ? `${metadata}\n\n${userPrologue}` : metadata;
+}
+
+/** How to work as an orchestrator (the `orchestrator` option). */
+export const ORCHESTRATOR_GUIDANCE = `Work as an orchestrator: you direct the work and delegate the reading.
+- Once you have seen the shape of the context, write a short plan: the steps, which of them go to sub-calls, and about how many turns each takes. Then carry it out one turn at a time, and revise it when an output surprises you.
+- Keep your own conversation small. Reading, summarizing, classifying and checking long text belong in \`llm_query\` / \`llm_query_batched\` calls; print only what you need for the next decision (counts, short samples, the sub-calls' short answers). When a plain Python search already settles the question, skip the sub-calls.
+- Sub-models see only the prompt you send and have no REPL. Give each a focused piece and a precise question, and ask for a short answer in a fixed format your code can parse.
+- Batch sensibly: prompts of up to about 100K characters and a few dozen prompts per batch. Do not send thousands of tiny prompts; filter or group them in Python first.
+- Verify before answering: print the candidate answer, check it against the evidence, and only then set \`answer["ready"] = True\`.
+- If your turns are running out, submit your best supported answer rather than none.`;
+
+/** `prompt` (built-in or custom) with the orchestrator guidance appended. */
+export function withOrchestratorGuidance(prompt: string): string {
+  return `${prompt}\n\n${ORCHESTRATOR_GUIDANCE}`;
+}
+
 export interface TurnOptions {
   iteration: number;
   maxIterations: number;
@@ -115,6 +134,11 @@ export function buildTurnPrompt(options: TurnOptions): string {
 
 export const NO_CODE_REMINDER =
   'No ```repl block was found in your reply, so nothing ran. Write Python in a block fenced with ```repl (not ```python), or set answer["ready"] = True in one when you are done.';
+
+/** Feedback for a reply written as tool-call markup (`<function_calls>`, `<tool_call>`, ...) instead of a repl block. */
+export function buildToolMarkupReminder(markup: string): string {
+  return `Your reply used tool-call markup (${markup}) instead of a \`\`\`repl block. No tools of that kind exist here, so nothing ran and nothing came back: any result your reply shows for it was not produced by the REPL. Write the Python in a block fenced with \`\`\`repl, end your reply there, and read its output in the next turn.`;
+}
 
 export const FINAL_REQUEST =
   'You have no turns left. Reply now with your final answer to the question, as plain text, based on what you found. Do not write code.';

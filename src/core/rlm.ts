@@ -13,7 +13,7 @@ import { EventHub, streamRun, type RLMStream } from './events';
 import { RunGuard } from './limits';
 import { resolveOptions, runConfig, SUBCALL_CHARS, type BackendSpec, type CompletionOptions, type ResolvedOptions, type RLMCoreOptions } from './options';
 import { EnvironmentPool } from './pool';
-import { buildMetadataMessage, buildSystemPrompt, buildTurnPrompt, FINAL_REQUEST } from './prompts';
+import { buildMetadataMessage, buildOpening, buildSystemPrompt, buildTurnPrompt, FINAL_REQUEST, withOrchestratorGuidance } from './prompts';
 import { RunRecorder } from './recorder';
 import type { Run } from './run';
 import { Session } from './session';
@@ -58,7 +58,7 @@ export class RLMCore {
     this.envFactory = typeof options.environment === 'function' ? options.environment : deps.createEnvironment(this.opts.environmentName);
     this.hub = new EventHub(options.onEvent);
     this.subcalls = new SubcallDispatcher(
-      { root: this.rootClient, others: otherClients, tools: this.tools, recursive: this.depth + 1 < this.opts.maxDepth, maxConcurrent: this.opts.maxConcurrentSubcalls },
+      { root: this.rootClient, others: otherClients, tools: this.tools, recursive: this.depth + 1 < this.opts.maxDepth, maxConcurrent: this.opts.maxConcurrentSubcalls, maxConcurrentChildren: this.opts.maxConcurrentChildren, sampling: this.opts.subSamplingArgs },
       () => this.active,
       (prompt, model, run, signal) => runChild(this.spawner(), prompt, model, run, signal),
     );
@@ -128,20 +128,25 @@ export class RLMCore {
     const { guard, recorder } = run;
     const until = <T>(promise: Promise<T>): Promise<T> => raceAbort(promise, guard.signal);
     try {
-      const { env, index, ready } = this.session.open(context, recorder, this.hub);
-      const setup: TurnSetup = { client: this.rootClient, env, ready, cellTimeoutMs: this.opts.cellTimeoutMs, maxOutputChars: this.opts.maxOutputChars };
+      const opened = this.session.open(context, recorder, this.hub);
+      const { env, index } = opened;
+      const sampling = this.opts.samplingArgs;
+      const compactor = this.opts.compaction ? new Compactor(this.rootClient, env, { threshold: this.opts.compactionThreshold, contextWindows: this.opts.given.contextWindows, sampling }) : undefined;
+      const ready = compactor ? compactor.prepare(opened.ready) : opened.ready;
+      ready.catch(() => undefined);
+      const setup: TurnSetup = { client: this.rootClient, env, ready, cellTimeoutMs: this.opts.cellTimeoutMs, maxOutputChars: this.opts.maxOutputChars, sampling };
       const metadata = buildMetadataMessage({ rootPrompt: options.rootPrompt, contexts: [described], contextName: index === 0 ? 'context' : `context_${index}`, subcallChars: SUBCALL_CHARS });
+      const opening = buildOpening(metadata, this.opts.userPrologue);
       const turnPrompt = (i: number) => buildTurnPrompt({ iteration: i, maxIterations: this.opts.maxIterations, contextCount: index + 1, historyCount: this.session.historyCount });
-      const compactor = this.opts.compaction ? new Compactor(this.rootClient, env, { threshold: this.opts.compactionThreshold, contextWindows: this.opts.given.contextWindows }) : undefined;
       let messages: ChatMessage[] = [
         { role: 'system', content: this.systemPrompt() },
-        { role: 'user', content: `${metadata}\n\n${turnPrompt(0)}` },
+        { role: 'user', content: `${opening}\n\n${turnPrompt(0)}` },
       ];
       let response: string | undefined;
       let endReason: EndReason = 'answer';
       for (let i = 0; i < this.opts.maxIterations && response === undefined; i++) {
         guard.check();
-        if (compactor?.due(messages)) messages = await compactor.compact(run, messages, metadata, turnPrompt(i));
+        if (compactor?.due(messages)) messages = await compactor.compact(run, messages, opening, turnPrompt(i));
         const turn = await playTurn(setup, run, messages, i + 1);
         recorder.iteration(turn.record);
         if (turn.answer !== null) {
@@ -151,6 +156,7 @@ export class RLMCore {
         guard.recordIteration(turn.errors);
         const next = i + 1 < this.opts.maxIterations ? turnPrompt(i + 1) : FINAL_REQUEST;
         messages.push({ role: 'user', content: `${turn.feedback}\n\n${next}` });
+        await compactor?.record([{ role: 'assistant', content: turn.record.response }, { role: 'user', content: turn.feedback }], until);
       }
       if (response === undefined) {
         endReason = 'max_iterations';
@@ -194,7 +200,7 @@ export class RLMCore {
   }
 
   private systemPrompt(): string {
-    return (
+    const prompt =
       this.opts.given.customSystemPrompt ??
       buildSystemPrompt({
         recursive: this.depth + 1 < this.opts.maxDepth,
@@ -202,8 +208,8 @@ export class RLMCore {
         subcallChars: SUBCALL_CHARS,
         maxOutputChars: this.opts.maxOutputChars,
         compaction: this.opts.compaction,
-      })
-    );
+      });
+    return this.opts.orchestrator ? withOrchestratorGuidance(prompt) : prompt;
   }
 
   /** At the depth limit (maxDepth: 0 for the root) an RLM is a plain LM call, recorded as one iteration. */
@@ -216,7 +222,7 @@ export class RLMCore {
       const text = await contextAsText(context);
       const messages: ChatMessage[] = [{ role: 'user', content: options.rootPrompt ? `${text}\n\n${options.rootPrompt}` : text }];
       const timestamp = new Date().toISOString();
-      const lm = await this.rootClient.complete({ messages, signal: options.signal });
+      const lm = await this.rootClient.complete({ messages, signal: options.signal, sampling: this.opts.samplingArgs });
       usage.add(this.rootClient.model, lm.usage);
       recorder.iteration({ iteration: 1, timestamp, prompt: messages, response: lm.text, reasoning: lm.reasoning, codeBlocks: [], finalAnswer: lm.text, iterationTimeMs: performance.now() - started, usage: lm.usage });
       return recorder.succeed(lm.text, 'answer', performance.now() - started);
@@ -243,7 +249,7 @@ export class RLMCore {
   /** The pool child RLMs take their REPLs from (created by the root on first use). */
   private childPool(): EnvironmentPool {
     if (this.child) return this.child.pool;
-    this.ownPool ??= new EnvironmentPool(this.envFactory, this.opts.environmentOptions, this.opts.maxConcurrentSubcalls);
+    this.ownPool ??= new EnvironmentPool(this.envFactory, this.opts.environmentOptions, this.opts.maxConcurrentChildren);
     return this.ownPool;
   }
 }

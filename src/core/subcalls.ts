@@ -8,7 +8,7 @@ import { mapConcurrent } from './concurrency';
 import { ConfigurationError, describeError, LMError } from './errors';
 import type { Run } from './run';
 import { callTool, type NormalizedTool } from './tools';
-import type { LMClient, HostReply, SubcallRecord, HostRequest } from './types';
+import type { LMClient, HostReply, SubcallRecord, HostRequest, SamplingArgs } from './types';
 import { emptyLMUsage, summarizeCall } from './usage';
 
 /** Runs one child RLM for `rlm_query` (see children.ts). */
@@ -21,6 +21,10 @@ export interface SubcallSettings {
   /** Whether `rlm_query` starts child RLMs (depth + 1 < maxDepth) rather than plain calls. */
   recursive: boolean;
   maxConcurrent: number;
+  /** Child RLMs of one batched call in flight at once. */
+  maxConcurrentChildren: number;
+  /** Sampling of leaf calls. */
+  sampling: SamplingArgs | undefined;
 }
 
 export class SubcallDispatcher {
@@ -61,7 +65,8 @@ export class SubcallDispatcher {
       const client = recursive ? undefined : this.clientFor(request.model, true);
       if (recursive && request.model) this.clientFor(request.model, false);
       const target = run.cellSubcalls;
-      const records = await mapConcurrent(request.prompts, this.settings.maxConcurrent, (prompt) =>
+      const lanes = recursive ? this.settings.maxConcurrentChildren : this.settings.maxConcurrent;
+      const records = await mapConcurrent(request.prompts, lanes, (prompt) =>
         recursive ? this.runChild(prompt, request.model, run, signal) : this.leafCall(client!, prompt, run, signal),
       );
       // Recorded in prompt order, whatever order they finished in.
@@ -78,7 +83,7 @@ export class SubcallDispatcher {
     let record: SubcallRecord;
     try {
       run.guard.check();
-      const lm = await client.complete({ messages: [{ role: 'user', content: prompt }], signal: anySignal(signal, run.guard.signal) });
+      const lm = await client.complete({ messages: [{ role: 'user', content: prompt }], signal: anySignal(signal, run.guard.signal), sampling: this.settings.sampling });
       run.usage.add(client.model, lm.usage);
       record = { kind: 'llm', model: client.model, prompt, response: lm.text, usage: summarizeCall(client.model, lm.usage), executionTimeMs: performance.now() - started };
     } catch (error) {

@@ -3,10 +3,10 @@
  * look for an answer, and say what the model is told next. Also the out-of-turns call.
  */
 import { raceAbort } from './abort';
-import { findCodeBlocks, findTextAnswer, formatFeedback, hasOnlyForeignFences } from './parsing';
-import { NO_CODE_REMINDER } from './prompts';
+import { findCodeBlocks, findTextAnswer, findToolMarkup, formatFeedback, hasOnlyForeignFences } from './parsing';
+import { buildToolMarkupReminder, NO_CODE_REMINDER } from './prompts';
 import { callRoot, type Run } from './run';
-import type { CellResult, ChatMessage, CodeBlockRecord, IterationRecord, LMClient, LMResult, ReplEnvironment, SubcallRecord } from './types';
+import type { CellResult, ChatMessage, CodeBlockRecord, IterationRecord, LMClient, LMResult, ReplEnvironment, SamplingArgs, SubcallRecord } from './types';
 
 /** What a turn needs besides the run: the root model and the REPL (booting while the model thinks). */
 export interface TurnSetup {
@@ -16,6 +16,8 @@ export interface TurnSetup {
   ready: Promise<void>;
   cellTimeoutMs: number;
   maxOutputChars: number;
+  /** Sampling of the root model's calls. */
+  sampling?: SamplingArgs | undefined;
 }
 
 export interface TurnOutcome {
@@ -34,7 +36,7 @@ async function ask(setup: TurnSetup, run: Run, messages: ChatMessage[], iteratio
   const timestamp = new Date().toISOString();
   run.hub.emit({ type: 'iteration_start', ...run.base, iteration });
   const prompt = messages.map((m) => ({ ...m }));
-  const lm = await callRoot(setup.client, run, messages);
+  const lm = await callRoot(setup.client, run, messages, setup.sampling);
   if (lm.text.trim()) run.bestPartial = lm.text;
   run.hub.emit({ type: 'lm_response', ...run.base, iteration, text: lm.text, usage: lm.usage });
   // A reply that pushed the run over a limit is kept as the partial answer, not run.
@@ -98,6 +100,8 @@ function feedbackFor(text: string, blocks: string[], records: CodeBlockRecord[],
     return textAnswerError ? `${feedback}\n\n${textAnswerError}` : feedback;
   }
   if (textAnswerError) return textAnswerError;
+  const markup = findToolMarkup(text);
+  if (markup) return buildToolMarkupReminder(markup);
   return hasOnlyForeignFences(text) ? `${NO_CODE_REMINDER} (Your \`\`\`python block was not run.)` : NO_CODE_REMINDER;
 }
 

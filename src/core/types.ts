@@ -34,6 +34,25 @@ export interface LMRequest {
    * explicit prompt caching (Anthropic) mark them. Default: none.
    */
   cachePrefix?: number | undefined;
+  /** Sampling settings for this call. Default: none (the provider's defaults). */
+  sampling?: SamplingArgs | undefined;
+}
+
+/**
+ * Sampling settings of one LM call, provider-neutral: each client maps them to its SDK's
+ * parameters (see the fields). Unset fields are not sent, so the provider's defaults apply.
+ */
+export interface SamplingArgs {
+  /** OpenAI and Anthropic `temperature`. */
+  temperature?: number | undefined;
+  /** OpenAI and Anthropic `top_p`. */
+  topP?: number | undefined;
+  /** Output token cap: OpenAI `max_completion_tokens`, Anthropic `max_tokens`. Overrides `backendOptions.maxOutputTokens`. */
+  maxOutputTokens?: number | undefined;
+  /** OpenAI `reasoning_effort`, Anthropic `output_config.effort`; each API accepts its own subset. */
+  reasoningEffort?: 'none' | 'minimal' | 'low' | 'medium' | 'high' | 'xhigh' | 'max' | undefined;
+  /** Stop sequences: OpenAI `stop`, Anthropic `stop_sequences`. */
+  stop?: string[] | undefined;
 }
 
 export interface LMResult {

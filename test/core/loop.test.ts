@@ -949,11 +949,11 @@ describe('compaction', () => {
     expect(compacted[3]?.content).toContain('`history`');
     expect(compacted[3]?.content).toContain('Turn 2 of 30');
 
+    // `history`: an empty list before the first cell, then each turn, then the summary.
     const stored = env().setCalls.filter((c) => c.name === 'history');
-    expect(stored).toHaveLength(1);
-    expect(stored[0]?.reserved).toBe(true);
-    const history = stored[0]!.value as unknown[];
-    expect(history).toHaveLength(2);
+    expect(stored.map((c) => (c.value as unknown[]).length)).toEqual([0, 1, 2]);
+    expect(stored.every((c) => c.reserved)).toBe(true);
+    const history = stored[2]!.value as unknown[];
     const stretch = history[0] as ChatMessage[];
     expect(stretch.map((m) => m.role)).toEqual(['assistant', 'user']);
     expect(stretch[0]?.content).toContain(padding);

@@ -2,6 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   buildCompactedNote,
   buildMetadataMessage,
+  buildOpening,
+  buildToolMarkupReminder,
+  ORCHESTRATOR_GUIDANCE,
+  withOrchestratorGuidance,
   buildSystemPrompt,
   buildTurnPrompt,
   FINAL_REQUEST,
@@ -159,5 +163,52 @@ describe('fixed messages', () => {
     expect(buildCompactedNote(1)).toContain('`history`');
     expect(buildCompactedNote(1)).toContain('1 time)');
     expect(buildCompactedNote(3)).toContain('3 times)');
+  });
+});
+
+describe('orchestrator guidance', () => {
+  it('is appended after the prompt it extends, built-in or custom', () => {
+    const builtIn = buildSystemPrompt(base);
+    expect(withOrchestratorGuidance(builtIn)).toBe(`${builtIn}\n\n${ORCHESTRATOR_GUIDANCE}`);
+    expect(withOrchestratorGuidance('MY PROMPT').startsWith('MY PROMPT\n\n')).toBe(true);
+    expect(builtIn).not.toContain(ORCHESTRATOR_GUIDANCE);
+  });
+
+  it('covers planning, delegation, batch sizes, verification and running out of turns', () => {
+    const g = ORCHESTRATOR_GUIDANCE;
+    expect(g).toMatch(/orchestrator/);
+    expect(g).toMatch(/plan/);
+    expect(g).toContain('llm_query_batched');
+    expect(g).toMatch(/no REPL/);
+    expect(g).toMatch(/100K characters/);
+    expect(g).toContain('answer["ready"] = True');
+    expect(g).toMatch(/turns are running out/);
+  });
+});
+
+describe('buildOpening', () => {
+  it('is the metadata alone without a prologue', () => {
+    expect(buildOpening('META', undefined)).toBe('META');
+  });
+  it('puts the prologue after the metadata', () => {
+    expect(buildOpening('META', 'Tips: dates are ISO.')).toBe('META\n\nTips: dates are ISO.');
+  });
+});
+
+describe('buildToolMarkupReminder', () => {
+  it('names the markup, says nothing ran and asks for a repl block', () => {
+    const text = buildToolMarkupReminder('<function_calls>');
+    expect(text).toContain('<function_calls>');
+    expect(text).toContain('nothing ran');
+    expect(text).toContain('```repl');
+    expect(text).not.toBe(NO_CODE_REMINDER);
+  });
+});
+
+describe('the compaction line of the system prompt', () => {
+  it('says `history` is a list of every turn from the start, summaries included', () => {
+    const prompt = buildSystemPrompt({ ...base, compaction: true });
+    expect(prompt).toMatch(/`history`: a list with the messages of every earlier turn/);
+    expect(prompt).toMatch(/summaries are added/);
   });
 });
