@@ -43,6 +43,7 @@ export type {
   LMClient,
   LMRequest,
   LMResult,
+  SamplingArgs,
   ReplEnvironment,
   EnvironmentFactory,
   EnvironmentFactoryOptions,
