@@ -31,6 +31,8 @@ export interface CellOutput {
   stderr: string;
   /** Names of the user's variables after the cell. */
   locals: string[];
+  /** Short previews of the variables' values, by name (rlm_runtime.preview; at most 100). */
+  previews?: { [name: string]: string };
   /** Seconds, measured in Python. */
   execution_time: number;
   final_answer: string | null;
@@ -57,7 +59,9 @@ export interface StdioCommandResults {
   context_begin: true;
   /** Binds the uploaded context. */
   context_end: ContextDescription;
-  /** Drops a half-uploaded context. */
+  /** Binds a context from files written through the provider's file API (deleted once read). */
+  context_file: ContextDescription;
+  /** Drops a half-uploaded context (with `prefix`: deletes the files written under it). */
   context_abort: true;
   set_variable: true;
   register_tool: true;
@@ -76,7 +80,8 @@ export interface StdioCommandFields {
   execute: { code: string };
   context_begin: { index: number; kind: ContextKind };
   context_end: Record<never, never>;
-  context_abort: Record<never, never>;
+  context_file: { index: number; kind: ContextKind; paths: string[] };
+  context_abort: { prefix?: string };
   set_variable: { name: string; value_json: string; reserved: boolean };
   register_tool: { name: string; kind: 'function' | 'data'; value_json: string | null };
   resolve_variable: { name: string };
@@ -199,7 +204,15 @@ export function parseCellOutput(value: unknown): CellOutput | undefined {
   if (final_answer !== null && typeof final_answer !== 'string') return undefined;
   if (error_type !== null && typeof error_type !== 'string') return undefined;
   if (typeof interrupted !== 'boolean') return undefined;
-  return { stdout, stderr, locals, execution_time, final_answer, error_type, interrupted };
+  const output: CellOutput = { stdout, stderr, locals, execution_time, final_answer, error_type, interrupted };
+  if (value.previews !== undefined) {
+    if (!isPlainObject(value.previews)) return undefined;
+    const entries = Object.entries(value.previews);
+    if (!entries.every(([, text]) => typeof text === 'string')) return undefined;
+    // fromEntries defines own properties: a name like '__proto__' stays a name.
+    output.previews = Object.fromEntries(entries) as { [name: string]: string };
+  }
+  return output;
 }
 
 /** The value of a `context_end` result, or undefined when it is not shaped like one. */
@@ -221,6 +234,7 @@ const RESULT_PARSERS: { [C in StdioCommandName]: (value: JSONValue) => StdioComm
   execute: parseCellOutput,
   context_begin: (value) => (value === true ? true : undefined),
   context_end: parseContextDescription,
+  context_file: parseContextDescription,
   context_abort: (value) => (value === true ? true : undefined),
   set_variable: (value) => (value === true ? true : undefined),
   register_tool: (value) => (value === true ? true : undefined),

@@ -5,12 +5,32 @@
  * page's answers written back.
  */
 import { randomUUID } from 'node:crypto';
+import {
+  DEFAULT_MAX_STDIO_LINE_CHARS,
+  encodeStdioLine,
+  parseCommandResult,
+  parseStdioMessage,
+  type CellOutput,
+  type ContextDescription,
+  type ContextKind,
+  type StdioCommandFields,
+  type StdioCommandName,
+  type StdioCommandResults,
+  type StdioLineOut,
+  type SubcallReply,
+  type SubcallRequest,
+} from '../protocol/stdio.js';
+import { LineReader } from './lines.js';
 import { runtimePayload, RUNTIME_ARGV } from './runtime-files.js';
 import type { SandboxProcess, SandboxProvider, StartPhase } from './types.js';
 import { orderedWriter, type WriteText } from './writer.js';
 
-/** The cell result as rlm_runtime.Runtime.execute returns it. */
-export type CellOutput = Record<string, unknown>;
+export type { CellOutput } from '../protocol/stdio.js';
+
+export interface SandboxOptions {
+  /** Longest protocol line read from the process; a longer one ends the sandbox. Default: DEFAULT_MAX_STDIO_LINE_CHARS. */
+  maxLineChars?: number | undefined;
+}
 
 export interface ReadyInfo {
   pid: number;
@@ -21,7 +41,7 @@ export interface ReadyInfo {
 export class SandboxFailure extends Error {
   constructor(
     message: string,
-    readonly code: 'crashed' | 'killed' | 'expired' | 'start_failed' | 'command_failed',
+    readonly code: 'crashed' | 'killed' | 'expired' | 'start_failed' | 'command_failed' | 'output_too_large',
     readonly errorType?: string,
   ) {
     super(message);
@@ -29,10 +49,12 @@ export class SandboxFailure extends Error {
 }
 
 export interface CellListener {
-  request(seq: number, request: unknown): void;
+  request(seq: number, request: SubcallRequest): void;
 }
 
 interface Waiter {
+  /** The command it waits for, to check the shape of its result. */
+  cmd?: StdioCommandName;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
@@ -59,7 +81,7 @@ export class Sandbox {
   private process: SandboxProcess | undefined;
   /** The process's stdin, one write at a time. */
   private write: WriteText | undefined;
-  private stdoutBuffer = '';
+  private readonly stdout: LineReader;
   private stderrTail = '';
   private nextId = 1;
   private readonly waiters = new Map<number, Waiter>();
@@ -76,7 +98,18 @@ export class Sandbox {
     readonly providerName: string,
     readonly owner: string,
     private readonly onEnded: (sandbox: Sandbox, failure: SandboxFailure) => void,
-  ) {}
+    options: SandboxOptions = {},
+  ) {
+    const maxLineChars = options.maxLineChars ?? DEFAULT_MAX_STDIO_LINE_CHARS;
+    this.stdout = new LineReader(maxLineChars, (line) => this.dispatch(line), (chars) => {
+      const failure = new SandboxFailure(
+        `the sandbox wrote a protocol line of more than ${maxLineChars} characters (${chars} so far), so it was ended. ` +
+          'Keep sub-call batches and printed results smaller (the output of print() is capped; raw writes to the protocol channel are not allowed).',
+        'output_too_large',
+      );
+      void this.kill(failure).catch(() => undefined);
+    });
+  }
 
   get running(): boolean {
     return this.cell !== undefined;
@@ -135,41 +168,42 @@ export class Sandbox {
     return (await ready) as ReadyInfo;
   }
 
-  /** Splits stdout into protocol lines. */
+  /** Stdout text from the provider; never throws (a provider callback has nobody to catch it). */
   private receive(chunk: string): void {
-    this.stdoutBuffer += chunk;
-    let newline: number;
-    while ((newline = this.stdoutBuffer.indexOf('\n')) >= 0) {
-      const line = this.stdoutBuffer.slice(0, newline);
-      this.stdoutBuffer = this.stdoutBuffer.slice(newline + 1);
-      if (line.trim()) this.dispatch(line);
+    if (this.ended) return;
+    try {
+      this.stdout.push(chunk);
+    } catch (error) {
+      void this.kill(new SandboxFailure(`the proxy could not read the sandbox's output (${(error as Error).message})`, 'crashed')).catch(() => undefined);
     }
   }
 
+  /** One protocol line. Anything not shaped like a message is ignored: the cell's code can write here too. */
   private dispatch(line: string): void {
-    let message: { type?: string; id?: number; value?: unknown; error?: string; error_type?: string; request?: unknown; pid?: number; python?: string };
-    try {
-      message = JSON.parse(line);
-    } catch {
-      return; // not ours (fd 1 is redirected in the sandbox, so this should not happen)
-    }
+    const message = parseStdioMessage(line);
+    if (!message) return;
     if (message.type === 'ready') {
-      this.readyWaiter?.resolve({ pid: Number(message.pid), python: String(message.python) });
+      this.readyWaiter?.resolve({ pid: message.pid, python: message.python });
       this.readyWaiter = undefined;
     } else if (message.type === 'request') {
       const seq = ++this.seq;
       if (!this.cell) {
-        void this.writeLine({ error: 'sub-calls are only answered while a cell runs' });
+        void this.writeLine({ error: 'sub-calls are only answered while a cell runs' }).catch(() => undefined);
         return;
       }
       this.pendingSeq = seq;
       this.cell.request(seq, message.request);
-    } else if (message.type === 'result' || message.type === 'error') {
-      const waiter = this.waiters.get(Number(message.id));
+    } else {
+      const waiter = this.waiters.get(message.id);
       if (!waiter) return;
-      this.waiters.delete(Number(message.id));
-      if (message.type === 'result') waiter.resolve(message.value);
-      else waiter.reject(new SandboxFailure(message.error ?? 'command failed', 'command_failed', message.error_type));
+      this.waiters.delete(message.id);
+      if (message.type === 'error') {
+        waiter.reject(new SandboxFailure(message.error, 'command_failed', message.error_type));
+        return;
+      }
+      const value = waiter.cmd === undefined ? message.value : parseCommandResult(waiter.cmd, message.value);
+      if (value === undefined) waiter.reject(new SandboxFailure(`the sandbox answered '${waiter.cmd}' with a malformed result`, 'command_failed', 'ProtocolError'));
+      else waiter.resolve(value);
     }
   }
 
@@ -191,9 +225,9 @@ export class Sandbox {
     void this.process?.kill();
   }
 
-  private writeLine(message: unknown): Promise<void> {
+  private writeLine(message: StdioLineOut): Promise<void> {
     if (this.ended) return Promise.reject(this.ended);
-    return this.write!(`${JSON.stringify(message)}\n`);
+    return this.write!(encodeStdioLine(message));
   }
 
   /** Runs `task` when every earlier command has finished. */
@@ -203,11 +237,11 @@ export class Sandbox {
     return next;
   }
 
-  private send(message: Record<string, unknown>): Promise<unknown> {
+  private send<C extends StdioCommandName>(cmd: C, fields: StdioCommandFields[C]): Promise<StdioCommandResults[C]> {
     if (this.ended) return Promise.reject(this.ended);
     const id = this.nextId++;
-    const reply = new Promise<unknown>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
-    this.writeLine({ ...message, id }).catch((error: Error) => {
+    const reply = new Promise<StdioCommandResults[C]>((resolve, reject) => this.waiters.set(id, { cmd, resolve: resolve as (value: unknown) => void, reject }));
+    this.writeLine({ ...fields, cmd, id } as StdioLineOut).catch((error: Error) => {
       const waiter = this.waiters.get(id);
       this.waiters.delete(id);
       waiter?.reject(this.ended ?? new SandboxFailure(error.message, 'crashed'));
@@ -216,21 +250,21 @@ export class Sandbox {
   }
 
   /** A command with a reply, after the ones before it. */
-  command(cmd: string, fields: Record<string, unknown> = {}): Promise<unknown> {
+  command<C extends StdioCommandName>(cmd: C, fields: StdioCommandFields[C]): Promise<StdioCommandResults[C]> {
     this.lastActive = Date.now();
-    return this.serialized(() => this.send({ cmd, ...fields }));
+    return this.serialized(() => this.send(cmd, fields));
   }
 
   /**
    * Streams a context into Python, never holding the whole body: through the provider's file
    * API when it has one (Python then loads the files by path), else as base64 lines on stdin.
    */
-  uploadContext(index: number, kind: string, body: AsyncIterable<Buffer>, maxBytes: number): Promise<unknown> {
+  uploadContext(index: number, kind: ContextKind, body: AsyncIterable<Buffer>, maxBytes: number): Promise<ContextDescription> {
     this.lastActive = Date.now();
     const writeFile = this.process?.writeFile?.bind(this.process);
     if (writeFile) return this.serialized(() => this.uploadFile(writeFile, index, kind, body, maxBytes));
     return this.serialized(async () => {
-      await this.send({ cmd: 'context_begin', index, kind });
+      await this.send('context_begin', { index, kind });
       let pending: Buffer[] = [];
       let pendingBytes = 0;
       let total = 0;
@@ -253,19 +287,19 @@ export class Sandbox {
         }
         await flush(true);
       } catch (error) {
-        if (!this.ended) await this.send({ cmd: 'context_abort' }).catch(() => undefined);
+        if (!this.ended) await this.send('context_abort', {}).catch(() => undefined);
         throw error;
       }
-      return this.send({ cmd: 'context_end' });
+      return this.send('context_end', {});
     });
   }
 
-  private async uploadFile(writeFile: NonNullable<SandboxProcess['writeFile']>, index: number, kind: string, body: AsyncIterable<Buffer>, maxBytes: number): Promise<unknown> {
+  private async uploadFile(writeFile: NonNullable<SandboxProcess['writeFile']>, index: number, kind: ContextKind, body: AsyncIterable<Buffer>, maxBytes: number): Promise<ContextDescription> {
     if (this.ended) throw this.ended;
     const path = `${UPLOAD_DIR}/${randomUUID()}`;
     let tooLarge: BodyTooLarge | undefined;
     // Read by hand, not with for-await: leaving early must not destroy the request, which
-    // the server still drains to answer 413 on a connection that stays usable.
+    // the server still answers with 413 (then it closes the connection).
     const reader = body[Symbol.asyncIterator]();
     const counted = async function* (sandbox: Sandbox) {
       let total = 0;
@@ -281,10 +315,10 @@ export class Sandbox {
       paths = await writeFile(path, counted(this));
     } catch (error) {
       // Parts already written are removed; the SDK's own error hides why the body stopped.
-      if (!this.ended) await this.send({ cmd: 'context_abort', prefix: path }).catch(() => undefined);
+      if (!this.ended) await this.send('context_abort', { prefix: path }).catch(() => undefined);
       throw tooLarge ?? error;
     }
-    return this.send({ cmd: 'context_file', index, kind, paths });
+    return this.send('context_file', { index, kind, paths });
   }
 
   /** Runs a cell; sub-call requests go to `listener` until the result comes back. */
@@ -293,7 +327,7 @@ export class Sandbox {
     return this.serialized(async () => {
       this.cell = listener;
       try {
-        return (await this.send({ cmd: 'execute', code })) as CellOutput;
+        return await this.send('execute', { code });
       } finally {
         this.cell = undefined;
         this.pendingSeq = undefined;
@@ -303,7 +337,7 @@ export class Sandbox {
   }
 
   /** Writes the page's answer to sub-call `seq`. False when that call is no longer waiting. */
-  async answer(seq: number, reply: unknown): Promise<boolean> {
+  async answer(seq: number, reply: SubcallReply): Promise<boolean> {
     this.lastActive = Date.now();
     if (this.pendingSeq !== seq || !this.cell) return false;
     this.pendingSeq = undefined;
@@ -315,6 +349,23 @@ export class Sandbox {
   async abandonPending(reason: string): Promise<void> {
     const seq = this.pendingSeq;
     if (seq !== undefined) await this.answer(seq, { error: reason }).catch(() => undefined);
+  }
+
+  /**
+   * The page that ran the current cell went away: fail its waiting sub-call, interrupt the cell,
+   * and kill the sandbox if that same cell still runs `graceMs` later (it ignores SIGINT).
+   */
+  async abandonCell(reason: string, graceMs: number): Promise<void> {
+    const cell = this.cell;
+    if (!cell) return;
+    await this.abandonPending(reason);
+    await this.interrupt();
+    const timer = setTimeout(() => {
+      if (this.cell === cell && !this.ended) {
+        void this.kill(new SandboxFailure(`${reason}, and its cell did not stop within ${graceMs} ms of being interrupted, so the sandbox was killed`, 'killed')).catch(() => undefined);
+      }
+    }, graceMs);
+    timer.unref?.();
   }
 
   /** KeyboardInterrupt in the running cell; kills the process when the provider cannot signal. */

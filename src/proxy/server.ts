@@ -1,26 +1,38 @@
 /**
  * The rlm-web proxy: an HTTP server (node:http) between pages and sandboxes. It holds the
  * provider credentials, checks a bearer token in constant time, answers CORS only for the
- * allowed origins, bounds bodies, sandbox counts and lifetimes, and relays each cell's
- * sub-call requests to the page as server-sent events.
+ * allowed origins, bounds bodies (size and time), connections, sandbox counts, lifetimes and
+ * protocol lines, and relays each cell's sub-call requests to the page as server-sent events.
+ * Routes, bodies and events: src/protocol/proxy.ts.
  *
- * Endpoints (all but /health need `Authorization: Bearer <token>`):
- *   GET    /health                              {ok, version, providers, originAllowed}
- *   GET    /v1/sandboxes                        the caller's sandboxes
- *   POST   /v1/sandboxes                        {provider} → {id, provider, python, bootMs, interruptible}
- *   DELETE /v1/sandboxes/:id
- *   PUT    /v1/sandboxes/:id/contexts/:index?kind=text|json    raw UTF-8 body, streamed
- *   POST   /v1/sandboxes/:id/variables          {name, valueJSON, reserved}
- *   POST   /v1/sandboxes/:id/tools              {tools: [{name, kind, valueJSON?}]}
- *   POST   /v1/sandboxes/:id/resolve            {name} → {value}
- *   POST   /v1/sandboxes/:id/reset
- *   POST   /v1/sandboxes/:id/cells              {code} → text/event-stream: request*, then result | error
- *   POST   /v1/sandboxes/:id/answers            {seq, reply}
- *   POST   /v1/sandboxes/:id/interrupt
+ * Nothing a client or a sandbox sends may take the proxy down: a request that fails gets an
+ * error reply (and its connection closed when its body was not read), a sandbox that misbehaves
+ * is ended on its own.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import {
+  formatCellEvent,
+  HEALTH_PATH,
+  HEARTBEAT_MS,
+  parseAnswerRequest,
+  parseCreateSandboxRequest,
+  parseRegisterToolsRequest,
+  parseResolveRequest,
+  parseRunCellRequest,
+  parseSandboxPath,
+  parseSetVariableRequest,
+  ProtocolError,
+  SANDBOXES_PATH,
+  SSE_HEARTBEAT,
+  type CellEvent,
+  type ErrorBody,
+  type ErrorCode,
+  type HealthResponse,
+  type SandboxCreated,
+  type SandboxListing,
+} from '../protocol/proxy.js';
 import { createLogger, shortId, type Logger } from './log.js';
 import { BodyTooLarge, Sandbox, SandboxFailure } from './sandbox.js';
 import type { SandboxProvider } from './types.js';
@@ -48,6 +60,16 @@ export interface ProxyOptions {
   maxContextBytes?: number | undefined;
   /** How long a sandbox may take to start. Default: 120 000 ms. */
   startTimeoutMs?: number | undefined;
+  /** Concurrent connections (cell streams included); more are refused at once. Default: 256. */
+  maxConnections?: number | undefined;
+  /** Time to receive a request's headers. Default: 20 000 ms. */
+  headersTimeoutMs?: number | undefined;
+  /** A JSON body must arrive within this time, and a context upload may pause at most this long. Default: 30 000 ms. */
+  bodyTimeoutMs?: number | undefined;
+  /** After the page of a running cell disconnects, the cell is interrupted, then its sandbox killed if it still runs this much later. Default: 10 000 ms. */
+  abandonedCellGraceMs?: number | undefined;
+  /** Longest protocol line a sandbox may write (its results, its sub-call requests); a longer one ends that sandbox. Default: 64 Mi characters. */
+  maxLineChars?: number | undefined;
   /** Where logs go. Default: JSON lines on stderr at level info. */
   logger?: Logger | undefined;
 }
@@ -65,23 +87,63 @@ export interface ProxyServer {
 class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);
   }
 }
 
-const SANDBOX_ROUTE = /^\/v1\/sandboxes\/([A-Za-z0-9_-]{16,64})(?:\/([a-z]+)(?:\/(\d{1,6}))?)?$/;
-const HEARTBEAT_MS = 15_000;
+/** Shortest token accepted at all, and on an address other than loopback. */
+const MIN_TOKEN_CHARS = 8;
+export const MIN_PUBLIC_TOKEN_CHARS = 32;
+/** How long a connection closed after an error reply still has its unread bytes discarded. */
+const LINGER_MS = 1000;
 
 function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
+/** 127.0.0.0/8, ::1, localhost: reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  if (bare === 'localhost' || bare === '::1') return true;
+  if (isIP(bare) === 4) return bare.startsWith('127.');
+  return /^::ffff:127\./i.test(bare);
+}
+
+/** Ends a connection whose request body was not read, discarding briefly what still arrives. */
+function closeUnread(req: IncomingMessage): void {
+  const socket = req.socket;
+  req.resume();
+  socket.end();
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
+}
+
+/** A request body's chunks; 408 when none arrives for `idleMs` or the whole body is not in by `deadline`. */
+async function* timedBody(req: IncomingMessage, idleMs: number, deadline = Infinity): AsyncGenerator<Buffer> {
+  const iterator = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  for (;;) {
+    const wait = Math.min(idleMs, deadline - Date.now());
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HttpError(408, 'body_timeout', `The request body did not arrive in time (the proxy waits ${idleMs} ms).`)), Math.max(0, wait));
+    });
+    const next = iterator.next();
+    next.catch(() => undefined);
+    try {
+      const result = await Promise.race([next, timeout]);
+      if (result.done) return;
+      yield result.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
 export function createProxyServer(options: ProxyOptions): ProxyServer {
-  if (options.tokens.length === 0 || options.tokens.some((t) => t.length < 8)) {
-    throw new Error('rlm-web-proxy needs at least one token of 8 or more characters (--token or RLM_PROXY_TOKEN).');
+  if (options.tokens.length === 0 || options.tokens.some((t) => t.length < MIN_TOKEN_CHARS)) {
+    throw new Error(`rlm-web-proxy needs at least one token of ${MIN_TOKEN_CHARS} or more characters (--token-file, RLM_PROXY_TOKEN); use ${MIN_PUBLIC_TOKEN_CHARS} or more random characters.`);
   }
   const providerNames = Object.keys(options.providers);
   if (providerNames.length === 0) throw new Error('rlm-web-proxy needs at least one provider.');
@@ -95,6 +157,8 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
   const maxContextBytes = options.maxContextBytes ?? 2 * 1024 * 1024 * 1024;
   const startTimeoutMs = options.startTimeoutMs ?? 120_000;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 30_000;
+  const abandonedCellGraceMs = options.abandonedCellGraceMs ?? 10_000;
   const defaultProvider = options.defaultProvider ?? providerNames[0]!;
   const sandboxes = new Map<string, Sandbox>();
   /** Per token (by hash): sandboxes alive or starting. */
@@ -125,40 +189,40 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
 
   // ---------------------------------------------------------------- helpers
 
-  function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  /** A JSON reply. When the request's body was not read (an early error), the connection closes after it. */
+  function send(res: ServerResponse, status: number, body: object | undefined, headers: Record<string, string> = {}): void {
     if (res.headersSent) {
       res.end();
       return;
     }
     const text = body === undefined ? '' : JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+    const close = res.req.complete ? {} : { connection: 'close' };
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers, ...close });
     res.end(text);
   }
 
-  async function readJSON(req: IncomingMessage): Promise<Record<string, unknown>> {
+  function sendError(res: ServerResponse, failure: HttpError, cors: Record<string, string>): void {
+    const body: ErrorBody = { error: { code: failure.code, message: failure.message } };
+    send(res, failure.status, body, cors);
+  }
+
+  /** The whole body as parsed JSON (undefined when empty), within the size and time limits. */
+  async function readJSON(req: IncomingMessage): Promise<unknown> {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxBodyBytes) throw new HttpError(413, 'body_too_large', `The body is over the proxy's limit of ${maxBodyBytes} bytes.`);
     const chunks: Buffer[] = [];
     let total = 0;
-    for await (const chunk of req) {
-      total += (chunk as Buffer).length;
+    for await (const chunk of timedBody(req, bodyTimeoutMs, Date.now() + bodyTimeoutMs)) {
+      total += chunk.length;
       if (total > maxBodyBytes) throw new HttpError(413, 'body_too_large', `The body is over the proxy's limit of ${maxBodyBytes} bytes.`);
-      chunks.push(chunk as Buffer);
+      chunks.push(chunk);
     }
-    if (total === 0) return {};
+    if (total === 0) return undefined;
     try {
-      const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
-      return value as Record<string, unknown>;
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
     } catch {
-      throw new HttpError(400, 'bad_json', 'The body must be a JSON object.');
+      throw new HttpError(400, 'bad_json', 'The body must be JSON.');
     }
-  }
-
-  function stringField(body: Record<string, unknown>, name: string): string {
-    const value = body[name];
-    if (typeof value !== 'string') throw new HttpError(400, 'bad_request', `'${name}' must be a string.`);
-    return value;
   }
 
   function release(sandbox: Sandbox): void {
@@ -174,6 +238,7 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
 
   function failureStatus(error: unknown): HttpError {
     if (error instanceof HttpError) return error;
+    if (error instanceof ProtocolError) return new HttpError(400, 'bad_request', error.message);
     if (error instanceof BodyTooLarge) return new HttpError(413, 'body_too_large', `The context is over the proxy's limit of ${error.limit} bytes.`);
     if (error instanceof SandboxFailure) {
       if (error.code === 'command_failed') return new HttpError(422, 'python_error', `${error.errorType ?? 'Error'}: ${error.message}`);
@@ -184,24 +249,26 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
 
   // ---------------------------------------------------------------- sandboxes
 
-  async function createSandbox(owner: string, body: Record<string, unknown>, res: ServerResponse, cors: Record<string, string>): Promise<void> {
-    const name = body.provider === undefined || body.provider === null ? defaultProvider : String(body.provider);
-    const provider = options.providers[name];
-    if (!provider) throw new HttpError(400, 'unknown_provider', `This proxy has no provider '${name}'; it has: ${providerNames.join(', ')}.`);
+  async function createSandbox(owner: string, body: unknown, res: ServerResponse, cors: Record<string, string>): Promise<void> {
+    const name = parseCreateSandboxRequest(body).provider ?? defaultProvider;
+    // Own properties only: 'constructor' or '__proto__' name no provider.
+    const provider = Object.hasOwn(options.providers, name) ? options.providers[name] : undefined;
+    if (!provider) throw new HttpError(400, 'unknown_provider', `This proxy has no provider '${name.slice(0, 100)}'; it has: ${providerNames.join(', ')}.`);
     const count = counts.get(owner) ?? 0;
     if (count >= maxPerToken) {
       throw new HttpError(429, 'too_many_sandboxes', `This token already has ${count} sandboxes (the proxy's limit is ${maxPerToken}). Close unused REPLs (rlm.close()) or wait for idle ones to be reaped.`);
     }
     counts.set(owner, count + 1);
     const id = randomBytes(24).toString('base64url');
-    const sandbox = new Sandbox(id, name, owner, onEnded);
+    const sandbox = new Sandbox(id, name, owner, onEnded, { maxLineChars: options.maxLineChars });
     sandboxes.set(id, sandbox);
     const started = performance.now();
     try {
       const info = await sandbox.start(provider, maxLifetimeMs, startTimeoutMs);
       const bootMs = performance.now() - started;
       log('info', 'sandbox started', { sandbox: shortId(id), provider: name, providerId: sandbox.providerId, bootMs: Math.round(bootMs) });
-      send(res, 201, { id, provider: name, python: info.python, bootMs, interruptible: true, idleTimeoutMs, maxLifetimeMs }, cors);
+      const created: SandboxCreated = { id, provider: name, python: info.python, bootMs, interruptible: true, idleTimeoutMs, maxLifetimeMs };
+      send(res, 201, created, cors);
     } catch (error) {
       log('error', 'sandbox failed to start', { provider: name, error: (error as Error).message.slice(0, 500) });
       await sandbox.kill(new SandboxFailure('start failed', 'start_failed')).catch(() => undefined);
@@ -219,30 +286,29 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
     return sandbox;
   }
 
-  async function runCell(sandbox: Sandbox, code: string, req: IncomingMessage, res: ServerResponse, cors: Record<string, string>): Promise<void> {
+  async function runCell(sandbox: Sandbox, code: string, res: ServerResponse, cors: Record<string, string>): Promise<void> {
     if (sandbox.running) throw new HttpError(409, 'busy', 'A cell is already running in this sandbox.');
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', ...cors });
     res.flushHeaders();
-    const event = (type: string, data: unknown) => {
-      if (!res.writableEnded) res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+    const event = (e: CellEvent) => {
+      if (!res.writableEnded) res.write(formatCellEvent(e));
     };
-    const heartbeat = setInterval(() => res.writableEnded || res.write(': ping\n\n'), HEARTBEAT_MS);
+    const heartbeat = setInterval(() => res.writableEnded || res.write(SSE_HEARTBEAT), HEARTBEAT_MS);
     let finished = false;
     res.on('close', () => {
       if (finished) return;
-      // The page went away mid-cell: nobody will answer its sub-calls, so stop it.
+      // The page went away mid-cell: nobody will answer its sub-calls, so stop it (and kill it if it will not stop).
       log('warn', 'page disconnected during a cell', { sandbox: shortId(sandbox.id) });
-      void sandbox.abandonPending('the page disconnected');
-      void sandbox.interrupt();
+      void sandbox.abandonCell('the page disconnected', abandonedCellGraceMs).catch(() => undefined);
     });
     const started = performance.now();
     try {
-      const output = await sandbox.execute(code, { request: (seq, request) => event('request', { seq, request }) });
-      event('result', output);
+      const output = await sandbox.execute(code, { request: (seq, request) => event({ type: 'request', data: { seq, request } }) });
+      event({ type: 'result', data: output });
       log('debug', 'cell finished', { sandbox: shortId(sandbox.id), ms: Math.round(performance.now() - started) });
     } catch (error) {
       const failure = failureStatus(error);
-      event('error', { code: failure.code, message: failure.message });
+      event({ type: 'error', data: { code: failure.code, message: failure.message } });
     } finally {
       finished = true;
       clearInterval(heartbeat);
@@ -257,14 +323,15 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
     const url = new URL(req.url ?? '/', 'http://proxy');
     const path = url.pathname;
 
-    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+    if (path === HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
       // Public and harmless: lets a refused page learn why its requests fail.
-      send(res, 200, { ok: true, version: PROXY_VERSION, providers: providerNames, originAllowed: originAllowed(origin) }, { 'access-control-allow-origin': '*' });
+      const health: HealthResponse = { ok: true, version: PROXY_VERSION, providers: providerNames, originAllowed: originAllowed(origin) };
+      send(res, 200, health, { 'access-control-allow-origin': '*' });
       return;
     }
     if (!originAllowed(origin)) {
       log('warn', 'origin refused', { origin: origin!.slice(0, 200), method: req.method, path: path.slice(0, 100) });
-      send(res, 403, { error: { code: 'origin_not_allowed', message: 'This origin is not in the proxy\'s --allowed-origins.' } });
+      sendError(res, new HttpError(403, 'origin_not_allowed', "This origin is not in the proxy's --allowed-origins."), {});
       return;
     }
     const cors = corsHeaders(origin);
@@ -284,19 +351,19 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
         log('warn', 'unauthorized request', { method: req.method, path: path.startsWith('/v1/sandboxes/') ? '/v1/sandboxes/:id' : path.slice(0, 100) });
         throw new HttpError(401, 'unauthorized', 'Missing or wrong bearer token.');
       }
-      if (path === '/v1/sandboxes') {
+      if (path === SANDBOXES_PATH) {
         if (req.method === 'POST') return await createSandbox(owner, await readJSON(req), res, cors);
         if (req.method === 'GET') {
           const own = [...sandboxes.values()].filter((s) => s.owner === owner);
-          return send(res, 200, { sandboxes: own.map((s) => ({ id: s.id, provider: s.providerName, ageMs: Date.now() - s.createdAt, idleMs: Date.now() - s.lastActive, running: s.running })) }, cors);
+          const listing: SandboxListing = { sandboxes: own.map((s) => ({ id: s.id, provider: s.providerName, ageMs: Date.now() - s.createdAt, idleMs: Date.now() - s.lastActive, running: s.running })) };
+          return send(res, 200, listing, cors);
         }
       }
-      const match = SANDBOX_ROUTE.exec(path);
-      if (!match) throw new HttpError(404, 'not_found', `No route ${req.method} ${path.slice(0, 100)}.`);
-      const sandbox = ownSandbox(owner, match[1]!);
+      const target = parseSandboxPath(path);
+      if (!target) throw new HttpError(404, 'not_found', `No route ${req.method} ${path.slice(0, 100)}.`);
+      const sandbox = ownSandbox(owner, target.id);
       sandbox.lastActive = Date.now();
-      const action = match[2];
-      const index = match[3];
+      const { action, index } = target;
       if (action === undefined && req.method === 'DELETE') {
         await sandbox.kill(new SandboxFailure('deleted by its page', 'killed'));
         release(sandbox);
@@ -306,34 +373,36 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
         const declared = Number(req.headers['content-length'] ?? 0);
         if (declared > maxContextBytes) throw new HttpError(413, 'body_too_large', `The context is over the proxy's limit of ${maxContextBytes} bytes.`);
         const kind = url.searchParams.get('kind') === 'json' ? 'json' : 'text';
-        const description = await sandbox.uploadContext(Number(index), kind, req as AsyncIterable<Buffer>, maxContextBytes);
+        const description = await sandbox.uploadContext(index, kind, timedBody(req, bodyTimeoutMs), maxContextBytes);
         return send(res, 200, description, cors);
       }
       if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here.`);
       const body = await readJSON(req);
       switch (action) {
         case 'cells':
-          return await runCell(sandbox, stringField(body, 'code'), req, res, cors);
+          return await runCell(sandbox, parseRunCellRequest(body).code, res, cors);
         case 'answers': {
-          const ok = await sandbox.answer(Number(body.seq), body.reply ?? { error: 'empty answer' });
-          return send(res, ok ? 200 : 409, ok ? { ok } : { error: { code: 'not_waiting', message: 'That sub-call is not waiting for an answer (its cell ended).' } }, cors);
+          const { seq, reply } = parseAnswerRequest(body);
+          if (!(await sandbox.answer(seq, reply))) throw new HttpError(409, 'not_waiting', 'That sub-call is not waiting for an answer (its cell ended).');
+          return send(res, 200, { ok: true }, cors);
         }
         case 'interrupt':
           return send(res, 200, { status: await sandbox.interrupt() }, cors);
-        case 'variables':
-          await sandbox.command('set_variable', { name: stringField(body, 'name'), value_json: stringField(body, 'valueJSON'), reserved: Boolean(body.reserved) });
+        case 'variables': {
+          const { name, valueJSON, reserved } = parseSetVariableRequest(body);
+          await sandbox.command('set_variable', { name, value_json: valueJSON, reserved });
           return send(res, 200, { ok: true }, cors);
+        }
         case 'tools': {
-          const tools = Array.isArray(body.tools) ? (body.tools as Record<string, unknown>[]) : [];
-          for (const tool of tools) {
-            await sandbox.command('register_tool', { name: stringField(tool, 'name'), kind: tool.kind === 'data' ? 'data' : 'function', value_json: typeof tool.valueJSON === 'string' ? tool.valueJSON : null });
+          for (const tool of parseRegisterToolsRequest(body).tools) {
+            await sandbox.command('register_tool', { name: tool.name, kind: tool.kind, value_json: tool.valueJSON ?? null });
           }
           return send(res, 200, { ok: true }, cors);
         }
         case 'resolve':
-          return send(res, 200, { value: await sandbox.command('resolve_variable', { name: stringField(body, 'name') }) }, cors);
+          return send(res, 200, { value: await sandbox.command('resolve_variable', { name: parseResolveRequest(body).name }) }, cors);
         case 'reset':
-          await sandbox.command('reset');
+          await sandbox.command('reset', {});
           return send(res, 200, { ok: true }, cors);
         default:
           throw new HttpError(404, 'not_found', `No route ${req.method} ${path.slice(0, 100)}.`);
@@ -341,17 +410,25 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
     } catch (error) {
       const failure = failureStatus(error);
       if (failure.status >= 500) log('error', 'request failed', { method: req.method, error: (error as Error).message?.slice(0, 500) });
-      send(res, failure.status, { error: { code: failure.code, message: failure.message } }, cors);
-      // An unread upload must not keep the socket busy.
-      if (!req.readableEnded) req.resume();
+      sendError(res, failure, cors);
     }
   }
 
-  const server = createServer((req, res) => {
-    route(req, res).catch(() => send(res, 500, { error: { code: 'internal', message: 'The proxy failed; see its logs.' } }));
+  const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
+    // An error reply sent before the body was read closes the connection: an unread upload,
+    // or a slow body from a client without a token, must not keep the socket.
+    res.on('finish', () => {
+      if (!req.complete) closeUnread(req);
+    });
+    route(req, res).catch((error: unknown) => {
+      log('error', 'request failed', { method: req.method, error: (error as Error)?.message?.slice(0, 500) });
+      sendError(res, new HttpError(500, 'internal', 'The proxy failed; see its logs.'), {});
+    });
   });
-  server.requestTimeout = 0; // context uploads and long cells are bounded by our own limits
-  server.headersTimeout = 30_000;
+  // Bodies have their own timeouts (timedBody): uploads may be long, cell streams longer.
+  server.requestTimeout = 0;
+  server.headersTimeout = options.headersTimeoutMs ?? 20_000;
+  server.maxConnections = options.maxConnections ?? 256;
 
   // ---------------------------------------------------------------- reaper
 
@@ -376,6 +453,15 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
       return sandboxes.size;
     },
     listen(port = 8787, host = '127.0.0.1') {
+      if (!isLoopbackHost(host)) {
+        const unsafe = Object.entries(options.providers).filter(([, p]) => p.unsafe).map(([name]) => name);
+        if (unsafe.length > 0) {
+          return Promise.reject(new Error(`rlm-web-proxy will not listen on ${host}: the ${unsafe.join(', ')} provider runs code without a sandbox (--unsafe-no-sandbox), which is allowed on loopback (127.0.0.1) only. Install bubblewrap instead.`));
+        }
+        if (options.tokens.some((t) => t.length < MIN_PUBLIC_TOKEN_CHARS)) {
+          return Promise.reject(new Error(`rlm-web-proxy will not listen on ${host} with a token shorter than ${MIN_PUBLIC_TOKEN_CHARS} characters. Make one with: openssl rand -base64 32`));
+        }
+      }
       return new Promise<string>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {

@@ -45,5 +45,11 @@ export interface SandboxProcess {
 export interface SandboxProvider {
   /** 'local' | 'e2b' | 'modal' | your own. */
   readonly name: string;
+  /**
+   * True when the provider's processes are not isolated from the proxy's host (the local
+   * provider without bubblewrap): the proxy then refuses to listen on a non-loopback address.
+   * Default: false.
+   */
+  readonly unsafe?: boolean;
   start(options: StartOptions): Promise<SandboxProcess>;
 }

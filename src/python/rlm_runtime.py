@@ -84,6 +84,43 @@ def _short_repr(value, depth):
     return "<%s object>" % kind.__name__[:60]
 
 
+# What a cell's stdout and stderr each keep; the rest is counted, not stored, so a cell that
+# prints gigabytes costs neither memory here nor bandwidth to the page.
+MAX_OUTPUT_CHARS = 4_000_000
+
+
+class _CappedOutput(io.StringIO):
+    """A cell's sys.stdout / sys.stderr: keeps the first `limit` characters, counts the rest."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self._room = limit
+        self._limit = limit
+        self.dropped = 0
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+        n = len(s)
+        if n <= self._room:
+            self._room -= n
+            return super().write(s)
+        if self._room > 0:
+            super().write(s[: self._room])
+        self.dropped += n - self._room
+        self._room = 0
+        return n
+
+    def text(self):
+        value = self.getvalue()
+        if self.dropped:
+            value += "\n... [%d more characters dropped: the cell printed more than %d; print a smaller slice]\n" % (
+                self.dropped,
+                self._limit,
+            )
+        return value
+
+
 class AnswerDict(dict):
     """The `answer` dict: the run ends once answer["ready"] is truthy."""
 
@@ -99,8 +136,9 @@ _UNSET = _Unset()
 
 
 class Runtime:
-    def __init__(self, transport):
+    def __init__(self, transport, max_output_chars=MAX_OUTPUT_CHARS):
         self._transport = transport
+        self._max_output_chars = max_output_chars
         self._cell_count = 0
         self._final = None
         self._tool_names = []
@@ -320,7 +358,8 @@ class Runtime:
         self._cell_count += 1
         filename = "<cell-%d>" % self._cell_count
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        out, err = io.StringIO(), io.StringIO()
+        out, err = _CappedOutput(self._max_output_chars), _CappedOutput(self._max_output_chars)
+        failure = ""
         old_out, old_err = sys.stdout, sys.stderr
         self._saved_streams = (old_out, old_err)
         sys.stdout, sys.stderr = out, err
@@ -335,7 +374,8 @@ class Runtime:
             error_type = "KeyboardInterrupt"
         except BaseException as exc:  # the cell's error is the model's to see, never ours
             error_type = type(exc).__name__
-            err.write(self._format_exception(exc, filename))
+            # Outside the cap: the model must see why its cell failed, however much it printed.
+            failure = self._format_exception(exc, filename)
         finally:
             sys.stdout, sys.stderr = old_out, old_err
             self._saved_streams = None
@@ -343,8 +383,8 @@ class Runtime:
         final = self._collect_answer()
         names = self._user_names()
         return {
-            "stdout": out.getvalue(),
-            "stderr": err.getvalue(),
+            "stdout": out.text(),
+            "stderr": err.text() + failure,
             "locals": names,
             "previews": self._previews(names),
             "execution_time": elapsed,

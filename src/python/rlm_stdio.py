@@ -9,6 +9,8 @@ Protocol lines and user output never mix: the protocol keeps private duplicates 
 descriptors 0 and 1, fd 1 is pointed at stderr (so print()s, os.write(1, ...) and child
 processes cannot corrupt the protocol) and fd 0 at /dev/null (so input() cannot eat it).
 
+The message types are written down, with their fields, in src/protocol/stdio.ts. In short:
+
 Commands (stdin):   {"id": 1, "cmd": "execute", "code": "..."}
                     {"id": 2, "cmd": "context_begin", "index": 0, "kind": "text"}
                     {"cmd": "context_chunk", "data": "<base64>"}       (no reply)
@@ -23,6 +25,10 @@ Replies (stdout):   {"type": "ready", "pid": ..., "python": "3.11.2"}  (once, at
                     {"type": "result", "id": 1, "value": ...}
                     {"type": "error", "id": 1, "error": "...", "error_type": "ValueError"}
                     {"type": "request", "request": {...}}   (from the runtime's transport)
+
+The cell's code runs in this process and can reach the protocol descriptor anyway: the proxy
+treats every line as hostile, caps line length and ends a sandbox that exceeds it. A cell's
+printed output is capped by the runtime (rlm_runtime.MAX_OUTPUT_CHARS per stream).
 """
 
 import base64

@@ -8,6 +8,7 @@ import { afterEach, expect, test, vi } from 'vitest';
 import { createLocalProvider } from '../../src/proxy/providers/local.js';
 import { createProxyServer, type ProxyOptions, type ProxyServer } from '../../src/proxy/server.js';
 import { chunkedPut, driver } from './drive.js';
+import { hostPid, PRINT_NAMESPACE, processesIn } from './host-processes.js';
 
 const TOKEN = 'vitest-proxy-token';
 const OTHER = 'another-token-for-tests';
@@ -99,17 +100,11 @@ test('deleting a local sandbox also ends the processes its code started', async 
   const url = await start();
   const drive = driver(url, TOKEN);
   const { id } = await drive.create('local');
-  const cell = await drive.cell(id, 'import subprocess\np = subprocess.Popen(["sleep", "300"])\nprint(p.pid)');
-  const pid = Number(String(cell.data.stdout).trim());
-  // Running, not a zombie waiting for a reaper that this container may not have.
-  const alive = () => {
-    try {
-      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch {
-      return false;
-    }
-  };
-  expect(alive()).toBe(true);
+  const cell = await drive.cell(id, `${PRINT_NAMESPACE}\nimport subprocess\np = subprocess.Popen(["sleep", "300"])\nprint(p.pid)`);
+  const [ns, sleeper] = String(cell.data.stdout).trim().split('\n');
+  // Running, not a zombie waiting for a reaper.
+  const pid = hostPid(ns!, Number(sleeper))!;
+  expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toMatch(/^\d+ \(sleep\) S/);
   expect((await drive.remove(id)).status).toBe(200);
-  await vi.waitFor(() => expect(alive()).toBe(false));
+  await vi.waitFor(() => expect(processesIn(ns!)).toEqual([]));
 });
