@@ -201,12 +201,22 @@ export type JSONLSource = string | Blob | ReadableStream<Uint8Array>;
  * its pieces once; the whole source never becomes one string.
  */
 export async function* readLines(source: JSONLSource): AsyncGenerator<string, void, undefined> {
+  for await (const line of cappedLines(source, Infinity)) if (typeof line === 'string') yield line;
+}
+
+/** A line longer than the limit: its text was dropped as it arrived, only its length is known. */
+interface LineTooLong {
+  tooLong: number;
+}
+
+/** Lines as readLines reads them, except that one over `maxChars` is never joined: it becomes a LineTooLong. */
+async function* cappedLines(source: JSONLSource, maxChars: number): AsyncGenerator<string | LineTooLong, void, undefined> {
   if (typeof source === 'string') {
     let start = 0;
     while (start < source.length) {
       let end = source.indexOf('\n', start);
       if (end === -1) end = source.length;
-      yield stripCR(source.slice(start, end));
+      yield end - start > maxChars ? { tooLong: end - start } : stripCR(source.slice(start, end));
       start = end + 1;
     }
     return;
@@ -215,6 +225,14 @@ export async function* readLines(source: JSONLSource): AsyncGenerator<string, vo
   // TextDecoderStream's declared input type is narrower than what it accepts.
   const reader = bytes.pipeThrough(new TextDecoderStream() as unknown as TransformStream<Uint8Array, string>).getReader();
   let pieces: string[] = [];
+  /** Characters of the current line so far (counted on after its pieces were dropped). */
+  let length = 0;
+  const finish = (): string | LineTooLong => {
+    const line = length > maxChars ? { tooLong: length } : stripCR(pieces.length === 1 ? pieces[0]! : pieces.join(''));
+    pieces = [];
+    length = 0;
+    return line;
+  };
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -222,18 +240,16 @@ export async function* readLines(source: JSONLSource): AsyncGenerator<string, vo
       let start = 0;
       for (;;) {
         const end = value.indexOf('\n', start);
-        if (end === -1) {
-          if (start < value.length) pieces.push(value.slice(start));
-          break;
-        }
-        pieces.push(value.slice(start, end));
-        const line = pieces.length === 1 ? pieces[0]! : pieces.join('');
-        pieces = [];
-        yield stripCR(line);
+        const stop = end === -1 ? value.length : end;
+        length += stop - start;
+        if (length > maxChars) pieces = [];
+        else if (stop > start) pieces.push(value.slice(start, stop));
+        if (end === -1) break;
+        yield finish();
         start = end + 1;
       }
     }
-    if (pieces.length > 0) yield stripCR(pieces.join(''));
+    if (length > 0) yield finish();
   } finally {
     reader.releaseLock();
   }
@@ -253,6 +269,37 @@ export interface JSONLLineError {
 }
 
 class MalformedLine extends Error {}
+
+/** Longest line read by default, in characters (V8 strings stop at 2^29 − 24). */
+const DEFAULT_MAX_LINE_CHARS = 256 * 1024 * 1024;
+/** Deepest nesting of arrays and objects read in a line: our own logs nest ≈10 levels per child RLM. */
+const MAX_DEPTH = 256;
+
+/** Options of readJSONL and importJSONL. */
+export interface JSONLReadOptions {
+  /** A longer line is skipped and reported as a line error, never joined into one string. Default: 256 Mi characters. */
+  maxLineChars?: number | undefined;
+}
+
+/** Whether `value` nests arrays and objects deeper than `max`; iterative, so no depth can overflow the stack. */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/** Sets an own data property whatever the key, so that a key like '__proto__' stays data. */
+function setOwn<T>(into: Record<string, T>, key: string, value: T): T {
+  Object.defineProperty(into, key, { value, writable: true, enumerable: true, configurable: true });
+  return value;
+}
 
 function fail(message: string): never {
   throw new MalformedLine(message);
@@ -318,12 +365,35 @@ function usageFromJSON(value: unknown, what: string): UsageSummary {
       cachedInputTokens: num(m.total_cached_input_tokens, 'total_cached_input_tokens', 0),
       costUSD: num(m.total_cost, 'total_cost', 0),
     };
-    usage.models[model] = entry;
+    setOwn(usage.models, model, entry);
     addModelUsage(usage, entry);
   }
   // The reference's run-level total_cost, when it is all there is.
   if (usage.costUSD === 0 && typeof u.total_cost === 'number') usage.costUSD = u.total_cost;
   return usage;
+}
+
+/** Our own run-level usage (rlm_web.usage), checked and copied: its model names stay data. */
+function ourUsageFromJSON(value: Json): UsageSummary {
+  const models: Record<string, ModelUsage> = {};
+  for (const [model, raw] of Object.entries(objectOr(value.models, 'rlm_web.usage.models') ?? {})) {
+    const m = objectOr(raw, `rlm_web.usage.models for ${model}`) ?? {};
+    setOwn(models, model, {
+      calls: num(m.calls, 'calls', 0),
+      inputTokens: num(m.inputTokens, 'inputTokens', 0),
+      outputTokens: num(m.outputTokens, 'outputTokens', 0),
+      cachedInputTokens: num(m.cachedInputTokens, 'cachedInputTokens', 0),
+      costUSD: num(m.costUSD, 'costUSD', 0),
+    });
+  }
+  return {
+    models,
+    calls: num(value.calls, 'rlm_web.usage.calls', 0),
+    inputTokens: num(value.inputTokens, 'rlm_web.usage.inputTokens', 0),
+    outputTokens: num(value.outputTokens, 'rlm_web.usage.outputTokens', 0),
+    cachedInputTokens: num(value.cachedInputTokens, 'rlm_web.usage.cachedInputTokens', 0),
+    costUSD: num(value.costUSD, 'rlm_web.usage.costUSD', 0),
+  };
 }
 
 function addModelUsage(into: UsageSummary, m: ModelUsage): void {
@@ -336,7 +406,7 @@ function addModelUsage(into: UsageSummary, m: ModelUsage): void {
 
 function addUsage(into: UsageSummary, usage: UsageSummary): void {
   for (const [model, m] of Object.entries(usage.models)) {
-    const entry = (into.models[model] ??= { calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUSD: 0 });
+    const entry = Object.hasOwn(into.models, model) ? into.models[model]! : setOwn(into.models, model, { calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUSD: 0 });
     entry.calls += m.calls;
     entry.inputTokens += m.inputTokens;
     entry.outputTokens += m.outputTokens;
@@ -555,7 +625,7 @@ function finishTrajectory(t: Trajectory, ours: Json | undefined, totals: RunTota
   const response = ours ? (typeof ours.response === 'string' ? ours.response : undefined) : totals.lastAnswer;
   if (response !== undefined) t.response = response;
   if (typeof ours?.error === 'string') t.error = ours.error;
-  t.usage = ours && isObject(ours.usage) ? (ours.usage as unknown as UsageSummary) : totals.usage;
+  t.usage = ours && isObject(ours.usage) ? ourUsageFromJSON(ours.usage) : totals.usage;
   if (typeof ours?.executionTimeMs === 'number') t.executionTimeMs = ours.executionTimeMs;
   else if (!ours && totals.count > 0) t.executionTimeMs = totals.timeMs;
   if (t.rootPrompt === undefined && totals.question !== undefined) t.rootPrompt = totals.question;
@@ -584,7 +654,8 @@ export interface JSONLReadResult {
  * a new run with the same metadata (as does a `run_context` line, which some versions of
  * the reference write at the start of each completion).
  */
-async function readRuns(source: JSONLSource, receiver: RunReceiver): Promise<JSONLReadResult> {
+async function readRuns(source: JSONLSource, receiver: RunReceiver, options: JSONLReadOptions): Promise<JSONLReadResult> {
+  const maxLineChars = options.maxLineChars ?? DEFAULT_MAX_LINE_CHARS;
   const result: JSONLReadResult = { lines: 0, iterations: 0, errors: [] };
   let meta: Json = {};
   let runContextPrompt: string | undefined;
@@ -605,8 +676,12 @@ async function readRuns(source: JSONLSource, receiver: RunReceiver): Promise<JSO
     await receiver.end(t);
   };
 
-  for await (const line of readLines(source)) {
+  for await (const line of cappedLines(source, maxLineChars)) {
     const lineNumber = ++result.lines;
+    if (typeof line !== 'string') {
+      result.errors.push({ line: lineNumber, message: `the line is ${line.tooLong} characters long, over the limit of ${maxLineChars} (maxLineChars); skipped` });
+      continue;
+    }
     if (line.trim() === '') continue;
     let entry: unknown;
     try {
@@ -616,6 +691,7 @@ async function readRuns(source: JSONLSource, receiver: RunReceiver): Promise<JSO
       continue;
     }
     try {
+      if (nestedDeeperThan(entry, MAX_DEPTH)) fail(`the line nests arrays and objects more than ${MAX_DEPTH} levels deep`);
       if (!isObject(entry)) fail('a line must be a JSON object');
       if (entry.type === 'metadata') {
         configFromJSON(entry); // validates before anything changes
@@ -646,8 +722,10 @@ async function readRuns(source: JSONLSource, receiver: RunReceiver): Promise<JSO
         fail(`unknown line type ${JSON.stringify(entry.type)} (expected "metadata" or "iteration")`);
       }
     } catch (error) {
-      if (!(error instanceof MalformedLine)) throw error;
-      result.errors.push({ line: lineNumber, message: error.message });
+      // The store failing is the import failing; anything else is this line's fault (a
+      // RangeError from a value no check foresaw included): skip it and go on.
+      if (error instanceof StorageError) throw error;
+      result.errors.push({ line: lineNumber, message: error instanceof MalformedLine ? error.message : `unreadable: ${(error as Error)?.message ?? String(error)}` });
     }
   }
   if (!current && unused) await start();
@@ -662,9 +740,10 @@ export interface JSONLTrajectories extends JSONLReadResult {
 
 /**
  * Reads a JSONL log (ours or the reference implementation's) into trajectories in memory,
- * with status 'imported'. Malformed lines are skipped and reported by line number.
+ * with status 'imported'. Malformed lines are skipped and reported by line number, and so are
+ * lines over `options.maxLineChars` or nested more than 256 levels deep.
  */
-export async function readJSONL(source: JSONLSource): Promise<JSONLTrajectories> {
+export async function readJSONL(source: JSONLSource, options: JSONLReadOptions = {}): Promise<JSONLTrajectories> {
   const trajectories: Trajectory[] = [];
   const result = await readRuns(source, {
     keepIterations: true,
@@ -673,7 +752,7 @@ export async function readJSONL(source: JSONLSource): Promise<JSONLTrajectories>
     end: async (t) => {
       trajectories.push(t);
     },
-  });
+  }, options);
   return { ...result, trajectories };
 }
 
@@ -687,12 +766,14 @@ export interface JSONLImportResult extends JSONLReadResult {
  * Imports a JSONL log written by the reference implementation or by rlm-web into a store,
  * streaming it line by line (a 200 MB log never becomes one string). Each run is written as
  * it is read, iteration by iteration, and gets status 'imported'; a run whose id is already
- * in the store gets a new id. Malformed lines are skipped and reported in `errors`.
+ * in the store gets a new id. Malformed lines are skipped and reported in `errors` (with
+ * lines over `options.maxLineChars` and lines nested more than 256 levels deep): only a store
+ * failure stops an import.
  *
  * @example
  * const { runIds, errors } = await importJSONL(store, fileInput.files[0]);
  */
-export async function importJSONL(store: TrajectoryStore, source: JSONLSource): Promise<JSONLImportResult> {
+export async function importJSONL(store: TrajectoryStore, source: JSONLSource, options: JSONLReadOptions = {}): Promise<JSONLImportResult> {
   const runIds: string[] = [];
   let count = 0;
   let size = 0;
@@ -723,7 +804,7 @@ export async function importJSONL(store: TrajectoryStore, source: JSONLSource): 
       end: async (t) => {
         await guard('import a run', () => store.writeRun(header(t, 'imported')));
       },
-    });
+    }, options);
     return { ...result, runIds };
   } catch (error) {
     if (error instanceof StorageError) throw error;

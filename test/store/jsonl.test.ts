@@ -274,3 +274,85 @@ describe('importJSONL', () => {
     await expect(importJSONL(store, REFERENCE_LOG)).rejects.toMatchObject({ name: 'StorageError', reason: 'quota' });
   });
 });
+
+describe('importJSONL: hostile logs (a line fails, the import completes)', () => {
+  const [metadata, first, second] = REFERENCE_LOG.split('\n') as [string, string, string];
+
+  /** An iteration line whose sub-call nests a child run, `levels` times over (≈8 JSON levels each). */
+  function nestedChildren(levels: number): string {
+    let line = '{"type":"iteration","iteration":1}';
+    for (let i = 0; i < levels; i++) {
+      line = `{"type":"iteration","iteration":1,"code_blocks":[{"code":"x","result":{"rlm_calls":[{"metadata":{"run_metadata":{},"iterations":[${line}]}}]}}]}`;
+    }
+    return line;
+  }
+
+  it('skips lines nested thousands of levels deep, by line number, and imports the rest', async () => {
+    const store = new RecordingStore();
+    const deep = '['.repeat(2000) + ']'.repeat(2000);
+    const text = [metadata, `{"type":"iteration","iteration":1,"response":${deep}}`, first, nestedChildren(300), second].join('\n');
+    const result = await importJSONL(store, text);
+    expect(result.errors.map((e) => e.line)).toEqual([2, 4]);
+    for (const error of result.errors) expect(error.message).toBe('the line nests arrays and objects more than 256 levels deep');
+    expect(result.runIds).toHaveLength(1);
+    const run = await store.getRun(result.runIds[0]!);
+    expect(run!.status).toBe('imported');
+    expect(run!.iterations.map((i) => i.iteration)).toEqual([1, 2]);
+    // Children nested a few levels deep, as real logs have them, still import.
+    const shallow = await readJSONL([metadata, nestedChildren(20)].join('\n'));
+    expect(shallow.errors).toEqual([]);
+  });
+
+  it('skips a line over maxLineChars without ever joining it, from a stream and from a string', async () => {
+    const encoder = new TextEncoder();
+    const huge = 50 * 1024 * 1024;
+    const piece = encoder.encode('x'.repeat(1024 * 1024));
+    const opening = '{"type":"iteration","response":"';
+    let sent = 0;
+    // The log as a stream: metadata, one 50 MB line made on the fly, then the iterations.
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoder.encode(`${metadata}\n${opening}`));
+      },
+      pull(controller) {
+        if (sent < huge) {
+          controller.enqueue(piece);
+          sent += piece.length;
+          return;
+        }
+        controller.enqueue(encoder.encode(`"}\n${first}\n${second}\n`));
+        controller.close();
+      },
+    });
+    const store = new RecordingStore();
+    const result = await importJSONL(store, stream, { maxLineChars: 1_000_000 });
+    expect(result.lines).toBe(4);
+    expect(result.errors).toEqual([{ line: 2, message: `the line is ${opening.length + huge + '"}'.length} characters long, over the limit of 1000000 (maxLineChars); skipped` }]);
+    expect((await store.getRun(result.runIds[0]!))!.status).toBe('imported');
+    expect((await store.getRun(result.runIds[0]!))!.iterations).toHaveLength(2);
+
+    const fromString = await readJSONL([metadata, `{"type":"iteration","response":"${'y'.repeat(2000)}"}`, first].join('\n'), { maxLineChars: 1000 });
+    expect(fromString.errors.map((e) => e.line)).toEqual([2]);
+    expect(fromString.trajectories[0]!.iterations).toHaveLength(1);
+  });
+
+  it("keeps keys like '__proto__' as plain data: no prototype replaced, nothing polluted", async () => {
+    const ours = JSON.parse(toJSONL(sampleTrajectory()).split('\n')[0]!) as { rlm_web: { usage: Record<string, any> } };
+    ours.rlm_web.usage.models = JSON.parse('{"__proto__": {"calls": 2, "inputTokens": 3, "outputTokens": 4, "cachedInputTokens": 0, "costUSD": 0}}');
+    // In the reference format, per-call usage is summed into the run's usage by model name.
+    const call = JSON.parse(first) as Record<string, any>;
+    call.code_blocks[0].result.rlm_calls = [JSON.parse('{"root_model":"__proto__","prompt":"p","response":"r","usage_summary":{"model_usage_summaries":{"__proto__":{"total_calls":1,"total_input_tokens":5,"total_output_tokens":6}}}}')];
+    const store = new RecordingStore();
+    const result = await importJSONL(store, [JSON.stringify(ours), JSON.stringify(JSON.parse(toJSONL(sampleTrajectory()).split('\n')[1]!)), metadata, JSON.stringify(call)].join('\n'));
+    expect(result.errors).toEqual([]);
+    const [mine, reference] = await Promise.all(result.runIds.map((id) => store.getRun(id)));
+    for (const run of [mine!, reference!]) {
+      expect(Object.getPrototypeOf(run.usage.models)).toBe(Object.prototype);
+      expect(Object.hasOwn(run.usage.models, '__proto__')).toBe(true);
+    }
+    expect(Object.getOwnPropertyDescriptor(mine!.usage.models, '__proto__')!.value).toEqual({ calls: 2, inputTokens: 3, outputTokens: 4, cachedInputTokens: 0, costUSD: 0 });
+    expect(Object.getOwnPropertyDescriptor(reference!.usage.models, '__proto__')!.value).toMatchObject({ calls: 1, inputTokens: 5, outputTokens: 6 });
+    expect(({} as Record<string, unknown>).calls).toBeUndefined();
+    expect(({} as Record<string, unknown>).inputTokens).toBeUndefined();
+  });
+});
