@@ -2,8 +2,11 @@
 import { request } from 'node:http';
 /**
  * Drives a proxy over HTTP the way RemoteRepl does: create a sandbox, upload a context,
- * run a cell reading its event stream and answering sub-calls, delete.
+ * run a cell reading its event stream (with the protocol's one parser) and answering
+ * sub-calls, delete.
  */
+import { CellEventParser, sandboxPath } from '../../src/protocol/proxy.js';
+
 export interface Driver {
   create(provider: string): Promise<{ id: string; python: string }>;
   upload(id: string, index: number, text: string): Promise<unknown>;
@@ -28,27 +31,19 @@ export function driver(url: string, token: string): Driver {
     async cell(id, code, answer) {
       const response = await fetch(`${url}/v1/sandboxes/${id}/cells`, { method: 'POST', headers, body: JSON.stringify({ code }) });
       const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = '';
+      const parser = new CellEventParser();
       let requests = 0;
       for (;;) {
         const { value, done } = await reader.read();
         if (done) throw new Error('the cell stream ended without a result');
-        buffer += value;
-        let i: number;
-        while ((i = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, i);
-          buffer = buffer.slice(i + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (!event || !data) continue;
-          const payload = JSON.parse(data) as Record<string, unknown>;
-          if (event === 'request') {
+        for (const event of parser.push(value)) {
+          if (event.type === 'request') {
             requests++;
-            const reply = answer ? answer(payload.request as { op: string; prompts: string[] }) : { error: 'no answers' };
-            await fetch(`${url}/v1/sandboxes/${id}/answers`, { method: 'POST', headers, body: JSON.stringify({ seq: payload.seq, reply }) });
+            const reply = answer ? answer(event.data.request as { op: string; prompts: string[] }) : { error: 'no answers' };
+            await fetch(`${url}${sandboxPath(id, 'answers')}`, { method: 'POST', headers, body: JSON.stringify({ seq: event.data.seq, reply }) });
           } else {
             await reader.cancel();
-            return { event, data: payload, requests };
+            return { event: event.type, data: event.data as unknown as Record<string, unknown>, requests };
           }
         }
       }
