@@ -3,10 +3,14 @@
  * local provider) → python3 running rlm_stdio.py, with every sub-call travelling back to
  * the page and answered by the openai SDK against the scripted LM server.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Page } from '@playwright/test';
 import { expect, haystack, ISOLATED_ORIGIN, PLAIN_ORIGIN, test } from './support/fixtures';
 import { isRootCall, lastUser, repl, turnOf, type LMServer, type Script } from './support/lm-server';
 import { PROXY_TOKEN, startCLIProxy, startProxy } from './support/proxy';
+import { hostPid, processesIn } from '../test/proxy/host-processes';
 
 const NEEDLE = 'The magic number is 4817305.';
 
@@ -208,16 +212,49 @@ test('the CLI: sandboxes per token are capped (ProxyQuotaError), and freed by cl
   }
 });
 
+test('the CLI: tokens from a file; a token on the command line is warned about; short tokens and sandbox-less providers stay on loopback', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rlm-proxy-tokens-'));
+  try {
+    const file = join(dir, 'tokens');
+    writeFileSync(file, `# tenants\n${PROXY_TOKEN}\n\nsecond-token-abcdefghijklmnopqrstuvwxyz\n`, { mode: 0o600 });
+    const fromFile = await startCLIProxy(['--port', '0', '--token-file', file, '--providers', 'local']);
+    try {
+      for (const token of [PROXY_TOKEN, 'second-token-abcdefghijklmnopqrstuvwxyz']) {
+        expect((await fetch(`${fromFile.url}/v1/sandboxes`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+      }
+      expect((await fetch(`${fromFile.url}/v1/sandboxes`, { headers: { authorization: 'Bearer # tenants' } })).status).toBe(401);
+      expect(fromFile.output.join('\n')).not.toContain('visible to every user');
+    } finally {
+      await fromFile.close();
+    }
+    const onArgv = await startCLIProxy(['--port', '0', '--token', PROXY_TOKEN, '--providers', 'local']);
+    await onArgv.close();
+    expect(onArgv.output.join('\n')).toContain('a token given with --token is visible to every user of this machine');
+    // PROXY_TOKEN has 26 characters: fine on loopback, refused on every interface.
+    await expect(startCLIProxy(['--port', '0', '--host', '0.0.0.0', '--token-file', file, '--providers', 'local'])).rejects.toThrow(/token shorter than 32 characters/);
+    // No bubblewrap: the local provider refuses to start, unless told it may run unsandboxed, and then only on loopback.
+    await expect(startCLIProxy(['--port', '0', '--token-file', file, '--providers', 'local'], { RLM_PROXY_BWRAP: '/nonexistent/bwrap' })).rejects.toThrow(/apt-get install bubblewrap/);
+    const longFile = join(dir, 'long');
+    writeFileSync(longFile, 'a-token-long-enough-for-any-interface-0123456789\n', { mode: 0o600 });
+    await expect(startCLIProxy(['--port', '0', '--host', '0.0.0.0', '--token-file', longFile, '--providers', 'local', '--unsafe-no-sandbox'], { RLM_PROXY_BWRAP: '/nonexistent/bwrap' })).rejects.toThrow(/without a sandbox/);
+    const unsafe = await startCLIProxy(['--port', '0', '--token-file', longFile, '--providers', 'local', '--unsafe-no-sandbox'], { RLM_PROXY_BWRAP: '/nonexistent/bwrap' });
+    await unsafe.close();
+    expect(unsafe.output.join('\n')).toContain('UNSAFE: the local provider runs model-written code WITHOUT a sandbox');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a sandbox process killed mid-cell: a typed SandboxCrashedError cell, a fresh sandbox, and the run goes on', async ({ harness, lm }) => {
   const proxy = await startProxy();
   try {
     const killed: number[] = [];
     lm.setScript(
-      turns(['x = 1\nprint("ready")', 'import os, time\nllm_query("pid " + str(os.getpid()))\ntime.sleep(60)\nprint("not reached")', 'print(len(context), "x" in globals())'], (request) => {
-        const m = /^pid (\d+)$/.exec(lastUser(request));
+      turns(['x = 1\nprint("ready")', 'import os, time\nllm_query("pid " + os.readlink("/proc/self/ns/pid") + " " + str(os.getpid()))\ntime.sleep(60)\nprint("not reached")', 'print(len(context), "x" in globals())'], (request) => {
+        const m = /^pid (pid:\[\d+\]) (\d+)$/.exec(lastUser(request));
         if (m) {
-          // Kill the sandbox's Python process from outside while its cell runs.
-          const pid = Number(m[1]);
+          // Kill the sandbox's Python process from outside while its cell runs (its pid on the host: it runs in a PID namespace).
+          const pid = hostPid(m[1]!, Number(m[2]))!;
           setTimeout(() => {
             process.kill(pid, 'SIGKILL');
             killed.push(pid);
@@ -302,12 +339,10 @@ test('idle sandboxes are reaped; the REPL then reports SandboxExpiredError once 
       await repl.start();
       await repl.loadContext(0, 'hello');
     }, { proxyURL: proxy.url, token: PROXY_TOKEN });
-    const pid = Number(
-      (await harness.evaluate(async () => (await (window as any).idleRepl.execute('import os\nprint(os.getpid())', { timeoutMs: 10_000 })).stdout)).trim(),
-    );
-    expect(alive(pid)).toBe(true);
+    const ns = (await harness.evaluate(async () => (await (window as any).idleRepl.execute('import os\nprint(os.readlink("/proc/self/ns/pid"))', { timeoutMs: 10_000 })).stdout)).trim();
+    expect(processesIn(ns).length).toBeGreaterThan(0);
     await expect.poll(() => proxy.proxy.sandboxCount, { timeout: 20_000 }).toBe(0);
-    await expect.poll(() => alive(pid), { timeout: 10_000 }).toBe(false);
+    await expect.poll(() => processesIn(ns), { timeout: 10_000 }).toEqual([]);
     expect(proxy.logs.some((l) => l.msg === 'reaping sandbox' && l.reason === 'idle')).toBe(true);
     const next = await harness.evaluate(async () => {
       const repl = (window as any).idleRepl;

@@ -41,7 +41,8 @@ Options (environment variable in brackets):
 Provider settings (environment only): E2B_API_KEY, RLM_PROXY_E2B_TEMPLATE; MODAL_TOKEN_ID,
 MODAL_TOKEN_SECRET, RLM_PROXY_MODAL_APP (default rlm-web), RLM_PROXY_MODAL_IMAGE
 (default python:3.11-slim); RLM_PROXY_PYTHON for the local provider (default python3).
-The local provider runs Python under bubblewrap (apt-get install bubblewrap).
+The local provider runs Python under bubblewrap (apt-get install bubblewrap); RLM_PROXY_BWRAP
+names its executable (default /usr/bin/bwrap, else bwrap on PATH).
 `;
 
 function list(value: string | string[] | undefined): string[] {

@@ -31,7 +31,7 @@ async function requireSDK(name: 'e2b' | 'modal'): Promise<void> {
 }
 
 const FACTORIES: Record<string, (env: Env, settings: ProviderSettings) => Promise<SandboxProvider>> = {
-  local: async (env, settings) => createLocalProvider({ python: env.RLM_PROXY_PYTHON, unsafeNoSandbox: settings.unsafeNoSandbox, network: sandboxNetwork(env) }),
+  local: async (env, settings) => createLocalProvider({ python: env.RLM_PROXY_PYTHON, bwrap: env.RLM_PROXY_BWRAP, unsafeNoSandbox: settings.unsafeNoSandbox, network: sandboxNetwork(env) }),
   e2b: async (env) => {
     if (!env.E2B_API_KEY) throw new Error('The e2b provider needs E2B_API_KEY in the environment.');
     await requireSDK('e2b');
