@@ -17,6 +17,7 @@ export type { E2BProviderOptions } from './providers/e2b.js';
 export { createModalProvider } from './providers/modal.js';
 export type { ModalProviderOptions } from './providers/modal.js';
 export { createProviders } from './providers/index.js';
+export type { ProviderSettings } from './providers/index.js';
 export { createLogger } from './log.js';
 export type { Logger, LogLevel } from './log.js';
 export { RUNTIME_ARGV, runtimePayload } from './runtime-files.js';

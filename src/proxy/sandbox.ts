@@ -27,6 +27,7 @@ import { orderedWriter, type WriteText } from './writer.js';
 
 export type { CellOutput } from '../protocol/stdio.js';
 
+/** Limits of one sandbox, set by the server. */
 export interface SandboxOptions {
   /** Longest protocol line read from the process; a longer one ends the sandbox. Default: DEFAULT_MAX_STDIO_LINE_CHARS. */
   maxLineChars?: number | undefined;

@@ -94,8 +94,9 @@ class HttpError extends Error {
   }
 }
 
-/** Shortest token accepted at all, and on an address other than loopback. */
+/** Shortest token accepted at all. */
 const MIN_TOKEN_CHARS = 8;
+/** Shortest token accepted when the proxy listens on an address other than loopback. */
 export const MIN_PUBLIC_TOKEN_CHARS = 32;
 /** How long a connection closed after an error reply still has its unread bytes discarded. */
 const LINGER_MS = 1000;
