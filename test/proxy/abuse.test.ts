@@ -212,6 +212,13 @@ describe('finding 2 — output that floods the proxy (high)', () => {
     console.log(`[abuse] 1 GB printed: cell done in ${seconds.toFixed(1)} s, result ${(stdout.length / 1e6).toFixed(2)} MB; ${health}`);
   }, 180_000);
 
+  test('a cell writing 1 GB to stderr (as a chatty subprocess would) completes while the proxy keeps answering', async () => {
+    const { result, seconds, health } = await floodAndWatch('import os\nchunk = b"e" * (1 << 20)\nfor _ in range(1024):\n    os.write(2, chunk)\nprint("done")');
+    expect(result.event).toBe('result');
+    expect(result.data.stdout).toBe('done\n');
+    console.log(`[abuse] 1 GB to stderr: cell done in ${seconds.toFixed(1)} s; ${health}`);
+  }, 180_000);
+
   test('a cell writing 1 GB with no newline to the protocol channel ends its own sandbox only, with a clear error', async () => {
     // The protocol descriptor is a private duplicate of the original stdout; a cell can find it anyway.
     const raw = `

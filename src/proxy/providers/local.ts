@@ -99,6 +99,11 @@ function bwrapArgs(install: PythonInstall, options: LocalProviderOptions, args: 
     '--die-with-parent',
     '--new-session',
     '--hostname', 'rlm-sandbox',
+    // The private /tmp first, so that a Python installed below the host's /tmp stays visible.
+    '--proc', '/proc',
+    '--dev', '/dev',
+    '--size', String(options.tmpBytes ?? 256 * 1024 * 1024),
+    '--tmpfs', '/tmp',
     ...systemBinds(),
   ];
   const covered = (path: string) => path === '/usr' || path.startsWith('/usr/');
@@ -106,10 +111,6 @@ function bwrapArgs(install: PythonInstall, options: LocalProviderOptions, args: 
   for (const path of options.readOnlyPaths ?? []) out.push('--ro-bind', path, path);
   if (options.network) for (const file of NETWORK_FILES) if (existsSync(file)) out.push('--ro-bind', file, file);
   out.push(
-    '--proc', '/proc',
-    '--dev', '/dev',
-    '--size', String(options.tmpBytes ?? 256 * 1024 * 1024),
-    '--tmpfs', '/tmp',
     '--chdir', '/tmp',
     '--setenv', 'HOME', '/tmp',
     '--setenv', 'PATH', SANDBOX_PATH,
