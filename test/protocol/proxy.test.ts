@@ -22,7 +22,7 @@ const ID = 'AbCdEfGhIjKlMnOpQrStUvWxYz012345';
 const EVENTS: CellEvent[] = [
   { type: 'request', data: { seq: 1, request: { op: 'llm_query', prompts: ['a\nb', 'é ✓ 日本'], model: null } } },
   { type: 'request', data: { seq: 2, request: { op: 'tool', name: 'lookup', args: [1, 'x'], kwargs: { deep: { list: [null] } } } } },
-  { type: 'result', data: { stdout: 'line\n\nblank above\r\n', stderr: '', locals: ['x'], execution_time: 0.25, final_answer: null, error_type: null, interrupted: false } },
+  { type: 'result', data: { stdout: 'line\n\nblank above\r\n', stderr: '', locals: ['x'], previews: { x: '[1, 2]' }, execution_time: 0.25, final_answer: null, error_type: null, interrupted: false } },
   { type: 'error', data: { code: 'crashed', message: 'the sandbox process ended unexpectedly' } },
 ];
 
