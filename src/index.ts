@@ -16,6 +16,10 @@ export { CONTEXT_WINDOWS, DEFAULT_CONTEXT_WINDOW, contextWindowFor } from './cor
 export { segmentReply } from './core/parsing';
 export type { ReplySegment } from './core/parsing';
 
+// Typed answers: schemas for the answer and for sub-calls.
+export type { AnswerSchema } from './core/schema';
+export type { JSONSchema, SchemaIssue, ResponseFormat, AnswerValidationRecord, RecordedSchema } from './core/types';
+
 // Results, trajectories and events.
 export type {
   ChatRole,
@@ -75,6 +79,7 @@ export {
   TokenLimitExceededError,
   ErrorThresholdExceededError,
   CancellationError,
+  AnswerValidationError,
   StorageError,
 } from './core/errors';
 

@@ -3,9 +3,10 @@
  * `system`; the stable prefix of the growing conversation is marked for prompt caching.
  */
 import type { BackendOptions } from '../core/options';
-import type { ChatMessage, LMClient, LMRequest, LMResult, SamplingArgs } from '../core/types';
+import type { ChatMessage, LMClient, LMRequest, LMResult, ResponseFormat, SamplingArgs } from '../core/types';
 import { malformed, toLMError } from './errors';
 import { sdkOptions } from './sdk-options';
+import { providerSchema, readStructured, type ProviderSchema } from './structured';
 
 type AnthropicModule = typeof import('@anthropic-ai/sdk');
 let sdk: Promise<AnthropicModule> | undefined;
@@ -35,6 +36,8 @@ export class AnthropicClient implements LMClient {
   async complete(request: LMRequest): Promise<LMResult> {
     const client = await this.sdkClient();
     const { system, messages } = toAnthropicMessages(request.messages, request.cachePrefix !== undefined);
+    const structured = request.responseFormat ? await anthropicSchema(request.responseFormat) : undefined;
+    const sampled = anthropicSampling(request.sampling, this.options.extraBody);
     let reply: unknown;
     try {
       reply = await client.messages.create(
@@ -44,7 +47,9 @@ export class AnthropicClient implements LMClient {
           max_tokens: this.options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
           ...(system.length > 0 ? { system } : {}),
           messages,
-          ...anthropicSampling(request.sampling, this.options.extraBody),
+          ...sampled,
+          // The format joins the effort (or extraBody's output_config) rather than replacing it.
+          ...(structured ? { output_config: { ...objectOf(sampled.output_config ?? this.options.extraBody?.output_config), format: { type: 'json_schema', schema: structured.schema } } } : {}),
         } as never,
         { signal: request.signal ?? null, ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}) },
       );
@@ -68,8 +73,28 @@ export class AnthropicClient implements LMClient {
         cachedInputTokens: cacheRead,
       },
       model: typeof (reply as { model?: unknown }).model === 'string' ? (reply as { model: string }).model : this.model,
+      ...(structured ? { parsed: readStructured(text, structured.wrapped, this.provider, this.model) } : {}),
     };
   }
+}
+
+/**
+ * Structured output (`output_config.format`): the schema rewritten by the SDK's own helper
+ * into the subset the API accepts (constraints it cannot enforce move into descriptions;
+ * validation still enforces them). A schema the helper cannot rewrite is sent as it is.
+ */
+async function anthropicSchema(format: ResponseFormat): Promise<ProviderSchema> {
+  const out = providerSchema(format);
+  const { jsonSchemaOutputFormat } = await import('@anthropic-ai/sdk/helpers/json-schema');
+  try {
+    return { ...out, schema: jsonSchemaOutputFormat(out.schema as never).schema };
+  } catch {
+    return out;
+  }
+}
+
+function objectOf(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 }
 
 /**

@@ -4,8 +4,10 @@
  */
 import type { BackendOptions } from '../core/options';
 import type { LMClient, LMRequest, LMResult, LMUsage, SamplingArgs } from '../core/types';
+import { LMResponseError } from '../core/errors';
 import { malformed, toLMError } from './errors';
 import { sdkOptions } from './sdk-options';
+import { isStrictReady, providerSchema, readStructured } from './structured';
 
 type OpenAIModule = typeof import('openai');
 let sdk: Promise<OpenAIModule> | undefined;
@@ -36,11 +38,13 @@ export class OpenAIClient implements LMClient {
 
   async complete(request: LMRequest): Promise<LMResult> {
     const client = await this.sdkClient();
+    const structured = request.responseFormat ? providerSchema(request.responseFormat) : undefined;
     let reply: unknown;
     try {
       const body: Record<string, unknown> = { ...this.options.extraBody, model: this.model, messages: request.messages };
       if (this.options.maxOutputTokens !== undefined) body.max_completion_tokens = this.options.maxOutputTokens;
       Object.assign(body, openAISampling(request.sampling));
+      if (structured) body.response_format = { type: 'json_schema', json_schema: { name: structured.name, schema: structured.schema, strict: isStrictReady(structured.schema) } };
       reply = await client.chat.completions.create(body as never, {
         signal: request.signal ?? null,
         ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}),
@@ -52,6 +56,9 @@ export class OpenAIClient implements LMClient {
     if (!choice?.message) throw malformed(this.provider, this.model, 'no choices[0].message');
     const message = choice.message;
     const content = typeof message.content === 'string' ? message.content : '';
+    if (structured && typeof message.refusal === 'string' && message.refusal) {
+      throw new LMResponseError(`Model '${this.model}' refused the structured request: ${message.refusal.slice(0, 300)}`, this.provider, this.model);
+    }
     // Reasoning models on compatible servers may put everything in a reasoning field.
     const reasoning = [message.reasoning_content, message.reasoning].find((r): r is string => typeof r === 'string' && r.length > 0);
     const usage = (reply as { usage?: ChatUsage }).usage ?? {};
@@ -67,6 +74,7 @@ export class OpenAIClient implements LMClient {
       reasoning,
       usage: lmUsage,
       model: typeof (reply as { model?: unknown }).model === 'string' ? (reply as { model: string }).model : this.model,
+      ...(structured ? { parsed: readStructured(content, structured.wrapped, this.provider, this.model) } : {}),
     };
   }
 }

@@ -4,13 +4,14 @@
  * into the parent's live; it takes its REPL from the root's pool.
  */
 import { anySignal } from './abort';
-import { describeError, RunEndedError } from './errors';
+import { AnswerValidationError, describeError, RunEndedError } from './errors';
 import type { CompletionOptions, RLMCoreOptions } from './options';
 import type { EnvironmentPool } from './pool';
 import type { Run } from './run';
 import { stoppedMessage, type SubcallDispatcher } from './subcalls';
 import type { BackendSpec } from './options';
-import type { CompletionResult, RLMEvent, SubcallRecord } from './types';
+import { formatIssues } from './schema';
+import type { CompletionResult, JSONSchema, RLMEvent, SubcallRecord } from './types';
 import { UsageTracker } from './usage';
 
 /** What makes an RLM a child: internal, never a public option. */
@@ -25,7 +26,7 @@ export interface ChildContext {
 /** The part of an RLM a parent needs to run it as a child. */
 export interface ChildRLM {
   readonly rootModel: string;
-  completion(context: string, options: CompletionOptions): Promise<CompletionResult>;
+  completion(context: string, options: CompletionOptions): Promise<CompletionResult<unknown>>;
 }
 
 export interface ChildSpawner {
@@ -39,7 +40,7 @@ export interface ChildSpawner {
 }
 
 /** Runs `prompt` as a child RLM; failures become the record's `error`, never a throw. */
-export async function runChild(parent: ChildSpawner, prompt: string, model: string | null, run: Run, signal: AbortSignal): Promise<SubcallRecord> {
+export async function runChild(parent: ChildSpawner, prompt: string, model: string | null, run: Run, signal: AbortSignal, schema?: JSONSchema): Promise<SubcallRecord> {
   const o = parent.options;
   const rootSpec: BackendSpec = model ? { backend: parent.dispatcher().clientFor(model, false) } : { backend: o.backend ?? 'openai', backendOptions: o.backendOptions };
   run.hub.emit({ type: 'subcall_start', ...run.base, kind: 'rlm', model: model ?? parent.rootModel, prompt: prompt.slice(0, 200) });
@@ -66,8 +67,10 @@ export async function runChild(parent: ChildSpawner, prompt: string, model: stri
       },
       { depth: parent.depth + 1, parentUsage: childUsage, pool: parent.pool() },
     );
-    const result = await child.completion(prompt, { signal: anySignal(signal, run.guard.signal) });
-    record = { kind: 'rlm', model: child.rootModel, prompt, response: result.response, usage: childUsage.summary(), executionTimeMs: performance.now() - started, trajectory: result.trajectory };
+    const result = await child.completion(prompt, { signal: anySignal(signal, run.guard.signal), ...(schema ? { schema } : {}) });
+    // With a schema the trajectory's response is the validated value as JSON text.
+    const response = schema ? (result.trajectory.response ?? 'null') : String(result.response);
+    record = { kind: 'rlm', model: child.rootModel, prompt, response, usage: childUsage.summary(), executionTimeMs: performance.now() - started, trajectory: result.trajectory };
   } catch (error) {
     record = {
       kind: 'rlm',
@@ -76,7 +79,7 @@ export async function runChild(parent: ChildSpawner, prompt: string, model: stri
       response: error instanceof RunEndedError ? (error.partialAnswer ?? '') : '',
       usage: childUsage.summary(),
       executionTimeMs: performance.now() - started,
-      error: stoppedMessage(run) ?? `Child RLM completion failed - ${describeError(error)}`,
+      error: stoppedMessage(run) ?? (error instanceof AnswerValidationError ? `the child RLM's answer does not match the schema:\n${formatIssues(error.issues, 'reply')}` : `Child RLM completion failed - ${describeError(error)}`),
       trajectory: error instanceof RunEndedError ? error.trajectory : undefined,
     };
   }

@@ -2,7 +2,7 @@
  * rlm-web's errors: one root class, one subclass per domain, `name` pinned on each so that
  * it survives minification and structured cloning. Messages say what to do.
  */
-import type { Trajectory, UsageSummary } from './types';
+import type { SchemaIssue, Trajectory, UsageSummary } from './types';
 
 export class RLMError extends Error {
   override name = 'RLMError';
@@ -163,6 +163,30 @@ export class ErrorThresholdExceededError extends LimitExceededError {
 /** The caller's AbortSignal fired. */
 export class CancellationError extends RunEndedError {
   override name = 'CancellationError';
+}
+
+/**
+ * The answer still did not match the completion's `schema` after `maxAnswerAttempts`
+ * answers (each failure was fed back to the model). Carries the last answer and its issues.
+ */
+export class AnswerValidationError extends RunEndedError {
+  override name = 'AnswerValidationError';
+  constructor(
+    /** The last answer: its JSON value, or its text when it was not JSON. */
+    readonly answer: unknown,
+    /** Why it does not match: paths into the answer and messages. */
+    readonly issues: SchemaIssue[],
+    /** Answers checked in the run. */
+    readonly attempts: number,
+    answerText: string,
+  ) {
+    const first = issues[0];
+    const where = first ? `${first.path.length > 0 ? first.path.join('.') : '(root)'}: ${first.message}` : 'no issues reported';
+    super(
+      `The answer did not match the schema after ${attempts} attempt${attempts === 1 ? '' : 's'} (${issues.length} issue${issues.length === 1 ? '' : 's'}; first ${where}). Raise maxAnswerAttempts, loosen the schema, or describe the format in rootPrompt.`,
+      { partialAnswer: answerText },
+    );
+  }
 }
 
 // ------------------------------------------------------------------ storage

@@ -6,8 +6,8 @@ import type { RunEndedError } from './errors';
 import type { CompletionResult, RLMEvent, Trajectory } from './types';
 
 /** The events of one run as an async iterable; `result` settles with the completion. */
-export interface RLMStream extends AsyncIterable<RLMEvent> {
-  result: Promise<CompletionResult>;
+export interface RLMStream<T = string> extends AsyncIterable<RLMEvent> {
+  result: Promise<CompletionResult<T>>;
 }
 
 export class EventHub {
@@ -37,7 +37,7 @@ export class EventHub {
  * Starts a run with `start` and yields the hub's events until the run at `depth` ends
  * (`run_end`, or an `error` event — one is made up when the run failed before it began).
  */
-export function streamRun(hub: EventHub, depth: number, start: () => Promise<CompletionResult>): RLMStream {
+export function streamRun<T>(hub: EventHub, depth: number, start: () => Promise<CompletionResult<T>>): RLMStream<T> {
   const queue: RLMEvent[] = [];
   let wake: (() => void) | undefined;
   let done = false;

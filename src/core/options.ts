@@ -4,6 +4,7 @@
  */
 import { ConfigurationError } from './errors';
 import type { Limits } from './limits';
+import type { AnswerSchema } from './schema';
 import type { ToolEntry } from './tools';
 import type { EnvironmentFactory, LMClient, RLMEvent, RunConfig, SamplingArgs, TrajectorySink } from './types';
 
@@ -105,7 +106,18 @@ export interface CompletionOptions {
   rootPrompt?: string | undefined;
   /** Cancels the run: aborts LM calls, interrupts the cell, stops children. Default: none. */
   signal?: AbortSignal | undefined;
+  /**
+   * The answer's shape: a Standard Schema (zod, valibot, ArkType, ...) or a JSON Schema
+   * object. The model is shown it; each answer is validated and `response` is the validated
+   * value. Default: none (`response` is the answer's text).
+   */
+  schema?: AnswerSchema | undefined;
+  /** Answers checked against `schema` (the first plus fixes) before AnswerValidationError. Default: 3. */
+  maxAnswerAttempts?: number | undefined;
 }
+
+/** Default of `CompletionOptions.maxAnswerAttempts`. */
+export const DEFAULT_ANSWER_ATTEMPTS = 3;
 
 /** Characters one sub-call can take, as the prompts tell the model. */
 export const SUBCALL_CHARS = 400_000;

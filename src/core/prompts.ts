@@ -20,6 +20,8 @@ export interface SystemPromptOptions {
   /** Output longer than this is cut before the model sees it. */
   maxOutputChars: number;
   compaction: boolean;
+  /** The answer-format section (`buildAnswerFormatSection`), for runs with a schema. Default: none. */
+  answerFormat?: string | undefined;
 }
 
 export function formatToolsSection(tools: ToolDescription[]): string {
@@ -30,6 +32,9 @@ export function formatToolsSection(tools: ToolDescription[]): string {
   });
   return `\nAlso available in the REPL:\n${lines.join('\n')}\n`;
 }
+
+const SCHEMA_ARGUMENT =
+  'Every query function also takes `schema=`, a JSON Schema dict: each reply is then the parsed value (dict, list, ...) checked against it, or an "Error: ..." string saying what did not match.';
 
 export function buildSystemPrompt(options: SystemPromptOptions): string {
   const k = Math.round(options.subcallChars / 1000);
@@ -43,6 +48,7 @@ The REPL (Python 3, standard library only) holds:
 - \`llm_query(prompt, model=None)\`: sends \`prompt\` to a sub-model and returns its reply as a string. A sub-model sees only the prompt you give it and can read about ${k}K characters at once. If a call fails you get a string starting with "Error:".
 - \`llm_query_batched(prompts, model=None)\`: many independent \`llm_query\` calls run concurrently; returns the replies in the same order. Much faster than calling \`llm_query\` in a loop.
 - ${rlm}
+- ${SCHEMA_ARGUMENT}
 - \`SHOW_VARS()\`: lists the variables you have created.
 - \`answer\`: a dict \`{"content": "", "ready": False}\`. When you know the answer, set \`answer["content"]\` to it and \`answer["ready"] = True\`; the run ends after that cell.
 - \`FINAL_VAR(name)\`: ends the run with the value of the variable called \`name\` as the answer.
@@ -57,7 +63,23 @@ print(context[:500])
 3. Look at the context before you answer: its structure, size and a sample. Variables persist between turns, so build on earlier results.
 4. For large contexts, split the work: chunk the context, search it with Python (re, str methods), and hand chunks to \`llm_query_batched\` with precise instructions, then combine the replies in code.
 5. Never guess what a cell will print: wait for the REPL output in the next turn.
-6. Only when the result is verified, set \`answer["ready"] = True\` (with \`answer["content"]\`) in a repl block. Do not answer in your first turn.`;
+6. Only when the result is verified, set \`answer["ready"] = True\` (with \`answer["content"]\`) in a repl block. Do not answer in your first turn.${options.answerFormat ? `\n\n${options.answerFormat}` : ''}`;
+}
+
+/** The system prompt's section for a run with a schema: what `answer["content"]` must be. */
+export function buildAnswerFormatSection(jsonSchema: object | undefined, vendor: string): string {
+  const head = 'Answer format: `answer["content"]` must be a value built from dicts, lists, strings, numbers, booleans and None (not a JSON string) that matches';
+  const tail = 'It is checked when you mark the answer; if it does not match you are told what to fix.';
+  if (!jsonSchema) return `${head} the ${vendor} schema the application holds. ${tail}`;
+  return `${head} this JSON Schema. ${tail}\n\`\`\`json\n${JSON.stringify(jsonSchema, null, 2)}\n\`\`\``;
+}
+
+/** What the model is told when its answer does not match the schema. */
+export function buildAnswerFeedback(issues: string, attemptsLeft: number): string {
+  const next = attemptsLeft > 0
+    ? `Fix these and mark the answer again (${attemptsLeft} more attempt${attemptsLeft === 1 ? '' : 's'}): set answer["content"] to the corrected value and answer["ready"] = True.`
+    : 'No attempts are left.';
+  return `Your answer does not match the required answer format, so the run has not ended:\n${issues}\n${next}`;
 }
 
 export interface MetadataOptions {
@@ -142,6 +164,10 @@ export function buildToolMarkupReminder(markup: string): string {
 
 export const FINAL_REQUEST =
   'You have no turns left. Reply now with your final answer to the question, as plain text, based on what you found. Do not write code.';
+
+/** FINAL_REQUEST for a run with a schema. */
+export const FINAL_REQUEST_STRUCTURED =
+  'You have no turns left. Reply now with your final answer as JSON that matches the answer format: only the JSON, no code, no other text.';
 
 export const COMPACTION_REQUEST =
   'The conversation is getting long. Summarize your progress: what you learned about the context, which variables hold what, what is left to do, and your best answer so far. Be concise and specific; this summary replaces the conversation.';

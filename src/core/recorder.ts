@@ -52,10 +52,11 @@ export class RunRecorder {
     this.log((l) => l.iterationFinished(this.trajectory, record));
   }
 
-  succeed(response: string, endReason: EndReason, executionTimeMs: number): CompletionResult {
+  /** `structured`: runs with a schema, the validated value (`response` is then its JSON text). */
+  succeed(response: string, endReason: EndReason, executionTimeMs: number, structured?: { value: unknown }): CompletionResult<unknown> {
     const t = this.trajectory;
     Object.assign(t, { status: 'completed', endReason, response, usage: this.usage.summary(), executionTimeMs });
-    const result: CompletionResult = { response, usage: t.usage, executionTimeMs, trajectory: t };
+    const result: CompletionResult<unknown> = { response: structured ? structured.value : response, usage: t.usage, executionTimeMs, trajectory: t };
     this.log((l) => l.runEnded(t));
     this.hub.emit({ type: 'run_end', ...this.base, result });
     return result;

@@ -11,16 +11,19 @@ import { contextAsText, describeInput, isEmptyContext } from './context-input';
 import { ConfigurationError, RLMError, StorageError } from './errors';
 import { EventHub, streamRun, type RLMStream } from './events';
 import { RunGuard } from './limits';
-import { resolveOptions, runConfig, SUBCALL_CHARS, type BackendSpec, type CompletionOptions, type ResolvedOptions, type RLMCoreOptions } from './options';
+import { DEFAULT_ANSWER_ATTEMPTS, resolveOptions, runConfig, SUBCALL_CHARS, type BackendSpec, type CompletionOptions, type ResolvedOptions, type RLMCoreOptions } from './options';
 import { EnvironmentPool } from './pool';
-import { buildMetadataMessage, buildOpening, buildSystemPrompt, buildTurnPrompt, FINAL_REQUEST, withOrchestratorGuidance } from './prompts';
+import { buildAnswerFormatSection, buildMetadataMessage, buildOpening, buildSystemPrompt, buildTurnPrompt, FINAL_REQUEST, FINAL_REQUEST_STRUCTURED, withOrchestratorGuidance } from './prompts';
 import { RunRecorder } from './recorder';
+import { STRUCTURED_ANSWER_VARIABLE, toJSONText } from './schema';
+import { AnswerChecker } from './schema-answers';
 import type { Run } from './run';
 import { Session } from './session';
 import { SubcallDispatcher } from './subcalls';
 import { describeTools, normalizeTools, type NormalizedTool } from './tools';
 import { playFinalTurn, playTurn, type TurnSetup } from './turn';
-import type { ChatMessage, CompletionResult, ContextInput, EndReason, EnvironmentFactory, LMClient, ReplInfo } from './types';
+import type { ChatMessage, CompletionResult, ContextInput, EndReason, EnvironmentFactory, JSONSchema, LMClient, ReplEnvironment, ReplInfo } from './types';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { UsageTracker } from './usage';
 
 /** How core gets concrete clients and environments without importing them. */
@@ -42,6 +45,8 @@ export class RLMCore {
   private ownPool: EnvironmentPool | undefined;
   private active: Run | undefined;
   private closed = false;
+  /** Whether the REPL was last told to hand answers back as JSON. */
+  private structuredAnswers = false;
 
   constructor(
     options: RLMCoreOptions,
@@ -60,7 +65,7 @@ export class RLMCore {
     this.subcalls = new SubcallDispatcher(
       { root: this.rootClient, others: otherClients, tools: this.tools, recursive: this.depth + 1 < this.opts.maxDepth, maxConcurrent: this.opts.maxConcurrentSubcalls, maxConcurrentChildren: this.opts.maxConcurrentChildren, sampling: this.opts.subSamplingArgs },
       () => this.active,
-      (prompt, model, run, signal) => runChild(this.spawner(), prompt, model, run, signal),
+      (prompt, model, run, signal, schema) => runChild(this.spawner(), prompt, model, run, signal, schema),
     );
     this.session = new Session(
       { factory: this.envFactory, environmentOptions: this.opts.environmentOptions, tools: this.tools, persistent: this.opts.persistent, pool: child?.pool },
@@ -107,7 +112,11 @@ export class RLMCore {
    * for await (const event of stream) if (event.type === 'iteration_end') show(event.record);
    * const { response } = await stream.result;
    */
-  stream(context: ContextInput, options: CompletionOptions = {}): RLMStream {
+  stream(context: ContextInput, options?: CompletionOptions & { schema?: undefined }): RLMStream;
+  stream<T>(context: ContextInput, options: CompletionOptions & { schema: StandardSchemaV1<unknown, T> }): RLMStream<T>;
+  stream<T = unknown>(context: ContextInput, options: CompletionOptions & { schema: JSONSchema }): RLMStream<T>;
+  stream(context: ContextInput, options?: CompletionOptions): RLMStream<unknown>;
+  stream(context: ContextInput, options: CompletionOptions = {}): RLMStream<unknown> {
     return streamRun(this.hub, this.depth, () => this.completion(context, options));
   }
 
@@ -115,16 +124,30 @@ export class RLMCore {
    * Answers `options.rootPrompt` about `context` (or, without a root prompt, the request the
    * context itself states). Rejects with a RunEndedError subclass when a limit or the
    * signal ends the run, with the partial answer attached.
+   *
+   * With `options.schema` the answer is validated (failures are fed back to the model, up
+   * to `maxAnswerAttempts`, then AnswerValidationError) and `response` is the validated
+   * value, typed from a Standard Schema (or `T` for a JSON Schema).
+   *
+   * @example
+   * const Verdict = z.object({ guilty: z.boolean(), evidence: z.array(z.string()) });
+   * const { response } = await rlm.completion(transcript, { rootPrompt: 'Who did it?', schema: Verdict });
+   * response.evidence; // string[]
    */
-  async completion(context: ContextInput, options: CompletionOptions = {}): Promise<CompletionResult> {
+  completion(context: ContextInput, options?: CompletionOptions & { schema?: undefined }): Promise<CompletionResult>;
+  completion<T>(context: ContextInput, options: CompletionOptions & { schema: StandardSchemaV1<unknown, T> }): Promise<CompletionResult<T>>;
+  completion<T = unknown>(context: ContextInput, options: CompletionOptions & { schema: JSONSchema }): Promise<CompletionResult<T>>;
+  completion(context: ContextInput, options?: CompletionOptions): Promise<CompletionResult<unknown>>;
+  async completion(context: ContextInput, options: CompletionOptions = {}): Promise<CompletionResult<unknown>> {
     this.assertIdle();
-    if (this.depth >= this.opts.maxDepth) return this.plainCompletion(context, options);
     // Input errors throw before any run state exists: nothing to clean up.
+    const answers = options.schema === undefined ? undefined : AnswerChecker.create(options.schema, options.maxAnswerAttempts ?? DEFAULT_ANSWER_ATTEMPTS);
+    if (this.depth >= this.opts.maxDepth) return this.plainCompletion(context, options, answers);
     const described = describeInput(context);
     if (isEmptyContext(context)) {
       throw new ConfigurationError('The context is empty: pass the text (or data, or a File) the question is about as the first argument of completion().');
     }
-    const run = this.beginRun(options, described);
+    const run = this.beginRun(options, described, answers);
     const { guard, recorder } = run;
     const until = <T>(promise: Promise<T>): Promise<T> => raceAbort(promise, guard.signal);
     try {
@@ -134,27 +157,30 @@ export class RLMCore {
       const compactor = this.opts.compaction ? new Compactor(this.rootClient, env, { threshold: this.opts.compactionThreshold, contextWindows: this.opts.given.contextWindows, sampling }) : undefined;
       const ready = compactor ? compactor.prepare(opened.ready) : opened.ready;
       ready.catch(() => undefined);
-      const setup: TurnSetup = { client: this.rootClient, env, ready, cellTimeoutMs: this.opts.cellTimeoutMs, maxOutputChars: this.opts.maxOutputChars, sampling };
+      const setup: TurnSetup = { client: this.rootClient, env, ready: this.answerMode(env, ready, answers !== undefined), cellTimeoutMs: this.opts.cellTimeoutMs, maxOutputChars: this.opts.maxOutputChars, sampling, answers };
       const metadata = buildMetadataMessage({ rootPrompt: options.rootPrompt, contexts: [described], contextName: index === 0 ? 'context' : `context_${index}`, subcallChars: SUBCALL_CHARS });
       const opening = buildOpening(metadata, this.opts.userPrologue);
       const turnPrompt = (i: number) => buildTurnPrompt({ iteration: i, maxIterations: this.opts.maxIterations, contextCount: index + 1, historyCount: this.session.historyCount });
       let messages: ChatMessage[] = [
-        { role: 'system', content: this.systemPrompt() },
+        { role: 'system', content: this.systemPrompt(answers) },
         { role: 'user', content: `${opening}\n\n${turnPrompt(0)}` },
       ];
       let response: string | undefined;
+      let value: unknown;
       let endReason: EndReason = 'answer';
       for (let i = 0; i < this.opts.maxIterations && response === undefined; i++) {
         guard.check();
         if (compactor?.due(messages)) messages = await compactor.compact(run, messages, opening, turnPrompt(i));
         const turn = await playTurn(setup, run, messages, i + 1);
         recorder.iteration(turn.record);
+        if (turn.invalid) throw turn.invalid;
         if (turn.answer !== null) {
           response = turn.answer;
+          value = turn.value;
           break;
         }
         guard.recordIteration(turn.errors);
-        const next = i + 1 < this.opts.maxIterations ? turnPrompt(i + 1) : FINAL_REQUEST;
+        const next = i + 1 < this.opts.maxIterations ? turnPrompt(i + 1) : answers ? FINAL_REQUEST_STRUCTURED : FINAL_REQUEST;
         messages.push({ role: 'user', content: `${turn.feedback}\n\n${next}` });
         await compactor?.record([{ role: 'assistant', content: turn.record.response }, { role: 'user', content: turn.feedback }], until);
       }
@@ -163,10 +189,12 @@ export class RLMCore {
         guard.check();
         const final = await playFinalTurn(setup, run, messages, this.opts.maxIterations + 1);
         recorder.iteration(final.record);
+        if (final.invalid) throw final.invalid;
         response = final.answer;
+        value = final.value;
       }
       await this.session.saveHistory(messages, this.opts.compaction, until);
-      return recorder.succeed(response, endReason, guard.elapsedMs());
+      return answers ? recorder.succeed(toJSONText(value, response), endReason, guard.elapsedMs(), { value }) : recorder.succeed(response, endReason, guard.elapsedMs());
     } catch (caught) {
       throw recorder.fail(guard.reason ?? caught, guard.elapsedMs(), run.bestPartial);
     } finally {
@@ -179,9 +207,10 @@ export class RLMCore {
     if (this.active) throw new RLMError('completion() is already running on this RLM; await it first or use another RLM instance.');
   }
 
-  private beginRun(options: CompletionOptions, context: ReturnType<typeof describeInput>): Run {
+  private beginRun(options: CompletionOptions, context: ReturnType<typeof describeInput>, answers: AnswerChecker | undefined): Run {
     const usage = new UsageTracker(this.child?.parentUsage);
     const recorder = new RunRecorder(this.hub, this.opts.given.logger, usage, { config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, rootPrompt: options.rootPrompt, context });
+    if (answers) recorder.trajectory.schema = answers.schema.recorded;
     let bestPartial: () => string | undefined = () => undefined;
     const guard = new RunGuard(this.opts.limits, usage, () => bestPartial(), options.signal);
     const run: Run = { base: recorder.base, usage, hub: this.hub, recorder, guard, cellSubcalls: undefined, bestPartial: undefined };
@@ -199,32 +228,56 @@ export class RLMCore {
     await run.recorder.flush();
   }
 
-  private systemPrompt(): string {
+  private systemPrompt(answers: AnswerChecker | undefined): string {
+    const answerFormat = answers ? buildAnswerFormatSection(answers.schema.jsonSchema, answers.schema.recorded.vendor) : undefined;
+    const custom = this.opts.given.customSystemPrompt;
     const prompt =
-      this.opts.given.customSystemPrompt ??
-      buildSystemPrompt({
-        recursive: this.depth + 1 < this.opts.maxDepth,
-        tools: describeTools(this.tools),
-        subcallChars: SUBCALL_CHARS,
-        maxOutputChars: this.opts.maxOutputChars,
-        compaction: this.opts.compaction,
-      });
+      custom !== undefined
+        ? answerFormat ? `${custom}\n\n${answerFormat}` : custom
+        : buildSystemPrompt({
+            recursive: this.depth + 1 < this.opts.maxDepth,
+            tools: describeTools(this.tools),
+            subcallChars: SUBCALL_CHARS,
+            maxOutputChars: this.opts.maxOutputChars,
+            compaction: this.opts.compaction,
+            answerFormat,
+          });
     return this.opts.orchestrator ? withOrchestratorGuidance(prompt) : prompt;
   }
 
+  /**
+   * Tells the REPL (once it is ready) whether answers go back as JSON (runs with a schema)
+   * or as str(); a persistent REPL may have been told otherwise by the previous run.
+   */
+  private answerMode(env: ReplEnvironment, ready: Promise<void>, structured: boolean): Promise<void> {
+    if (!structured && !this.structuredAnswers) return ready;
+    this.structuredAnswers = structured;
+    const told = ready.then(() => env.setVariable(STRUCTURED_ANSWER_VARIABLE, structured, true));
+    told.catch(() => undefined);
+    return told;
+  }
+
   /** At the depth limit (maxDepth: 0 for the root) an RLM is a plain LM call, recorded as one iteration. */
-  private async plainCompletion(context: ContextInput, options: CompletionOptions): Promise<CompletionResult> {
+  private async plainCompletion(context: ContextInput, options: CompletionOptions, answers: AnswerChecker | undefined): Promise<CompletionResult<unknown>> {
     const started = performance.now();
     const usage = new UsageTracker(this.child?.parentUsage);
     const recorder = new RunRecorder(this.hub, this.opts.given.logger, usage, { config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, rootPrompt: options.rootPrompt, context: describeInput(context) });
+    if (answers) recorder.trajectory.schema = answers.schema.recorded;
     recorder.start();
     try {
       const text = await contextAsText(context);
-      const messages: ChatMessage[] = [{ role: 'user', content: options.rootPrompt ? `${text}\n\n${options.rootPrompt}` : text }];
+      const format = answers?.schema.jsonSchema;
+      const question = options.rootPrompt ? `${text}\n\n${options.rootPrompt}` : text;
+      const messages: ChatMessage[] = [{ role: 'user', content: answers ? `${question}\n\n${buildAnswerFormatSection(format, answers.schema.recorded.vendor)}` : question }];
       const timestamp = new Date().toISOString();
-      const lm = await this.rootClient.complete({ messages, signal: options.signal, sampling: this.opts.samplingArgs });
+      const lm = await this.rootClient.complete({ messages, signal: options.signal, sampling: this.opts.samplingArgs, ...(format ? { responseFormat: { name: 'answer', schema: format } } : {}) });
       usage.add(this.rootClient.model, lm.usage);
-      recorder.iteration({ iteration: 1, timestamp, prompt: messages, response: lm.text, reasoning: lm.reasoning, codeBlocks: [], finalAnswer: lm.text, iterationTimeMs: performance.now() - started, usage: lm.usage });
+      const answer = lm.parsed !== undefined ? JSON.stringify(lm.parsed) : lm.text;
+      // One call, so one attempt: a reply that does not match ends the run.
+      const checked = answers ? await answers.check(answer, true) : undefined;
+      recorder.iteration({ iteration: 1, timestamp, prompt: messages, response: lm.text, reasoning: lm.reasoning, codeBlocks: [], finalAnswer: checked?.ok === false ? null : answer, iterationTimeMs: performance.now() - started, usage: lm.usage, validation: checked?.record });
+      if (checked?.ok === false) throw checked.error;
+      if (checked?.ok) return recorder.succeed(toJSONText(checked.value, answer), 'answer', performance.now() - started, { value: checked.value });
       return recorder.succeed(lm.text, 'answer', performance.now() - started);
     } catch (error) {
       throw recorder.fail(error, performance.now() - started);

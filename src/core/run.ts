@@ -5,7 +5,7 @@
 import type { EventHub } from './events';
 import type { RunGuard } from './limits';
 import type { RunBase, RunRecorder } from './recorder';
-import type { ChatMessage, LMClient, LMResult, SamplingArgs, SubcallRecord } from './types';
+import type { ChatMessage, LMClient, LMResult, ResponseFormat, SamplingArgs, SubcallRecord } from './types';
 import type { UsageTracker } from './usage';
 
 export interface Run {
@@ -21,9 +21,9 @@ export interface Run {
 }
 
 /** One root LM call, metered; a stopped run throws its own reason, not the aborted call's. */
-export async function callRoot(client: LMClient, run: Run, messages: ChatMessage[], sampling?: SamplingArgs): Promise<LMResult> {
+export async function callRoot(client: LMClient, run: Run, messages: ChatMessage[], sampling?: SamplingArgs, responseFormat?: ResponseFormat): Promise<LMResult> {
   try {
-    const lm = await client.complete({ messages, signal: run.guard.signal, cachePrefix: messages.length, sampling });
+    const lm = await client.complete({ messages, signal: run.guard.signal, cachePrefix: messages.length, sampling, ...(responseFormat ? { responseFormat } : {}) });
     run.usage.add(client.model, lm.usage);
     return lm;
   } catch (error) {

@@ -8,11 +8,12 @@ import { mapConcurrent } from './concurrency';
 import { ConfigurationError, describeError, LMError } from './errors';
 import type { Run } from './run';
 import { callTool, type NormalizedTool } from './tools';
-import type { LMClient, HostReply, SubcallRecord, HostRequest, SamplingArgs } from './types';
+import { compileSchema, formatIssues, parseJSONReply, toJSONText, type CompiledSchema } from './schema';
+import type { LMClient, HostReply, SubcallRecord, HostRequest, JSONSchema, LMResult, SamplingArgs } from './types';
 import { emptyLMUsage, summarizeCall } from './usage';
 
-/** Runs one child RLM for `rlm_query` (see children.ts). */
-export type ChildRunner = (prompt: string, model: string | null, run: Run, signal: AbortSignal) => Promise<SubcallRecord>;
+/** Runs one child RLM for `rlm_query` (see children.ts); with `schema`, its answer is held to it. */
+export type ChildRunner = (prompt: string, model: string | null, run: Run, signal: AbortSignal, schema: JSONSchema | undefined) => Promise<SubcallRecord>;
 
 export interface SubcallSettings {
   root: LMClient;
@@ -64,10 +65,12 @@ export class SubcallDispatcher {
       // Validate the model name once for the whole batch: an unknown model is the caller's bug.
       const client = recursive ? undefined : this.clientFor(request.model, true);
       if (recursive && request.model) this.clientFor(request.model, false);
+      // A schema from Python is model-written: checked (caps, no regex) before any call.
+      const schema = request.schema == null ? undefined : compileSchema(request.schema, 'model');
       const target = run.cellSubcalls;
       const lanes = recursive ? this.settings.maxConcurrentChildren : this.settings.maxConcurrent;
       const records = await mapConcurrent(request.prompts, lanes, (prompt) =>
-        recursive ? this.runChild(prompt, request.model, run, signal) : this.leafCall(client!, prompt, run, signal),
+        recursive ? this.runChild(prompt, request.model, run, signal, schema?.jsonSchema) : this.leafCall(client!, prompt, run, signal, schema),
       );
       // Recorded in prompt order, whatever order they finished in.
       target?.push(...records);
@@ -77,15 +80,17 @@ export class SubcallDispatcher {
     }
   }
 
-  private async leafCall(client: LMClient, prompt: string, run: Run, signal: AbortSignal): Promise<SubcallRecord> {
+  private async leafCall(client: LMClient, prompt: string, run: Run, signal: AbortSignal, schema: CompiledSchema | undefined): Promise<SubcallRecord> {
     run.hub.emit({ type: 'subcall_start', ...run.base, kind: 'llm', model: client.model, prompt: prompt.slice(0, 200) });
     const started = performance.now();
     let record: SubcallRecord;
     try {
       run.guard.check();
-      const lm = await client.complete({ messages: [{ role: 'user', content: prompt }], signal: anySignal(signal, run.guard.signal), sampling: this.settings.sampling });
+      const format = schema?.jsonSchema ? { responseFormat: { name: 'reply', schema: schema.jsonSchema } } : {};
+      const lm = await client.complete({ messages: [{ role: 'user', content: prompt }], signal: anySignal(signal, run.guard.signal), sampling: this.settings.sampling, ...format });
       run.usage.add(client.model, lm.usage);
-      record = { kind: 'llm', model: client.model, prompt, response: lm.text, usage: summarizeCall(client.model, lm.usage), executionTimeMs: performance.now() - started };
+      const reply = schema ? await checkReply(schema, lm) : { response: lm.text };
+      record = { kind: 'llm', model: client.model, prompt, ...reply, usage: summarizeCall(client.model, lm.usage), executionTimeMs: performance.now() - started };
     } catch (error) {
       const message = stoppedMessage(run) ?? `LM query failed - ${error instanceof LMError ? error.message : describeError(error)}`;
       record = { kind: 'llm', model: client.model, prompt, response: '', usage: summarizeCall(client.model, emptyLMUsage()), executionTimeMs: performance.now() - started, error: message };
@@ -93,6 +98,15 @@ export class SubcallDispatcher {
     run.hub.emit({ type: 'subcall_end', ...run.base, record });
     return record;
   }
+}
+
+/** A structured reply: its validated value as JSON text, or an error with the issues (and the raw text). */
+async function checkReply(schema: CompiledSchema, lm: LMResult): Promise<{ response: string; error?: string }> {
+  const parsed = lm.parsed !== undefined ? { value: lm.parsed } : parseJSONReply(lm.text);
+  if (!parsed) return { response: lm.text, error: `the reply is not JSON, so it does not match the schema (it starts: ${JSON.stringify(lm.text.slice(0, 80))})` };
+  const outcome = await schema.validate(parsed.value);
+  if (!outcome.ok) return { response: lm.text, error: `the reply does not match the schema:\n${formatIssues(outcome.issues, 'reply')}` };
+  return { response: toJSONText(outcome.value, lm.text) };
 }
 
 /** "run stopped: ..." when the run's own limit or signal ended the call. */

@@ -3,10 +3,12 @@
  * look for an answer, and say what the model is told next. Also the out-of-turns call.
  */
 import { raceAbort } from './abort';
+import type { AnswerValidationError } from './errors';
 import { findCodeBlocks, findTextAnswer, findToolMarkup, formatFeedback, hasOnlyForeignFences } from './parsing';
 import { buildToolMarkupReminder, NO_CODE_REMINDER } from './prompts';
 import { callRoot, type Run } from './run';
-import type { CellResult, ChatMessage, CodeBlockRecord, IterationRecord, LMClient, LMResult, ReplEnvironment, SamplingArgs, SubcallRecord } from './types';
+import type { AnswerChecker } from './schema-answers';
+import type { CellResult, ChatMessage, CodeBlockRecord, IterationRecord, LMClient, LMResult, ReplEnvironment, ResponseFormat, SamplingArgs, SubcallRecord } from './types';
 
 /** What a turn needs besides the run: the root model and the REPL (booting while the model thinks). */
 export interface TurnSetup {
@@ -18,6 +20,8 @@ export interface TurnSetup {
   maxOutputChars: number;
   /** Sampling of the root model's calls. */
   sampling?: SamplingArgs | undefined;
+  /** Runs with a schema: checks each marked answer. */
+  answers?: AnswerChecker | undefined;
 }
 
 export interface TurnOutcome {
@@ -28,15 +32,19 @@ export interface TurnOutcome {
   feedback: string;
   /** stderr of the cells that raised (not interrupted), for the error limit; undefined when none did. */
   errors: string | undefined;
+  /** Runs with a schema: the validated answer, when `answer` is set. */
+  value?: unknown;
+  /** Runs with a schema: the answer failed and no attempts are left; thrown once the turn is recorded. */
+  invalid?: AnswerValidationError | undefined;
 }
 
 /** Asks the root model once; records the reply as the partial answer and emits it. */
-async function ask(setup: TurnSetup, run: Run, messages: ChatMessage[], iteration: number): Promise<{ lm: LMResult; prompt: ChatMessage[]; started: number; timestamp: string }> {
+async function ask(setup: TurnSetup, run: Run, messages: ChatMessage[], iteration: number, format?: ResponseFormat): Promise<{ lm: LMResult; prompt: ChatMessage[]; started: number; timestamp: string }> {
   const started = performance.now();
   const timestamp = new Date().toISOString();
   run.hub.emit({ type: 'iteration_start', ...run.base, iteration });
   const prompt = messages.map((m) => ({ ...m }));
-  const lm = await callRoot(setup.client, run, messages, setup.sampling);
+  const lm = await callRoot(setup.client, run, messages, setup.sampling, format);
   if (lm.text.trim()) run.bestPartial = lm.text;
   run.hub.emit({ type: 'lm_response', ...run.base, iteration, text: lm.text, usage: lm.usage });
   // A reply that pushed the run over a limit is kept as the partial answer, not run.
@@ -74,6 +82,13 @@ export async function playTurn(setup: TurnSetup, run: Run, messages: ChatMessage
       }
     }
   }
+  const checked = answer !== null && setup.answers ? await setup.answers.check(answer) : undefined;
+  if (checked && !checked.ok) {
+    // Not an answer yet: the model is told what to fix. It stays the best partial answer.
+    run.bestPartial = answer ?? undefined;
+    answer = null;
+    textAnswerError = checked.feedback;
+  }
   const failed = records.filter((r) => r.errorType !== null && !r.interrupted);
   const record: IterationRecord = {
     iteration,
@@ -85,12 +100,15 @@ export async function playTurn(setup: TurnSetup, run: Run, messages: ChatMessage
     finalAnswer: answer,
     iterationTimeMs: performance.now() - started,
     usage: lm.usage,
+    validation: checked?.record,
   };
   return {
     record,
     answer,
     feedback: answer === null ? feedbackFor(text, blocks, records, textAnswerError, setup.maxOutputChars) : '',
     errors: failed.length > 0 ? failed.map((r) => r.stderr).join('\n') : undefined,
+    value: checked?.ok ? checked.value : undefined,
+    invalid: checked && !checked.ok ? checked.error : undefined,
   };
 }
 
@@ -105,11 +123,17 @@ function feedbackFor(text: string, blocks: string[], records: CodeBlockRecord[],
   return hasOnlyForeignFences(text) ? `${NO_CODE_REMINDER} (Your \`\`\`python block was not run.)` : NO_CODE_REMINDER;
 }
 
-/** Out of turns: one last call for a plain-text answer, recorded like any iteration. */
-export async function playFinalTurn(setup: TurnSetup, run: Run, messages: ChatMessage[], iteration: number): Promise<{ record: IterationRecord; answer: string }> {
-  const { lm, prompt, started, timestamp } = await ask(setup, run, messages, iteration);
+/**
+ * Out of turns: one last call for a plain-text answer, recorded like any iteration. With a
+ * schema, the call asks for structured output (when the schema has a JSON Schema) and the
+ * answer gets its last check.
+ */
+export async function playFinalTurn(setup: TurnSetup, run: Run, messages: ChatMessage[], iteration: number): Promise<Pick<TurnOutcome, 'record' | 'value' | 'invalid'> & { answer: string }> {
+  const jsonSchema = setup.answers?.schema.jsonSchema;
+  const { lm, prompt, started, timestamp } = await ask(setup, run, messages, iteration, jsonSchema ? { name: 'answer', schema: jsonSchema } : undefined);
   const textAnswer = findTextAnswer(lm.text);
-  const answer = textAnswer?.kind === 'final' ? textAnswer.value : lm.text;
+  const answer = lm.parsed !== undefined ? JSON.stringify(lm.parsed) : textAnswer?.kind === 'final' ? textAnswer.value : lm.text;
+  const checked = setup.answers ? await setup.answers.check(answer, true) : undefined;
   const record: IterationRecord = {
     iteration,
     timestamp,
@@ -117,11 +141,12 @@ export async function playFinalTurn(setup: TurnSetup, run: Run, messages: ChatMe
     response: lm.text,
     reasoning: lm.reasoning,
     codeBlocks: [],
-    finalAnswer: answer,
+    finalAnswer: checked && !checked.ok ? null : answer,
     iterationTimeMs: performance.now() - started,
     usage: lm.usage,
+    validation: checked?.record,
   };
-  return { record, answer };
+  return { record, answer, value: checked?.ok ? checked.value : undefined, invalid: checked && !checked.ok ? checked.error : undefined };
 }
 
 async function runCell(setup: TurnSetup, run: Run, code: string, iteration: number, block: number): Promise<CodeBlockRecord> {

@@ -25,6 +25,11 @@ export interface LMUsage {
 
 export interface LMRequest {
   messages: ChatMessage[];
+  /**
+   * Ask for a reply that is a JSON value matching `schema`, with the provider's structured
+   * output where it has one; the client then sets `LMResult.parsed`. Default: none (text).
+   */
+  responseFormat?: ResponseFormat | undefined;
   /** Aborts the HTTP request. */
   signal?: AbortSignal | undefined;
   /** Per-call timeout in ms. Default: the client's own (120 000). */
@@ -63,6 +68,25 @@ export interface LMResult {
   usage: LMUsage;
   /** The model that answered, as the API named it. */
   model: string;
+  /** The reply's JSON value, when the request had a `responseFormat` and the client parsed it. */
+  parsed?: unknown;
+}
+
+/** A JSON Schema (any draft the validator knows: 4, 7, 2019-09, 2020-12), as a plain object. */
+export interface JSONSchema {
+  [keyword: string]: unknown;
+}
+
+/** A structured reply requested of an LM: a name (some APIs require one) and the JSON Schema. */
+export interface ResponseFormat {
+  name: string;
+  schema: JSONSchema;
+}
+
+/** One way a value fails a schema: where (keys and indexes from the root) and what is wrong. */
+export interface SchemaIssue {
+  path: (string | number)[];
+  message: string;
 }
 
 /** One model behind one API: what the loop needs of any provider. */
@@ -112,7 +136,8 @@ export interface ContextDescription {
 
 /** A request Python code makes of the page: sub-calls (one prompt per item) or a custom tool. */
 export type HostRequest =
-  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null }
+  /** `schema`: each reply must be JSON matching it; results are then JSON texts (or "Error: ..."). */
+  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null; schema?: JSONSchema | null | undefined }
   | { op: 'tool'; name: string; args: unknown[]; kwargs: Record<string, unknown> };
 
 /** The page's answer: `results` for queries (one per prompt, in order), `value` for tools. */
@@ -233,6 +258,27 @@ export interface IterationRecord {
   finalAnswer: string | null;
   iterationTimeMs: number;
   usage: LMUsage;
+  /** Runs with a schema: the check of the answer this iteration marked. */
+  validation?: AnswerValidationRecord | undefined;
+}
+
+/** One check of a marked answer against the run's schema. */
+export interface AnswerValidationRecord {
+  /** 1-based: which answer of the run this was. */
+  attempt: number;
+  valid: boolean;
+  /** Empty when valid. */
+  issues: SchemaIssue[];
+  /** The answer as the REPL handed it over (JSON text, or the text of FINAL(...)). */
+  answer: string;
+}
+
+/** The schema a run's answer was held to, as recorded. */
+export interface RecordedSchema {
+  /** 'json-schema', or the Standard Schema library ('zod', 'valibot', ...). */
+  vendor: string;
+  /** The JSON Schema shown to the model, when there is one. */
+  jsonSchema?: JSONSchema | undefined;
 }
 
 export interface RunConfig {
@@ -259,6 +305,8 @@ export interface Trajectory {
   rootPrompt?: string | undefined;
   context: ContextDescription & { bytes?: number | undefined };
   iterations: IterationRecord[];
+  /** Runs with a schema: the schema; `response` is then the validated value as JSON text. */
+  schema?: RecordedSchema | undefined;
   status: RunStatus;
   endReason?: EndReason | undefined;
   response?: string | undefined;
@@ -282,13 +330,14 @@ export type RLMEvent =
   | { type: 'iteration_end'; runId: string; depth: number; record: IterationRecord }
   | { type: 'usage'; runId: string; depth: number; usage: UsageSummary }
   | { type: 'compaction'; runId: string; depth: number; summary: string; count: number }
-  | { type: 'run_end'; runId: string; depth: number; result: CompletionResult }
+  | { type: 'run_end'; runId: string; depth: number; result: CompletionResult<unknown> }
   /** The trajectory store refused a write (quota, blocked upgrade); the run goes on. */
   | { type: 'storage_error'; runId: string; depth: number; error: StorageError }
   | { type: 'error'; runId: string; depth: number; error: Error; trajectory: Trajectory };
 
-export interface CompletionResult {
-  response: string;
+/** `T`: the answer's text, or with a schema the validated value. */
+export interface CompletionResult<T = string> {
+  response: T;
   usage: UsageSummary;
   executionTimeMs: number;
   trajectory: Trajectory;

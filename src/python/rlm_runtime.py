@@ -35,6 +35,9 @@ RESERVED_NAMES = (
 
 _TRACEBACK_FRAMES = 4
 
+# Set (reserved) by the page when the run has a schema: the answer then goes back as JSON.
+STRUCTURED_ANSWER = "_rlm_structured_answer"
+
 # Variable previews in cell results (the trajectory shows them): at most this many
 # variables, this many characters each, a few items of each container.
 _PREVIEW_VARIABLES = 100
@@ -135,12 +138,18 @@ class _Unset:
 _UNSET = _Unset()
 
 
+def _jsonable(value):
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    raise TypeError("%s is not JSON-serializable" % type(value).__name__)
+
+
 class Runtime:
     def __init__(self, transport, max_output_chars=MAX_OUTPUT_CHARS):
         self._transport = transport
         self._max_output_chars = max_output_chars
         self._cell_count = 0
-        self._final = None
+        self._final = _UNSET
         self._tool_names = []
         self._scaffold = {}
         self._base_modules = set(sys.modules)
@@ -164,7 +173,7 @@ class Runtime:
         self.ns["__name__"] = "__main__"
         self.ns["__builtins__"] = builtins
         self._tool_names = []
-        self._final = None
+        self._final = _UNSET
         self._scaffold = {
             "llm_query": self.llm_query,
             "llm_query_batched": self.llm_query_batched,
@@ -245,36 +254,44 @@ class Runtime:
     def _request(self, request):
         return self._transport(request)
 
-    def _query(self, op, prompts, model):
+    def _query(self, op, prompts, model, schema=None):
         for p in prompts:
             if not isinstance(p, str):
                 raise TypeError("%s expects str prompts, got %s" % (op, type(p).__name__))
-        reply = self._request({"op": op, "prompts": prompts, "model": model})
+        request = {"op": op, "prompts": prompts, "model": model}
+        if schema is not None:
+            if not isinstance(schema, dict):
+                raise TypeError("%s: schema must be a JSON Schema dict, got %s" % (op, type(schema).__name__))
+            request["schema"] = schema
+        reply = self._request(request)
         if "error" in reply:
             raise RuntimeError(reply["error"])
-        return reply["results"]
+        if schema is None:
+            return reply["results"]
+        # With a schema each result is the validated reply as JSON, or an "Error: ..." text.
+        return [r if r.startswith("Error:") else json.loads(r) for r in reply["results"]]
 
-    def llm_query(self, prompt, model=None):
-        """One call to a sub-model. Returns its text, or "Error: ..." if the call failed."""
-        return self._query("llm_query", [prompt], model)[0]
+    def llm_query(self, prompt, model=None, schema=None):
+        """One call to a sub-model. Returns its text (with `schema`, the parsed value), or "Error: ..." if it failed."""
+        return self._query("llm_query", [prompt], model, schema)[0]
 
-    def llm_query_batched(self, prompts, model=None):
+    def llm_query_batched(self, prompts, model=None, schema=None):
         """Many independent sub-model calls, run concurrently; results in prompt order."""
         prompts = list(prompts)
         if not prompts:
             return []
-        return self._query("llm_query", prompts, model)
+        return self._query("llm_query", prompts, model, schema)
 
-    def rlm_query(self, prompt, model=None):
+    def rlm_query(self, prompt, model=None, schema=None):
         """A child RLM on `prompt` (a plain sub-model call at the depth limit)."""
-        return self._query("rlm_query", [prompt], model)[0]
+        return self._query("rlm_query", [prompt], model, schema)[0]
 
-    def rlm_query_batched(self, prompts, model=None):
+    def rlm_query_batched(self, prompts, model=None, schema=None):
         """Many child RLMs, run concurrently; results in prompt order."""
         prompts = list(prompts)
         if not prompts:
             return []
-        return self._query("rlm_query", prompts, model)
+        return self._query("rlm_query", prompts, model, schema)
 
     # ---------------------------------------------------------------- helpers
 
@@ -319,15 +336,24 @@ class Runtime:
             value = self.ns[key]
         else:
             value = name
-        self._final = str(value)
-        return self._final
+        self._final = value
+        return str(value)
 
     def resolve_variable(self, name):
-        """For FINAL_VAR written in the response text: the variable's str() or None."""
+        """For FINAL_VAR written in the response text: the variable as an answer, or None."""
         key = name.strip().strip("'\"")
         if key in self.ns and not key.startswith("__"):
-            return str(self.ns[key])
+            return self._answer_text(self.ns[key])
         return None
+
+    def _answer_text(self, value):
+        """An answer as the page reads it: str(value), or JSON when the run has a schema."""
+        if not self._scaffold.get(STRUCTURED_ANSWER):
+            return str(value)
+        try:
+            return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_jsonable)
+        except (TypeError, ValueError, RecursionError):
+            return str(value)
 
     # ---------------------------------------------------------------- execution
 
@@ -363,7 +389,7 @@ class Runtime:
         old_out, old_err = sys.stdout, sys.stderr
         self._saved_streams = (old_out, old_err)
         sys.stdout, sys.stderr = out, err
-        self._final = None
+        self._final = _UNSET
         error_type = None
         interrupted = False
         started = time.perf_counter()
@@ -417,8 +443,8 @@ class Runtime:
         """Read the answer, then put every reserved name back as it was."""
         final = self._final
         current = self.ns.get("answer")
-        if final is None and isinstance(current, dict) and current.get("ready"):
-            final = str(current.get("content", ""))
+        if final is _UNSET and isinstance(current, dict) and current.get("ready"):
+            final = current.get("content", "")
         for name, value in self._scaffold.items():
             if name == "answer":
                 if not isinstance(current, AnswerDict):
@@ -430,10 +456,11 @@ class Runtime:
                 continue
             if self.ns.get(name, _UNSET) is not value:
                 self.ns[name] = value
-        self._final = None
-        if final is not None:
-            self.ns["answer"]["ready"] = False
-        return final
+        self._final = _UNSET
+        if final is _UNSET:
+            return None
+        self.ns["answer"]["ready"] = False
+        return self._answer_text(final)
 
 
 def make_stdio_transport(stdin, stdout):

@@ -8,7 +8,8 @@ export type BridgeKind = 'jspi' | 'sab';
 
 /** A request made by Python code (sub-call or custom tool) for the page to answer. */
 export type HostRequest =
-  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null }
+  /** `schema`: a JSON Schema each reply must match; the results are then JSON texts (or "Error: ..."). */
+  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null; schema?: Record<string, unknown> | null }
   | { op: 'tool'; name: string; args: unknown[]; kwargs: Record<string, unknown> };
 
 /** The page's answer: `results` for queries (one per prompt), `value` for tools. */
