@@ -10,6 +10,7 @@
 import { StorageError } from '../core/errors';
 import { newId } from '../core/ids';
 import type {
+  AnswerValidationRecord,
   ChatMessage,
   ChatRole,
   CodeBlockRecord,
@@ -17,6 +18,7 @@ import type {
   IterationRecord,
   LMUsage,
   ModelUsage,
+  RecordedSchema,
   RunConfig,
   RunStatus,
   SubcallRecord,
@@ -88,6 +90,7 @@ function metadataToJSON(t: Trajectory): Json {
       maxTimeMs: c.maxTimeMs,
       maxTokens: c.maxTokens,
       maxErrors: c.maxErrors,
+      schema: t.schema,
     },
   };
 }
@@ -137,7 +140,7 @@ function iterationToJSON(it: IterationRecord): Json {
     code_blocks: it.codeBlocks.map(codeBlockToJSON),
     final_answer: it.finalAnswer,
     iteration_time: seconds(it.iterationTimeMs),
-    rlm_web: { usage: it.usage, reasoning: it.reasoning },
+    rlm_web: { usage: it.usage, reasoning: it.reasoning, validation: it.validation },
   };
 }
 
@@ -535,6 +538,7 @@ function iterationFromJSON(value: unknown, what = 'iteration line'): IterationRe
     usage: lmUsageFromJSON(ours.usage),
   };
   if (typeof ours.reasoning === 'string') record.reasoning = ours.reasoning;
+  if (isObject(ours.validation)) record.validation = ours.validation as unknown as AnswerValidationRecord;
   return record;
 }
 
@@ -575,6 +579,7 @@ function startTrajectory(meta: Json, rootPrompt: string | undefined, first?: Ite
     status: 'imported',
     usage: { models: {}, calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUSD: 0 },
   };
+  if (isObject(ours.schema)) t.schema = ours.schema as unknown as RecordedSchema;
   const question = typeof ours.rootPrompt === 'string' ? ours.rootPrompt : rootPrompt;
   if (question !== undefined) t.rootPrompt = question;
   return t;

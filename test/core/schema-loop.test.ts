@@ -5,6 +5,7 @@ import { FINAL_REQUEST_STRUCTURED } from '../../src/core/prompts';
 import { STRUCTURED_ANSWER_VARIABLE } from '../../src/core/schema';
 import type { CompletionResult, LMClient, LMRequest, LMResult } from '../../src/core/types';
 import type { RLMCore } from '../../src/core/rlm';
+import { readJSONL, toJSONL } from '../../src/store/jsonl';
 import { FakeClient, makeRLM, rejection, repl, results, scripted, type Cell, type CellContext } from './fakes/fakes';
 
 const CONTEXT = 'Report: build 7 failed at line 12; build 8 failed at line 40.';
@@ -35,6 +36,18 @@ describe('typed answers in the loop', () => {
     expect(t.iterations[0]?.validation).toMatchObject({ attempt: 1, answer: '{"summary":"two failures"}', issues: [{ path: ['lines'] }] });
     expect(t.iterations[0]?.finalAnswer).toBeNull();
     expect(t.response).toBe('{"summary":"two failures","lines":[12,40]}');
+  });
+
+  it('the JSONL export keeps the schema and the validation rounds under rlm_web, and reads them back', async () => {
+    const root = new FakeClient('root', scripted(repl('first'), repl('second')));
+    const { rlm } = makeRLM({ root, cells: { first: marks({ summary: 's' }), second: marks({ summary: 's', lines: [] }) } });
+    const { trajectory } = await rlm.completion(CONTEXT, { schema: Findings });
+    const lines = toJSONL(trajectory).trimEnd().split('\n').map((l) => JSON.parse(l) as { rlm_web: Record<string, unknown> });
+    expect(lines[0]?.rlm_web.schema).toEqual(trajectory.schema);
+    expect(lines[1]?.rlm_web.validation).toMatchObject({ attempt: 1, valid: false });
+    const back = (await readJSONL(toJSONL(trajectory))).trajectories[0]!;
+    expect(back.schema).toEqual(trajectory.schema);
+    expect(back.iterations.map((it) => it.validation)).toEqual(trajectory.iterations.map((it) => it.validation));
   });
 
   it('takes a JSON Schema too', async () => {
