@@ -17,6 +17,8 @@ export interface ScriptedRequest {
   messages: ScriptedMessage[];
   /** The raw JSON body. */
   body: Record<string, unknown>;
+  /** The JSON Schema of a structured-output request (OpenAI `response_format`, Anthropic `output_config.format`). */
+  schema?: Record<string, unknown>;
   headers: IncomingMessage['headers'];
 }
 
@@ -91,6 +93,8 @@ export async function startLMServer(initial: Script = () => 'ok'): Promise<LMSer
       messages.push({ role: m.role, content: textOf(m.content) });
     }
     const request: ScriptedRequest = { api, model: String(body.model), messages, body, headers: req.headers };
+    const format = (api === 'openai' ? (body.response_format as { json_schema?: { schema?: unknown } } | undefined)?.json_schema : (body.output_config as { format?: { schema?: unknown } } | undefined)?.format)?.schema;
+    if (typeof format === 'object' && format !== null) request.schema = format as Record<string, unknown>;
     requests.push(request);
     let reply: ScriptedReply;
     try {

@@ -196,11 +196,18 @@ function toIssues(errors: ValidatorError[], value: unknown): SchemaIssue[] {
   for (const e of errors) {
     const below = errors.some((other) => other !== e && other.instanceLocation.startsWith(`${e.instanceLocation}/`));
     if (SUMMARY_KEYWORDS.has(e.keyword) && below) continue;
-    const message = e.keyword === 'false' ? 'is not allowed here (the schema has no such property or item).' : e.error;
-    const key = `${e.instanceLocation} ${message}`;
+    const path = pointerToPath(e.instanceLocation, value);
+    let message = e.keyword === 'false' ? 'is not allowed here (the schema has no such property or item).' : e.error;
+    // A missing property is reported where it should be, as zod and valibot do.
+    const missing = e.keyword === 'required' ? /required property "(.*)"\.$/.exec(e.error) : null;
+    if (missing) {
+      path.push(missing[1]!);
+      message = 'is required but missing.';
+    }
+    const key = `${JSON.stringify(path)} ${message}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ path: pointerToPath(e.instanceLocation, value), message });
+    out.push({ path, message });
   }
   return out;
 }

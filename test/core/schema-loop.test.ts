@@ -229,7 +229,7 @@ describe('structured sub-calls', () => {
     });
     await rlm.completion(CONTEXT);
     expect(out[0]).toBe('{"n":5}');
-    expect(out[1]).toBe('Error: the child RLM\'s answer does not match the schema:\n- reply: Instance does not have required property "n".');
+    expect(out[1]).toBe('Error: the child RLM\'s answer does not match the schema:\n- reply["n"]: is required but missing.');
   });
 });
 

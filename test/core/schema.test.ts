@@ -68,9 +68,9 @@ describe('validation issues', () => {
     expect(outcome.ok).toBe(false);
     if (outcome.ok) return;
     expect(outcome.issues).toEqual([
-      { path: [], message: 'Instance does not have required property "title".' },
+      { path: ['title'], message: 'is required but missing.' },
       { path: ['items', 0, 'line'], message: '0 is less than 1.' },
-      { path: ['items', 1], message: 'Instance does not have required property "line".' },
+      { path: ['items', 1, 'line'], message: 'is required but missing.' },
       { path: ['extra'], message: 'is not allowed here (the schema has no such property or item).' },
     ]);
   });
