@@ -141,7 +141,7 @@ export class RLMCore {
   async completion(context: ContextInput, options: CompletionOptions = {}): Promise<CompletionResult<unknown>> {
     this.assertIdle();
     // Input errors throw before any run state exists: nothing to clean up.
-    const answers = options.schema === undefined ? undefined : AnswerChecker.create(options.schema, options.maxAnswerAttempts ?? DEFAULT_ANSWER_ATTEMPTS);
+    const answers = options.schema === undefined ? undefined : await AnswerChecker.create(options.schema, options.maxAnswerAttempts ?? DEFAULT_ANSWER_ATTEMPTS);
     if (this.depth >= this.opts.maxDepth) return this.plainCompletion(context, options, answers);
     const described = describeInput(context);
     if (isEmptyContext(context)) {

@@ -23,12 +23,12 @@ export class AnswerChecker {
     private readonly maxAttempts: number,
   ) {}
 
-  /** Throws ConfigurationError when `schema` is not usable or `maxAttempts` is not a whole number ≥ 1. */
-  static create(schema: unknown, maxAttempts: number): AnswerChecker {
+  /** Rejects with ConfigurationError when `schema` is not usable or `maxAttempts` is not a whole number ≥ 1. */
+  static async create(schema: unknown, maxAttempts: number): Promise<AnswerChecker> {
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
       throw new ConfigurationError(`maxAnswerAttempts must be a whole number of at least 1 (got ${maxAttempts}).`);
     }
-    return new AnswerChecker(compileSchema(schema, 'app'), maxAttempts);
+    return new AnswerChecker(await compileSchema(schema, 'app'), maxAttempts);
   }
 
   /** Checks the answer text the REPL (or a FINAL(...) line) gave; `last` ends the attempts now. */

@@ -8,7 +8,7 @@
  * walks the value and never generates code (no `eval`, no `new Function`): it runs on a
  * page whose Content-Security-Policy forbids 'unsafe-eval', in workers and in extensions.
  */
-import { Validator, type Schema as ValidatorSchema, type SchemaDraft } from '@cfworker/json-schema';
+import type { Schema as ValidatorSchema, SchemaDraft, Validator } from '@cfworker/json-schema';
 import type { StandardJSONSchemaV1, StandardSchemaV1 } from '@standard-schema/spec';
 import { ConfigurationError } from './errors';
 import type { JSONSchema, RecordedSchema, SchemaIssue } from './types';
@@ -36,6 +36,8 @@ export const MODEL_SCHEMA_MAX_DEPTH = 32;
 /** Deeper than this, an app's schema is taken for a cycle. */
 const APP_SCHEMA_MAX_DEPTH = 256;
 
+/** Issues kept from one validation (the trajectory records them). */
+const MAX_KEPT_ISSUES = 200;
 /** Issues listed in one piece of feedback; the rest are counted. */
 const MAX_LISTED_ISSUES = 20;
 const MAX_ISSUE_CHARS = 300;
@@ -48,11 +50,15 @@ export function isStandardSchema(value: unknown): value is StandardSchemaV1 {
   return (props as { version?: unknown }).version === 1 && typeof (props as { validate?: unknown }).validate === 'function';
 }
 
+type ValidatorModule = typeof import('@cfworker/json-schema');
+let validatorModule: Promise<ValidatorModule> | undefined;
+
 /**
- * Validates and prepares `schema`. Throws ConfigurationError when it cannot be used: not a
- * schema, a remote `$ref`, or (for model-written schemas) over the caps or with a regex.
+ * Validates and prepares `schema`. Rejects with ConfigurationError when it cannot be used:
+ * not a schema, a remote `$ref`, or (for model-written schemas) over the caps or with a
+ * regex. The JSON Schema validator is loaded on first use (pages without schemas skip it).
  */
-export function compileSchema(schema: unknown, source: SchemaSource): CompiledSchema {
+export async function compileSchema(schema: unknown, source: SchemaSource): Promise<CompiledSchema> {
   if (isStandardSchema(schema)) return compileStandard(schema);
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
     throw new ConfigurationError(`A schema must be a Standard Schema (zod, valibot, ArkType, ...) or a JSON Schema object; got ${Array.isArray(schema) ? 'an array' : typeof schema}.`);
@@ -69,7 +75,7 @@ function compileStandard(schema: StandardSchemaV1): CompiledSchema {
     async validate(value) {
       const result = await props.validate(value);
       if (!result.issues) return { ok: true, value: result.value };
-      return { ok: false, issues: result.issues.map((issue) => ({ path: (issue.path ?? []).map(pathKey), message: issue.message })) };
+      return { ok: false, issues: result.issues.slice(0, MAX_KEPT_ISSUES).map((issue) => ({ path: (issue.path ?? []).map(pathKey), message: issue.message })) };
     },
   };
 }
@@ -93,8 +99,9 @@ function pathKey(segment: PropertyKey | StandardSchemaV1.PathSegment): string | 
   return typeof key === 'number' ? key : String(key);
 }
 
-function compileJSONSchema(schema: JSONSchema, source: SchemaSource): CompiledSchema {
+async function compileJSONSchema(schema: JSONSchema, source: SchemaSource): Promise<CompiledSchema> {
   checkJSONSchema(schema, source);
+  const { Validator } = await (validatorModule ??= import('@cfworker/json-schema'));
   let validator: Validator;
   try {
     validator = new Validator(schema as ValidatorSchema, draftOf(schema), false);
@@ -110,7 +117,7 @@ function compileJSONSchema(schema: JSONSchema, source: SchemaSource): CompiledSc
         result = validator.validate(value);
       } catch (error) {
         // A value nested too deeply for the validator's recursion, for instance.
-        return { ok: false, issues: [{ path: [], message: `could not be checked: ${(error as Error).message}` }] };
+        return { ok: false, issues: [{ path: [], message: `could not be checked (${(error as Error).message}): send a smaller or flatter value.` }] };
       }
       return result.valid ? { ok: true, value } : { ok: false, issues: toIssues(result.errors, value) };
     },
@@ -191,11 +198,20 @@ interface ValidatorError {
 
 /** The validator's errors, most specific first, as issues with paths into `value`. */
 function toIssues(errors: ValidatorError[], value: unknown): SchemaIssue[] {
+  // Locations with an error further down, found in one pass (a hostile answer can have 100k errors).
+  const above = new Set<string>();
+  for (const e of errors) {
+    for (let cut = e.instanceLocation.lastIndexOf('/'); cut > 0; cut = e.instanceLocation.lastIndexOf('/', cut - 1)) {
+      const parent = e.instanceLocation.slice(0, cut);
+      if (above.has(parent)) break;
+      above.add(parent);
+    }
+  }
   const seen = new Set<string>();
   const out: SchemaIssue[] = [];
   for (const e of errors) {
-    const below = errors.some((other) => other !== e && other.instanceLocation.startsWith(`${e.instanceLocation}/`));
-    if (SUMMARY_KEYWORDS.has(e.keyword) && below) continue;
+    if (out.length >= MAX_KEPT_ISSUES) break;
+    if (SUMMARY_KEYWORDS.has(e.keyword) && above.has(e.instanceLocation)) continue;
     const path = pointerToPath(e.instanceLocation, value);
     let message = e.keyword === 'false' ? 'is not allowed here (the schema has no such property or item).' : e.error;
     // A missing property is reported where it should be, as zod and valibot do.

@@ -66,7 +66,7 @@ export class SubcallDispatcher {
       const client = recursive ? undefined : this.clientFor(request.model, true);
       if (recursive && request.model) this.clientFor(request.model, false);
       // A schema from Python is model-written: checked (caps, no regex) before any call.
-      const schema = request.schema == null ? undefined : compileSchema(request.schema, 'model');
+      const schema = request.schema == null ? undefined : await compileSchema(request.schema, 'model');
       const target = run.cellSubcalls;
       const lanes = recursive ? this.settings.maxConcurrentChildren : this.settings.maxConcurrent;
       const records = await mapConcurrent(request.prompts, lanes, (prompt) =>
