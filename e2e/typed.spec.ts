@@ -120,7 +120,9 @@ test('structured sub-calls through both SDKs: parsed values in Python, a reply t
       const { RLM } = (window as any).rlmWeb;
       const runs: Record<string, unknown> = {};
       for (const [backend, baseURL] of [['openai', openaiURL], ['anthropic', anthropicURL]] as const) {
-        const rlm = new RLM({ backend, backendOptions: { model: `scripted-${backend}`, baseURL, apiKey: 'test' } });
+        // Anthropic: the sub-calls' effort and the structured format share output_config.
+        const extra = backend === 'anthropic' ? { subSamplingArgs: { reasoningEffort: 'low' } } : {};
+        const rlm = new RLM({ backend, backendOptions: { model: `scripted-${backend}`, baseURL, apiKey: 'test' }, ...extra });
         try {
           runs[backend] = (await rlm.completion('ctx', { rootPrompt: 'q', schema: { type: 'object' } })).response;
         } finally {
@@ -149,6 +151,7 @@ test('structured sub-calls through both SDKs: parsed values in Python, a reply t
   expect(openaiCount.body.response_format).toMatchObject({ json_schema: { strict: false } });
   const anthropicCount = subs.find((r) => r.api === 'anthropic' && lastUser(r) === 'count')!;
   expect(anthropicCount.body.output_config).toEqual({
+    effort: 'low',
     format: { type: 'json_schema', schema: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'], additionalProperties: false } },
   });
   // Root turns asked for no structured output: the model writes code there.
