@@ -7,6 +7,7 @@
 import type { Page } from '@playwright/test';
 import { expect, PLAIN_ORIGIN, test } from './support/fixtures';
 import { isRootCall, lastUser, repl, turnOf, type ScriptedRequest } from './support/lm-server';
+import { PROXY_TOKEN, startProxy } from './support/proxy';
 
 const CONTEXT = 'build 7 failed at line 12\nbuild 8 passed\nbuild 9 failed at line 40\n';
 
@@ -156,6 +157,29 @@ test('structured sub-calls through both SDKs: parsed values in Python, a reply t
   });
   // Root turns asked for no structured output: the model writes code there.
   expect(lm.requests.filter(isRootCall).every((r) => r.schema === undefined)).toBe(true);
+});
+
+test('a remote sandbox (proxy, local provider): structured sub-calls and the answer as JSON', async ({ harness, lm }) => {
+  const proxy = await startProxy();
+  try {
+    lm.setScript((r) => (isRootCall(r) ? repl(SUBCALL_CELL) : structuredSubcalls(r)));
+    const out = await harness.evaluate(
+      async ({ baseURL, proxyURL, token }) => {
+        const { RLM } = (window as any).rlmWeb;
+        const rlm = new RLM({ backendOptions: { model: 'scripted', baseURL }, environment: 'remote', environmentOptions: { proxyURL, token, provider: 'local' } });
+        try {
+          return (await rlm.completion('ctx', { rootPrompt: 'q', schema: { type: 'object', required: ['n', 'tags'] } })).response;
+        } finally {
+          await rlm.close();
+        }
+      },
+      { baseURL: lm.openaiURL, proxyURL: proxy.url, token: PROXY_TOKEN },
+    );
+    expect(out).toMatchObject({ n: 3, tags: [['alpha', 'ALPHA'], ['beta', 'BETA']], types: ['dict', 'list'] });
+    expect((out as { bad: string }).bad).toMatch(/^Error: the reply does not match the schema/);
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('validation works on a page whose Content-Security-Policy forbids unsafe-eval', async ({ page, lm }) => {

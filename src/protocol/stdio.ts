@@ -43,7 +43,8 @@ export interface CellOutput {
 
 /** A request made by Python code for the page to answer: a sub-call or a custom tool. */
 export type SubcallRequest =
-  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null }
+  /** `schema`: a JSON Schema each reply must match (the page checks it). */
+  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null; schema?: { [keyword: string]: JSONValue } }
   | { op: 'tool'; name: string; args: JSONValue[]; kwargs: { [name: string]: JSONValue } };
 
 /** The page's answer: `results` for queries (one per prompt), `value` for tools, or an error. */
@@ -158,7 +159,8 @@ function isStringArray(value: unknown): value is string[] {
 function parseRequest(value: unknown): SubcallRequest | undefined {
   if (!isPlainObject(value)) return undefined;
   if ((value.op === 'llm_query' || value.op === 'rlm_query') && isStringArray(value.prompts) && (value.model === null || value.model === undefined || typeof value.model === 'string')) {
-    return { op: value.op, prompts: value.prompts, model: value.model ?? null };
+    const schema = isPlainObject(value.schema) ? { schema: value.schema as { [keyword: string]: JSONValue } } : {};
+    return { op: value.op, prompts: value.prompts, model: value.model ?? null, ...schema };
   }
   if (value.op === 'tool' && typeof value.name === 'string' && Array.isArray(value.args) && isPlainObject(value.kwargs)) {
     return { op: 'tool', name: value.name, args: value.args as JSONValue[], kwargs: value.kwargs as { [name: string]: JSONValue } };

@@ -19,6 +19,7 @@ describe('parseStdioMessage', () => {
     expect(parseStdioMessage('{"type":"ready","pid":2,"python":"3.11.7"}')).toEqual({ type: 'ready', pid: 2, python: '3.11.7' });
     expect(parseStdioMessage('{"type":"error","id":3,"error":"boom"}')).toEqual({ type: 'error', id: 3, error: 'boom', error_type: 'Error' });
     expect(parseStdioMessage('{"type":"request","request":{"op":"llm_query","prompts":["p"]}}')).toEqual({ type: 'request', request: { op: 'llm_query', prompts: ['p'], model: null } });
+    expect(parseStdioMessage('{"type":"request","request":{"op":"llm_query","prompts":["p"],"model":null,"schema":{"type":"object"}}}')).toEqual({ type: 'request', request: { op: 'llm_query', prompts: ['p'], model: null, schema: { type: 'object' } } });
     for (const bad of ['', 'not json', '[]', '{"type":"ready","pid":"2","python":"x"}', '{"type":"result","id":1}', '{"type":"request","request":{"op":"llm_query","prompts":[1]}}', '{"type":"request","request":{"op":"rm"}}', '{"type":"other"}']) {
       expect(parseStdioMessage(bad)).toBeUndefined();
     }
