@@ -2,6 +2,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { defineConfig, type Plugin } from 'vite';
+import { isolatedSources } from './scripts/isolated-sources';
 import { PYODIDE_FILES } from './src/vite/plugin';
 
 const require = createRequire(import.meta.url);
@@ -37,5 +38,6 @@ export default defineConfig({
     rollupOptions: { output: { entryFileNames: 'worker.js', chunkFileNames: 'worker-[name]-[hash].js' } },
   },
   optimizeDeps: { exclude: ['pyodide'] },
-  plugins: [copyPyodide()],
+  // dist/sandbox.html + sandbox.js: the isolation frame's host page, for environmentOptions.sandboxURL.
+  plugins: [copyPyodide(), isolatedSources({ emitHostPage: true })],
 });

@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
+import { isolatedSources } from './scripts/isolated-sources';
 import { rlmWeb } from './src/vite/plugin';
 
 export default defineConfig({
@@ -18,5 +19,6 @@ export default defineConfig({
   },
   server: { port: 5173 },
   preview: { port: 5173 },
-  plugins: [rlmWeb()],
+  // The demo's CSP forbids inline scripts: its isolation frame is the emitted sandbox.html.
+  plugins: [rlmWeb(), isolatedSources({ emitHostPage: true })],
 });

@@ -48,6 +48,13 @@ export interface RLMCoreOptions extends Limits {
   environment?: string | EnvironmentFactory | undefined;
   /** Settings of the chosen environment. Default: {}. */
   environmentOptions?: object | undefined;
+  /**
+   * Where Pyodide runs. 'sandbox': in an opaque-origin iframe whose CSP allows no network, so
+   * Python reaches no network, none of the page's storage and no page script; custom tools
+   * are its one way out. 'none': a worker of the page's origin (Python can fetch and read the
+   * origin's IndexedDB). Ignored by remote environments. Default: 'sandbox'.
+   */
+  isolation?: 'sandbox' | 'none' | undefined;
   /** Depth of recursion: 1 means rlm_query is a plain LM call; 0 makes completion() itself one. Default: 1. */
   maxDepth?: number | undefined;
   /** Root turns before a final answer is requested. Default: 30. */
@@ -185,7 +192,14 @@ export function resolveOptions(options: RLMCoreOptions): ResolvedOptions {
   if (options.userPrologue !== undefined && typeof options.userPrologue !== 'string') throw new ConfigurationError('userPrologue must be a string.');
   wholeNumber('maxDepth', options.maxDepth, 0, '; 0 makes the RLM a plain LM call');
   const env = options.environment ?? 'pyodide';
-  const environmentOptions = { cellTimeoutMs: options.cellTimeoutMs, ...(options.environmentOptions as Record<string, unknown> | undefined) };
+  if (options.isolation !== undefined && options.isolation !== 'sandbox' && options.isolation !== 'none') {
+    throw new ConfigurationError(`isolation must be 'sandbox' (the default) or 'none'; got ${JSON.stringify(options.isolation)}.`);
+  }
+  const environmentOptions = {
+    cellTimeoutMs: options.cellTimeoutMs,
+    ...(options.isolation && { isolation: options.isolation }),
+    ...(options.environmentOptions as Record<string, unknown> | undefined),
+  };
   return {
     given: options,
     backend,

@@ -170,6 +170,8 @@ export interface ReplInfo {
   runtime: string;
   /** Pyodide: whether the boot used ('loaded') or stored ('saved') a memory snapshot. */
   snapshot?: 'loaded' | 'saved' | 'none' | undefined;
+  /** Pyodide: 'sandbox' (opaque-origin frame, no network, no storage) or 'none' (a same-origin worker). */
+  isolation?: 'sandbox' | 'none' | undefined;
 }
 
 export interface ExecuteOptions {

@@ -1,11 +1,11 @@
 /**
- * The page side of the Pyodide REPL: owns the worker, answers its sub-call requests on
- * either bridge, and enforces cell timeouts — by KeyboardInterrupt when the page is
- * cross-origin isolated (state kept), else by restarting the worker (state lost, contexts
- * and tools reloaded).
+ * The page side of the Pyodide REPL: owns the worker (in the isolation frame by default),
+ * answers its sub-call requests on either bridge, keeps its memory snapshot, and enforces
+ * cell timeouts — by KeyboardInterrupt when the page is cross-origin isolated (state
+ * kept), else by restarting the worker (state lost, contexts and tools reloaded).
  */
 import * as Comlink from 'comlink';
-import { BridgeUnavailableError, ReplCrashedError } from '../core/errors';
+import { BridgeUnavailableError, ConfigurationError, ReplCrashedError } from '../core/errors';
 import type {
   CellResult,
   ContextInput,
@@ -19,39 +19,54 @@ import type {
 import {
   SHARED_FORMAT_JSON,
   SHARED_FORMAT_RESULTS,
-  SHARED_HEADER_BYTES,
-  SHARED_SLOT_FORMAT,
-  SHARED_SLOT_LENGTH,
-  SHARED_SLOT_SEQ,
-  SHARED_SLOT_STATUS,
-  SHARED_STATUS_READY,
-  SHARED_STATUS_TOO_SMALL,
+  writeSharedReply,
   type CellOutput,
   type ContextDescription,
   type HostEndpoint,
   type HostReply,
   type HostRequest,
   type SharedCallMessage,
+  type SharedPayload,
   type WorkerAPI,
 } from '../worker/protocol';
+import type { RelayedCall, RelayedReply } from '../frame/protocol';
 import { cellDeadline, restartedCellResult } from './cell-deadline';
 import { encodeContext } from './context-bytes';
-import { createReplWorker } from './worker-factory';
+import { resolveIndexURL } from './pyodide-files';
+import { deleteSnapshot, readSnapshot, writeSnapshot } from './snapshot-store';
+import { createReplWorker, type Isolation, type ReplWorker } from './worker-factory';
 
 export interface PyodideEnvironmentOptions {
-  /** Where Pyodide's files are served (a directory URL). Default: ./pyodide/ next to the worker script. */
+  /**
+   * Where Python runs. 'sandbox': a worker in an opaque-origin iframe whose CSP allows no
+   * network — no fetch, no storage, no page access; the page hands Pyodide in. 'none': a
+   * module worker of the page's origin (Python can use the network and the origin's
+   * storage). Set through `RLMOptions.isolation`. Default: 'sandbox'.
+   */
+  isolation?: Isolation | undefined;
+  /**
+   * 'sandbox' only: URL of rlm-web's `sandbox.html` (shipped in dist/, with `sandbox.js`
+   * beside it), for pages whose CSP forbids the default srcdoc frame's inline script and for
+   * extensions (list it under `sandbox.pages`). Default: an srcdoc frame.
+   */
+  sandboxURL?: string | URL | undefined;
+  /**
+   * Where Pyodide's files are served (a directory URL). Default: ./pyodide/ next to
+   * rlm-web's files ('none': next to the worker script).
+   */
   indexURL?: string | undefined;
-  /** The worker script. Default: the one shipped with rlm-web. */
+  /** 'none' only: the worker script. Default: the one shipped with rlm-web. */
   workerURL?: string | URL | undefined;
-  /** 'auto' (default) uses JSPI when available, else SharedArrayBuffer; force one to test. */
+  /** 'auto' (default) prefers SharedArrayBuffer when the page is cross-origin isolated, else JSPI; force one to test. */
   bridge?: 'auto' | 'jspi' | 'sab' | undefined;
   /** How long an interrupted cell may take to stop before the worker is restarted. Default: 2000 ms. */
   interruptGraceMs?: number | undefined;
   /** A worker not booted by then is replaced once (without the snapshot). Default: 60 000 ms. */
   bootTimeoutMs?: number | undefined;
   /**
-   * Boot from a memory snapshot of Pyodide kept in Cache Storage (≈31 MB, made on the first
-   * boot, keyed by Pyodide version): ≈0.3 s instead of ≈2.3 s. Default: true.
+   * Boot from a memory snapshot of Pyodide kept by the page in Cache Storage (≈31 MB, made on
+   * the first boot, used only while its SHA-256 matches the digest the page recorded): ≈0.3 s
+   * instead of ≈2.3 s. Default: true.
    */
   snapshot?: boolean | undefined;
 }
@@ -68,7 +83,8 @@ class BootTimeoutError extends ReplCrashedError {
 }
 
 export class PyodideRepl implements ReplEnvironment {
-  private worker: Worker | undefined;
+  private worker: ReplWorker | undefined;
+  private readonly isolation: Isolation;
   private remote: Comlink.Remote<WorkerAPI> | undefined;
   private booting: Promise<ReplInfo> | undefined;
   private current: ReplInfo | undefined;
@@ -79,7 +95,7 @@ export class PyodideRepl implements ReplEnvironment {
   private tools: ToolDefinition[] = [];
   /** Aborts the sub-calls of the running cell. */
   private cellController: AbortController | undefined;
-  private pendingShared: { seq: number; payload: { format: number; bytes: Uint8Array } } | undefined;
+  private pendingShared: { seq: number; payload: SharedPayload } | undefined;
   private closePort: (() => void) | undefined;
   private closed = false;
   /** Rejects when the current worker dies (an uncaught error, out of memory). */
@@ -89,7 +105,10 @@ export class PyodideRepl implements ReplEnvironment {
     private readonly host: SubcallHost,
     private readonly options: PyodideEnvironmentOptions = {},
   ) {
-    this.interruptBuffer = typeof SharedArrayBuffer !== 'undefined' && globalThis.crossOriginIsolated ? new Uint8Array(new SharedArrayBuffer(1)) : undefined;
+    this.isolation = checkIsolation(options);
+    // 'none': the page shares this byte with its worker; 'sandbox': the frame holds one per worker.
+    this.interruptBuffer =
+      this.isolation === 'none' && typeof SharedArrayBuffer !== 'undefined' && globalThis.crossOriginIsolated ? new Uint8Array(new SharedArrayBuffer(1)) : undefined;
   }
 
   get info(): ReplInfo | undefined {
@@ -116,47 +135,65 @@ export class PyodideRepl implements ReplEnvironment {
   }
 
   private async bootOnce(snapshot: boolean): Promise<ReplInfo> {
-    const worker = createReplWorker({ workerURL: this.options.workerURL });
-    this.worker = worker;
-    const remote = Comlink.wrap<WorkerAPI>(worker);
-    this.remote = remote;
-    const crashed = new Promise<never>((_, reject) => {
-      worker.addEventListener('error', (event) => {
-        event.preventDefault();
-        reject(new ReplCrashedError(`The REPL worker failed: ${event.message || 'it could not be loaded (check workerURL and that the server serves it as JavaScript)'}.`));
-      });
-    });
-    crashed.catch(() => undefined);
-    this.crashed = crashed;
-    let boot;
-    const sharedPort = this.sharedPort();
-    const endpoint: HostEndpoint = { call: (request) => this.answer(request) };
+    const indexURL = resolveIndexURL(this.options.indexURL);
+    const snapshotKey = `${indexURL}rlm-web-snapshot-${this.isolation}.bin`;
     const timeoutMs = this.options.bootTimeoutMs ?? 60_000;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new BootTimeoutError(`Pyodide did not start within ${timeoutMs} ms (environmentOptions.bootTimeoutMs).`)), timeoutMs);
     });
+    timedOut.catch(() => undefined);
+    let boot;
+    let stored: Uint8Array | undefined;
     try {
-      boot = await Promise.race([
-        remote.boot(
-          Comlink.transfer(
-            { indexURL: this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer, sharedPort, snapshot },
-            [sharedPort],
-          ),
-          Comlink.proxy(endpoint),
-        ),
-        crashed,
-        timedOut,
-      ]);
-    } catch (error) {
-      if (error instanceof BootTimeoutError) throw error;
-      const message = (error as Error).message ?? String(error);
-      if (/JSPI|cross-origin isolated|requested/.test(message)) throw new BridgeUnavailableError(message, { cause: error });
-      throw new ReplCrashedError(`Pyodide failed to start: ${message}. Check environmentOptions.indexURL (it must serve pyodide.mjs, pyodide.asm.wasm, python_stdlib.zip and pyodide-lock.json).`, { cause: error });
+      const sharedPort = this.sharedPort();
+      let worker: ReplWorker;
+      try {
+        [worker, stored] = await Promise.race([
+          Promise.all([
+            createReplWorker({ isolation: this.isolation, workerURL: this.options.workerURL, indexURL, sandboxURL: this.options.sandboxURL?.toString(), answers: sharedPort }),
+            snapshot ? readSnapshot(snapshotKey) : undefined,
+          ]),
+          timedOut,
+        ]);
+      } catch (error) {
+        if (error instanceof ReplCrashedError || error instanceof ConfigurationError) throw error;
+        throw new ReplCrashedError(`The REPL worker could not be created: ${(error as Error).message ?? String(error)}.`, { cause: error });
+      }
+      if (this.closed) {
+        worker.terminate();
+        throw new ReplCrashedError('This REPL was closed.');
+      }
+      this.worker = worker;
+      const remote = Comlink.wrap<WorkerAPI>(worker.endpoint);
+      this.remote = remote;
+      this.crashed = worker.crashed;
+      const endpoint: HostEndpoint = { call: (request) => this.answer(request) };
+      // 'sandbox': the frame took the shared-call port (it relays that bridge).
+      const own = this.isolation === 'none' ? sharedPort : undefined;
+      const options = { indexURL: own && this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer, sharedPort: own, snapshot: stored ?? snapshot };
+      try {
+        boot = await Promise.race([remote.boot(Comlink.transfer(options, own ? [own] : []), Comlink.proxy(endpoint)), worker.crashed, timedOut]);
+      } catch (error) {
+        if (error instanceof BootTimeoutError) throw error;
+        const message = (error as Error).message ?? String(error);
+        if (/JSPI|cross-origin isolated|requested/.test(message)) throw new BridgeUnavailableError(message, { cause: error });
+        throw new ReplCrashedError(`Pyodide failed to start: ${message}. Check environmentOptions.indexURL (it must serve pyodide.mjs, pyodide.asm.wasm, python_stdlib.zip and pyodide-lock.json).`, { cause: error });
+      }
     } finally {
       clearTimeout(timer);
     }
-    this.current = { bridge: boot.bridge, interruptible: boot.interruptible, bootMs: boot.bootMs, runtime: `pyodide ${boot.pyodideVersion}`, snapshot: boot.snapshot };
+    let snapshotState: NonNullable<ReplInfo['snapshot']> = boot.snapshot === 'loaded' ? 'loaded' : 'none';
+    if (stored && boot.snapshot !== 'loaded') await deleteSnapshot(snapshotKey);
+    if (boot.madeSnapshot && (await writeSnapshot(snapshotKey, boot.madeSnapshot))) snapshotState = 'saved';
+    this.current = {
+      bridge: boot.bridge,
+      interruptible: boot.interruptible,
+      bootMs: boot.bootMs,
+      runtime: `pyodide ${boot.pyodideVersion}`,
+      snapshot: snapshotState,
+      isolation: this.isolation,
+    };
     return this.current;
   }
 
@@ -170,28 +207,18 @@ export class PyodideRepl implements ReplEnvironment {
     }
   }
 
-  /** The SharedArrayBuffer path: requests arrive on a port; replies go into shared memory. */
+  /**
+   * The SharedArrayBuffer path: requests arrive on a port; replies go into shared memory —
+   * written here ('none'), or sent to the isolation frame, which shares memory with its
+   * worker and writes them ('sandbox').
+   */
   private sharedPort(): MessagePort {
     const channel = new MessageChannel();
     const encoder = new TextEncoder();
-    const write = (buffer: SharedArrayBuffer, seq: number, payload: { format: number; bytes: Uint8Array }) => {
-      const header = new Int32Array(buffer, 0, 4);
-      if (Atomics.load(header, SHARED_SLOT_SEQ) !== seq) return; // the worker gave up on this call
-      const { bytes, format } = payload;
-      if (bytes.byteLength > buffer.byteLength - SHARED_HEADER_BYTES) {
-        this.pendingShared = { seq, payload };
-        Atomics.store(header, SHARED_SLOT_LENGTH, bytes.byteLength);
-        Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_TOO_SMALL);
-      } else {
-        // encodeInto refuses shared views: encode first, then copy in.
-        new Uint8Array(buffer, SHARED_HEADER_BYTES, bytes.byteLength).set(bytes);
-        Atomics.store(header, SHARED_SLOT_LENGTH, bytes.byteLength);
-        Atomics.store(header, SHARED_SLOT_FORMAT, format);
-        Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_READY);
-      }
-      Atomics.notify(header, SHARED_SLOT_STATUS);
+    const write = (buffer: SharedArrayBuffer, seq: number, payload: SharedPayload) => {
+      if (writeSharedReply(buffer, seq, payload) === 'too-small') this.pendingShared = { seq, payload };
     };
-    const encode = (reply: HostReply): { format: number; bytes: Uint8Array } => {
+    const encode = (reply: HostReply): SharedPayload => {
       if (!('results' in reply)) return { format: SHARED_FORMAT_JSON, bytes: encoder.encode(JSON.stringify(reply)) };
       const texts = reply.results.map((r) => encoder.encode(r));
       const head = 4 + 4 * texts.length;
@@ -206,9 +233,11 @@ export class PyodideRepl implements ReplEnvironment {
       });
       return { format: SHARED_FORMAT_RESULTS, bytes };
     };
-    channel.port1.onmessage = async ({ data }: MessageEvent<SharedCallMessage>) => {
+    channel.port1.onmessage = async ({ data }: MessageEvent<SharedCallMessage | RelayedCall>) => {
       if (data.type === 'call') {
-        write(data.buffer, data.seq, encode(await this.answer(data.request)));
+        const payload = encode(await this.answer(data.request));
+        if ('buffer' in data) write(data.buffer, data.seq, payload);
+        else channel.port1.postMessage({ type: 'reply', seq: data.seq, payload } satisfies RelayedReply, [payload.bytes.buffer as ArrayBuffer]);
       } else {
         const pending = this.pendingShared;
         this.pendingShared = undefined;
@@ -316,8 +345,9 @@ export class PyodideRepl implements ReplEnvironment {
 
   private async stopCell(running: Promise<CellOutput>, why: 'timeout' | 'abort', code: string, timeoutMs: number, started: number): Promise<CellResult> {
     const reason = why === 'timeout' ? `the cell ran longer than cellTimeoutMs (${timeoutMs} ms)` : 'the run was stopped';
-    if (this.interruptBuffer) {
-      this.interruptBuffer[0] = INTERRUPT_SIGNAL;
+    const interrupt = this.interruptBuffer ? () => (this.interruptBuffer![0] = INTERRUPT_SIGNAL) : this.worker?.interrupt;
+    if (interrupt) {
+      interrupt();
       const grace = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), this.options.interruptGraceMs ?? 2000));
       const output = await Promise.race([running.catch(() => undefined), grace]);
       if (output) {
@@ -376,6 +406,21 @@ export class PyodideRepl implements ReplEnvironment {
     this.cellController?.abort();
     this.terminate();
   }
+}
+
+/** The isolation in force, or a ConfigurationError for options that cannot go together. */
+function checkIsolation(options: PyodideEnvironmentOptions): Isolation {
+  const isolation = options.isolation ?? 'sandbox';
+  if (isolation !== 'sandbox' && isolation !== 'none') {
+    throw new ConfigurationError(`isolation must be 'sandbox' (the default: no network, no storage for Python) or 'none' (a same-origin worker); got ${JSON.stringify(isolation)}.`);
+  }
+  if (isolation === 'sandbox' && options.workerURL !== undefined) {
+    throw new ConfigurationError("environmentOptions.workerURL applies to isolation: 'none' only: the sandboxed worker is built into rlm-web and handed to its frame. Drop workerURL, or set isolation: 'none'.");
+  }
+  if (isolation === 'none' && options.sandboxURL !== undefined) {
+    throw new ConfigurationError("environmentOptions.sandboxURL applies to isolation: 'sandbox' only. Drop it, or drop isolation: 'none'.");
+  }
+  return isolation;
 }
 
 export function createPyodideEnvironment(options: EnvironmentFactoryOptions): ReplEnvironment {

@@ -53,6 +53,38 @@ export const SHARED_STATUS_READY = 1;
 /** The reply did not fit: the worker must send a larger buffer for the same call. */
 export const SHARED_STATUS_TOO_SMALL = 2;
 
+/** An encoded reply for the shared buffer (format RESULTS or JSON, see above). */
+export interface SharedPayload {
+  format: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * Writes `payload` as the reply to call `seq` into `buffer` and wakes the worker. 'stale':
+ * the worker gave up on that call; 'too-small': the worker was told the length and will
+ * send a larger buffer ('resume'). Used by the page ('none') and by the isolation frame,
+ * which relays replies for its workers ('sandbox').
+ */
+export function writeSharedReply(buffer: SharedArrayBuffer, seq: number, payload: SharedPayload): 'written' | 'too-small' | 'stale' {
+  const header = new Int32Array(buffer, 0, 4);
+  if (Atomics.load(header, SHARED_SLOT_SEQ) !== seq) return 'stale';
+  const { bytes, format } = payload;
+  let outcome: 'written' | 'too-small' = 'written';
+  if (bytes.byteLength > buffer.byteLength - SHARED_HEADER_BYTES) {
+    Atomics.store(header, SHARED_SLOT_LENGTH, bytes.byteLength);
+    Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_TOO_SMALL);
+    outcome = 'too-small';
+  } else {
+    // encodeInto refuses shared views: the payload is encoded first, then copied in.
+    new Uint8Array(buffer, SHARED_HEADER_BYTES, bytes.byteLength).set(bytes);
+    Atomics.store(header, SHARED_SLOT_LENGTH, bytes.byteLength);
+    Atomics.store(header, SHARED_SLOT_FORMAT, format);
+    Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_READY);
+  }
+  Atomics.notify(header, SHARED_SLOT_STATUS);
+  return outcome;
+}
+
 export interface BootOptions {
   /** Where pyodide.mjs and its runtime files are served; default: ./pyodide/ next to the worker. */
   indexURL: string | undefined;
@@ -60,10 +92,14 @@ export interface BootOptions {
   bridge: 'auto' | BridgeKind;
   /** Shared one-byte buffer for KeyboardInterrupt, when the page is cross-origin isolated. */
   interruptBuffer: Uint8Array | undefined;
-  /** Port for SharedCallMessage, used when the bridge is 'sab'. */
-  sharedPort: MessagePort;
-  /** Boot from a memory snapshot kept in Cache Storage (made on the first boot). */
-  snapshot: boolean;
+  /** Port for SharedCallMessage, used when the bridge is 'sab' (absent when the isolation frame relays). */
+  sharedPort: MessagePort | undefined;
+  /**
+   * A memory snapshot to boot from (the page read it and checked its digest), or whether to
+   * make one (returned in `BootInfo.madeSnapshot` for the page to store). The worker never
+   * touches storage itself.
+   */
+  snapshot: Uint8Array | boolean;
 }
 
 export interface BootInfo {
@@ -72,8 +108,10 @@ export interface BootInfo {
   bootMs: number;
   /** Whether KeyboardInterrupt can be raised in running code (needs SharedArrayBuffer). */
   interruptible: boolean;
-  /** 'loaded': booted from a stored snapshot; 'saved': booted plainly and stored one; 'none'. */
-  snapshot: 'loaded' | 'saved' | 'none';
+  /** 'loaded': booted from the given snapshot; 'made': booted plainly and made one; 'none'. */
+  snapshot: 'loaded' | 'made' | 'none';
+  /** The snapshot made at this boot, before any user code ran (transferred). */
+  madeSnapshot?: Uint8Array | undefined;
 }
 
 /** What a context becomes on its way to Python. */

@@ -29,6 +29,8 @@ import {
   type ToolSpec,
   type WorkerAPI,
 } from './protocol';
+import type { WorkerInit } from '../frame/protocol';
+import { bootPyodide, sourceFromFiles, sourceFromURL } from './pyodide-source';
 
 type PyCallable = ((...args: unknown[]) => unknown) & {
   callPromising(...args: unknown[]): Promise<unknown>;
@@ -111,6 +113,7 @@ let host: Comlink.Remote<HostEndpoint> | undefined;
 let sharedPort: MessagePort | undefined;
 let shared: SharedArrayBuffer | undefined;
 let sharedSeq = 0;
+let interruptBuffer: Uint8Array | undefined;
 const decoder = new TextDecoder();
 
 type PackedReply = { kind: 'results'; bytes: Uint8Array; lengths: number[] } | { kind: 'json'; json: string };
@@ -200,76 +203,20 @@ function callShared(request: HostRequest): PackedReply {
   }
 }
 
-const SNAPSHOT_CACHE = 'rlm-web';
-
-/** Cache Storage exists in secure contexts only (https, localhost); without it, no snapshot. */
-async function readSnapshot(key: string): Promise<Uint8Array | undefined> {
-  try {
-    const response = await (await caches.open(SNAPSHOT_CACHE)).match(key);
-    return response ? new Uint8Array(await response.arrayBuffer()) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeSnapshot(key: string, bytes: Uint8Array): Promise<boolean> {
-  try {
-    await (await caches.open(SNAPSHOT_CACHE)).put(key, new Response(bytes as BodyInit, { headers: { 'content-type': 'application/octet-stream' } }));
-    return true;
-  } catch {
-    return false; // quota or no Cache Storage: boot plainly next time too
-  }
-}
-
-async function deleteSnapshot(key: string): Promise<void> {
-  try {
-    await (await caches.open(SNAPSHOT_CACHE)).delete(key);
-  } catch {
-    // nothing stored
-  }
-}
-
-const api: WorkerAPI = {
+export const api: WorkerAPI = {
   async boot(options: BootOptions, endpoint: HostEndpoint): Promise<BootInfo> {
     const started = performance.now();
     host = endpoint as unknown as Comlink.Remote<HostEndpoint>;
-    sharedPort = options.sharedPort;
-    const indexURL = new URL(options.indexURL ?? PYODIDE_DIR, import.meta.url).href;
-    const moduleURL = new URL('pyodide.mjs', indexURL).href;
-    const { loadPyodide, version } = (await import(/* @vite-ignore */ moduleURL)) as typeof import('pyodide');
+    sharedPort = options.sharedPort ?? handed?.sharedPort;
+    const source = handed ? await sourceFromFiles(handed.files) : await sourceFromURL(new URL(options.indexURL ?? PYODIDE_DIR, import.meta.url).href);
     const config = {
-      indexURL,
       // JSON null (tool results, replies) must be Python None, not pyodide's jsnull.
       convertNullToNone: true,
       stdout: () => undefined,
       stderr: () => undefined,
     };
-    // A memory snapshot boots in a fraction of the time; it is tied to the exact version.
-    const snapshotKey = new URL(`rlm-web-snapshot-${version}.bin`, indexURL).href;
-    let snapshot: BootInfo['snapshot'] = 'none';
-    let loaded: PyodideAPI | undefined;
-    const stored = options.snapshot ? await readSnapshot(snapshotKey) : undefined;
-    if (stored) {
-      try {
-        loaded = await loadPyodide({ ...config, _loadSnapshot: stored });
-        snapshot = 'loaded';
-      } catch {
-        await deleteSnapshot(snapshotKey);
-      }
-    }
-    if (!loaded && options.snapshot) {
-      // An instance booted to make a snapshot runs Python→JS calls ~3× slower (measured):
-      // keep the snapshot, drop that instance, and boot from the snapshot (≈0.3 s more).
-      const maker = await loadPyodide({ ...config, _makeSnapshot: true });
-      const bytes = maker.makeMemorySnapshot();
-      try {
-        loaded = await loadPyodide({ ...config, _loadSnapshot: bytes });
-        if (await writeSnapshot(snapshotKey, bytes)) snapshot = 'saved';
-      } catch {
-        loaded = maker;
-      }
-    }
-    loaded ??= await loadPyodide(config);
+    const booted = await bootPyodide(source, config, options.snapshot);
+    const loaded = booted.pyodide;
     // SAB is the faster bridge (no stack switching) and can be interrupted while blocked,
     // so 'auto' prefers it whenever the page is cross-origin isolated.
     const sabAvailable = typeof SharedArrayBuffer !== 'undefined' && self.crossOriginIsolated;
@@ -288,7 +235,8 @@ const api: WorkerAPI = {
       );
     }
     bridge = jspi ? 'jspi' : 'sab';
-    if (options.interruptBuffer) loaded.setInterruptBuffer(options.interruptBuffer);
+    interruptBuffer = options.interruptBuffer ?? handed?.interruptBuffer;
+    if (interruptBuffer) loaded.setInterruptBuffer(interruptBuffer);
     loaded.FS.mkdirTree('/rlm');
     loaded.FS.writeFile('/rlm/rlm_runtime.py', runtimeSource);
     const make = loaded.runPython(GLUE) as PyCallable;
@@ -299,13 +247,15 @@ const api: WorkerAPI = {
     side.destroy();
     make.destroy();
     pyodide = loaded;
-    return {
+    const info: BootInfo = {
       bridge,
       pyodideVersion: loaded.version,
       bootMs: performance.now() - started,
-      interruptible: Boolean(options.interruptBuffer),
-      snapshot,
+      interruptible: Boolean(interruptBuffer),
+      snapshot: booted.snapshot,
+      madeSnapshot: booted.made,
     };
+    return booted.made ? Comlink.transfer(info, [booted.made.buffer as ArrayBuffer]) : info;
   },
 
   loadContext(index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription> {
@@ -344,6 +294,8 @@ const api: WorkerAPI = {
   execute(code: string): Promise<CellOutput> {
     return serialized(async () => {
       const { py } = ready();
+      // A signal meant for the previous cell that arrived after it ended must not hit this one.
+      if (interruptBuffer) interruptBuffer[0] = 0;
       const raw = bridge === 'jspi' ? await py.execute.callPromising(code) : py.execute(code);
       return JSON.parse(raw as string) as CellOutput;
     });
@@ -360,4 +312,11 @@ const api: WorkerAPI = {
   },
 };
 
-Comlink.expose(api);
+/** Pyodide's files and the interrupt buffer, when the isolation frame started this worker. */
+let handed: Omit<WorkerInit, 'port'> | undefined;
+
+/** Serves the API on `endpoint`; `files` when the page handed Pyodide in (isolated worker). */
+export function serve(endpoint: Comlink.Endpoint, files?: Omit<WorkerInit, 'port'>): void {
+  handed = files;
+  Comlink.expose(api, endpoint);
+}
