@@ -8,6 +8,9 @@ import type { WorkerInit } from '../frame/protocol';
 import { serve } from './worker';
 
 export function start(init: WorkerInit): void {
+  // An opaque origin's BroadcastChannel reaches only its own contexts; remove it so that a
+  // cell trying to reach the page gets a readable error instead of a silent no-op.
+  Reflect.deleteProperty(self, 'BroadcastChannel');
   const { port, ...handed } = init;
   serve(port, handed);
 }
