@@ -2,7 +2,7 @@
  * The demo page: settings, context, question, Run/Stop, the live run view, and History.
  * It uses rlm-web's public API only.
  */
-import { RLM, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
+import { RLM, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
 import { ContextInputView } from './context-input';
 import { explainError, type Explained } from './errors';
 import { el, formatDuration } from './format';
@@ -175,8 +175,11 @@ function showBridge(info: ReplInfo | undefined, state: 'idle' | 'starting' | 're
     const bridge = info.bridge === 'jspi' ? 'JSPI bridge' : info.bridge === 'sab' ? 'SharedArrayBuffer bridge' : 'remote sandbox';
     const stops = info.interruptible ? 'Stop keeps variables' : 'Stop restarts Python';
     const snapshot = info.snapshot === 'loaded' ? ' from a snapshot' : '';
-    bridgeBadge.textContent = `Python ready · ${bridge} · ${stops} · booted in ${formatDuration(info.bootMs)}${snapshot}`;
-    bridgeBadge.title = `${info.runtime}; ${info.interruptible ? 'a stopped or timed-out cell keeps its variables' : 'a stopped or timed-out cell restarts Python (the context is reloaded, other variables are lost)'}`;
+    const isolation = info.isolation === 'sandbox' ? ' · no network, no storage' : info.isolation === 'none' ? ' · not isolated' : '';
+    bridgeBadge.textContent = `Python ready${isolation} · ${bridge} · ${stops} · booted in ${formatDuration(info.bootMs)}${snapshot}`;
+    bridgeBadge.title = `${info.runtime}; ${
+      info.isolation === 'sandbox' ? 'sandboxed: Python cannot reach the network, this site’s storage or this page; ' : ''
+    }${info.interruptible ? 'a stopped or timed-out cell keeps its variables' : 'a stopped or timed-out cell restarts Python (the context is reloaded, other variables are lost)'}`;
   }
   bridgeBadge.dataset.state = state;
   bridgeBadge.dataset.bridge = info?.bridge ?? '';
@@ -184,6 +187,9 @@ function showBridge(info: ReplInfo | undefined, state: 'idle' | 'starting' | 're
 showBridge(undefined);
 
 // ------------------------------------------------------------------ the RLM
+
+/** rlm-web's isolation frame host, emitted beside index.html by the build (scripts/isolated-sources.ts). */
+const SANDBOX_URL = new URL('./sandbox.html', location.href).href;
 
 let rlm: RLM | undefined;
 let rlmKey = '';
@@ -195,7 +201,9 @@ function getRLM(options: RLMOptions): RLM {
   const key = JSON.stringify(options);
   if (rlm && key === rlmKey) return rlm;
   void rlm?.close();
-  rlm = new RLM({ ...options, logger: history?.logger, onEvent: (event) => onEvent(event) });
+  // Python runs in rlm-web's sandbox page (this page's CSP forbids the default srcdoc frame's inline script).
+  const environmentOptions: PyodideEnvironmentOptions = { ...(options.environmentOptions as PyodideEnvironmentOptions | undefined), sandboxURL: SANDBOX_URL };
+  rlm = new RLM({ ...options, environment: 'pyodide', environmentOptions, logger: history?.logger, onEvent: (event) => onEvent(event) });
   rlmKey = key;
   warming = undefined;
   showBridge(undefined);

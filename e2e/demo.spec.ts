@@ -129,6 +129,7 @@ test('paste a context, run, watch the iterations and see the answer', async ({ p
   await expect(page.locator('[data-total="cost"] dd')).toHaveText('not reported');
   await expect(page.locator('[data-total="iterations"] dd')).toHaveText('2');
   await expect(page.locator('#bridge')).toContainText('JSPI bridge');
+  await expect(page.locator('#bridge')).toContainText('no network, no storage');
   await expect(page.locator('#form-error')).toBeHidden();
   await shot(page, testInfo, '03-laptop-light-answered');
   await subcall.locator('summary').click();

@@ -5,7 +5,7 @@
  * `virtual:rlm-web/isolated-sources`. The page hands that text into an opaque-origin frame
  * as blobs: code inside the frame can never fetch anything, its own code included.
  *
- * With `emitHostPage`, the build also writes `sandbox.html` + `sandbox.js`: the host as a
+ * With `emitHostPage`, the build also writes `sandbox.html`, the same frame document as a
  * real page for `environmentOptions.sandboxURL` (pages whose CSP forbids inline scripts,
  * and extensions, which list it under `sandbox.pages`).
  */
@@ -19,8 +19,36 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HOST_ENTRY = fileURLToPath(new URL('../src/frame/host.ts', import.meta.url));
 const WORKER_ENTRY = fileURLToPath(new URL('../src/worker/isolated.ts', import.meta.url));
 
-/** The CSP of the shipped sandbox.html (the extension's manifest must allow at least this). */
-export const SANDBOX_PAGE_CSP = "default-src 'none'; script-src 'self' blob: 'wasm-unsafe-eval'; worker-src blob:; connect-src 'none'";
+/**
+ * The frame's policy: its one inline script (by hash), modules and workers from blobs the
+ * page handed in, wasm, and no connection of any kind. A page's own CSP applies on top in
+ * an srcdoc frame; an extension's `content_security_policy.sandbox` applies on top of
+ * sandbox.html.
+ */
+function framePolicy(hostHash: string): string {
+  return `default-src 'none'; script-src '${hostHash}' blob: 'wasm-unsafe-eval'; worker-src blob:; connect-src 'none'`;
+}
+
+/**
+ * The frame's whole document: used as the srcdoc of the default frame and shipped as
+ * sandbox.html. Self-contained (no subresource), so it also starts on cross-origin isolated
+ * pages whose files are served with `Cross-Origin-Resource-Policy: same-origin`, which an
+ * opaque-origin frame could not load.
+ */
+function hostPage(host: string): { html: string; hash: string } {
+  if (/<\/script/i.test(host)) throw new Error('rlm-web: the frame host script must not contain "</script"');
+  const hash = `sha256-${createHash('sha256').update(host).digest('base64')}`;
+  const html = [
+    '<!doctype html>',
+    '<meta charset="utf-8">',
+    `<meta http-equiv="Content-Security-Policy" content="${framePolicy(hash)}">`,
+    '<title>rlm-web sandbox</title>',
+    '<!-- rlm-web runs Python here, in an opaque origin with no network: see docs/architecture.md, "Isolation". -->',
+    `<script>${host}</script>`,
+    '',
+  ].join('\n');
+  return { html, hash };
+}
 
 async function bundle(entry: string, format: 'es' | 'iife'): Promise<{ code: string; files: string[] }> {
   const output = await build({
@@ -60,10 +88,10 @@ export function isolatedSources(options: { emitHostPage?: boolean } = {}): Plugi
       if (id !== RESOLVED_ID) return undefined;
       const { host, worker, files } = await load();
       for (const file of files) this.addWatchFile(file);
-      const hash = createHash('sha256').update(host).digest('base64');
+      const page = hostPage(host);
       return [
-        `export const HOST_SOURCE = ${JSON.stringify(host)};`,
-        `export const HOST_SCRIPT_HASH = ${JSON.stringify(`sha256-${hash}`)};`,
+        `export const HOST_PAGE = ${JSON.stringify(page.html)};`,
+        `export const HOST_SCRIPT_HASH = ${JSON.stringify(page.hash)};`,
         `export const WORKER_SOURCE = ${JSON.stringify(worker)};`,
       ].join('\n');
     },
@@ -74,27 +102,13 @@ export function isolatedSources(options: { emitHostPage?: boolean } = {}): Plugi
       if (!options.emitHostPage) return;
       server.middlewares.use(async (req, res, next) => {
         const path = (req.url ?? '').split('?')[0] ?? '';
-        if (path.endsWith('/sandbox.html')) res.setHeader('content-type', 'text/html; charset=utf-8').end(sandboxPage());
-        else if (path.endsWith('/sandbox.js')) res.setHeader('content-type', 'text/javascript; charset=utf-8').end((await load()).host);
+        if (path.endsWith('/sandbox.html')) res.setHeader('content-type', 'text/html; charset=utf-8').end(hostPage((await load()).host).html);
         else next();
       });
     },
     async generateBundle() {
       if (!options.emitHostPage) return;
-      this.emitFile({ type: 'asset', fileName: 'sandbox.js', source: (await load()).host });
-      this.emitFile({ type: 'asset', fileName: 'sandbox.html', source: sandboxPage() });
+      this.emitFile({ type: 'asset', fileName: 'sandbox.html', source: hostPage((await load()).host).html });
     },
   };
-}
-
-function sandboxPage(): string {
-  return [
-    '<!doctype html>',
-    '<meta charset="utf-8" />',
-    `<meta http-equiv="Content-Security-Policy" content="${SANDBOX_PAGE_CSP}" />`,
-    '<title>rlm-web sandbox</title>',
-    '<!-- rlm-web runs Python here, in an opaque origin with no network: see docs/architecture.md, "Isolation". -->',
-    '<script src="sandbox.js"></script>',
-    '',
-  ].join('\n');
 }

@@ -5,9 +5,9 @@ declare module '*.py?raw' {
 
 /** The isolation frame's host script and the isolated worker, bundled at build time (scripts/isolated-sources.ts). */
 declare module 'virtual:rlm-web/isolated-sources' {
-  /** The frame host, a classic script. */
-  export const HOST_SOURCE: string;
-  /** Its CSP source expression ('sha256-…'), for the srcdoc frame's policy. */
+  /** The frame's document: its CSP plus the host script inline (the srcdoc, and dist/sandbox.html). */
+  export const HOST_PAGE: string;
+  /** The host script's CSP source expression ('sha256-…'). */
   export const HOST_SCRIPT_HASH: string;
   /** The isolated REPL worker, an ES module with its dependencies inlined. */
   export const WORKER_SOURCE: string;

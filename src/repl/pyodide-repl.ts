@@ -45,9 +45,9 @@ export interface PyodideEnvironmentOptions {
    */
   isolation?: Isolation | undefined;
   /**
-   * 'sandbox' only: URL of rlm-web's `sandbox.html` (shipped in dist/, with `sandbox.js`
-   * beside it), for pages whose CSP forbids the default srcdoc frame's inline script and for
-   * extensions (list it under `sandbox.pages`). Default: an srcdoc frame.
+   * 'sandbox' only: URL of rlm-web's `sandbox.html` (shipped in dist/, self-contained), for
+   * pages whose CSP forbids the default srcdoc frame's inline script and for extensions (list
+   * it under `sandbox.pages`). Default: an srcdoc frame.
    */
   sandboxURL?: string | URL | undefined;
   /**

@@ -5,17 +5,10 @@
  * talks to each worker over its own MessagePort (Comlink), never through the frame.
  */
 import type * as Comlink from 'comlink';
-import { HOST_SCRIPT_HASH, HOST_SOURCE, WORKER_SOURCE } from 'virtual:rlm-web/isolated-sources';
+import { HOST_PAGE, HOST_SCRIPT_HASH, WORKER_SOURCE } from 'virtual:rlm-web/isolated-sources';
 import { ConfigurationError, ReplCrashedError } from '../core/errors';
 import { isMessage, type FrameToPage, type PageToFrame } from '../frame/protocol';
 import { pyodideFiles } from './pyodide-files';
-
-/**
- * The frame's policy: scripts only from itself and from blobs the page handed in, wasm,
- * workers from blobs, and no connection of any kind. A page's own CSP applies on top
- * (srcdoc frames inherit it).
- */
-export const SANDBOX_CSP = `default-src 'none'; script-src '${HOST_SCRIPT_HASH}' blob: 'wasm-unsafe-eval'; worker-src blob:; connect-src 'none'`;
 
 /** How long the frame's host script may take to report ready. */
 const FRAME_READY_MS = 20_000;
@@ -48,7 +41,8 @@ class IsolationFrame {
     element.hidden = true;
     element.title = 'rlm-web Python sandbox';
     if (sandboxURL) element.src = sandboxURL;
-    else element.srcdoc = `<!doctype html><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${SANDBOX_CSP}"><script>${HOST_SOURCE}</script>`;
+    // The document carries its own CSP (no connections; see scripts/isolated-sources.ts).
+    else element.srcdoc = HOST_PAGE;
     this.element = element;
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -56,7 +50,7 @@ class IsolationFrame {
           new ReplCrashedError(
             `The isolation frame did not start within ${FRAME_READY_MS / 1000} s. ${
               sandboxURL
-                ? `Check that environmentOptions.sandboxURL (${sandboxURL}) serves rlm-web's sandbox.html with sandbox.js beside it, and that the page's frame-src allows it.`
+                ? `Check that environmentOptions.sandboxURL (${sandboxURL}) serves rlm-web's sandbox.html, and that the page's frame-src allows it.`
                 : `The page's Content-Security-Policy probably blocks it: it needs script-src '${HOST_SCRIPT_HASH}' blob: 'wasm-unsafe-eval' and worker-src blob: — or serve dist/sandbox.html and set environmentOptions.sandboxURL.`
             }`,
           ),
