@@ -360,6 +360,74 @@ test('end to end: needle in a 100 MB haystack with a 0-latency LM', async ({ pag
   rows.push({ group: 'End to end', name: `${mb} MB needle run: loop overhead per iteration (total − LM − cells − context load)`, unit: 'ms', samples: [overhead], reference: { name: 'budget', samples: [20] } });
 });
 
+test('isolation: the sandboxed REPL (default) against a same-origin worker, side by side', async ({ page }) => {
+  await open(page, PLAIN);
+  const n = QUICK ? 1 : 5;
+  const modes = ['sandbox', 'none'] as const;
+  const samples: Record<string, Record<(typeof modes)[number], number[]>> = {};
+  const add = (name: string, mode: (typeof modes)[number], ms: number) => ((samples[name] ??= { sandbox: [], none: [] })[mode].push(ms));
+  /** One boot in a freshly loaded page (no frame, no files or snapshot held in memory). */
+  const boot = async (mode: (typeof modes)[number], clearStore: boolean) => {
+    await page.reload();
+    await page.waitForFunction(() => (window as any).benchReady === true);
+    return page.evaluate(
+      async ({ mode, clearStore }) => {
+        if (clearStore) {
+          await caches.delete('rlm-web');
+          localStorage.clear();
+        }
+        const { PyodideRepl } = (window as any).rlmWeb;
+        const t = performance.now();
+        const repl = new PyodideRepl({ handle: async () => ({ results: [] }) }, { isolation: mode });
+        const info = await repl.start();
+        const ms = performance.now() - t;
+        await repl.close();
+        return { ms, snapshot: info.snapshot as string };
+      },
+      { mode, clearStore },
+    );
+  };
+  for (let i = 0; i < n; i++) {
+    for (const mode of modes) {
+      add('boot, first visit (no snapshot stored: boot, make one, store it)', mode, (await boot(mode, true)).ms);
+      const second = await boot(mode, false);
+      if (second.snapshot !== 'loaded') throw new Error(`second boot in ${mode} did not load the snapshot`);
+      add('boot, later visit (from the stored snapshot, digest checked)', mode, second.ms);
+    }
+  }
+  for (const mode of modes) {
+    const out = await page.evaluate(
+      async ({ mode, quick }) => {
+        const { PyodideRepl } = (window as any).rlmWeb;
+        const repl = new PyodideRepl({ handle: async (request: any) => ({ results: request.prompts }) }, { isolation: mode });
+        await repl.start();
+        const perCall = async (bytes: number, calls: number) => {
+          const cell = await repl.execute(
+            `import time\np = "x" * ${bytes}\nfor _ in range(20): llm_query(p)\nt = time.perf_counter()\nfor _ in range(${calls}): llm_query(p)\nprint((time.perf_counter() - t) / ${calls} * 1000)`,
+            { timeoutMs: 120_000 },
+          );
+          return Number(cell.stdout.trim());
+        };
+        const small = await perCall(1024, quick ? 50 : 1000);
+        const large = await perCall(500 * 1024, quick ? 10 : 200);
+        const text = 'y'.repeat((quick ? 10 : 100) * 1024 * 1024);
+        const t = performance.now();
+        await repl.loadContext(0, text);
+        const load = performance.now() - t;
+        await repl.close();
+        return { small, large, load };
+      },
+      { mode, quick: QUICK },
+    );
+    add('llm_query round trip, 1 KB prompt (JSPI)', mode, out.small);
+    add('llm_query round trip, 500 KB prompt (JSPI)', mode, out.large);
+    add(`${QUICK ? 10 : 100} MB context (string) until Python holds it`, mode, out.load);
+  }
+  for (const [name, by] of Object.entries(samples)) {
+    rows.push({ group: 'Isolation', name: `${name}: isolation 'sandbox'`, unit: 'ms', samples: by.sandbox, reference: { name: "isolation 'none'", samples: by.none } });
+  }
+});
+
 test.afterAll(() => {
   const chromium = execSync(`${process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'} --version 2>/dev/null`).toString().trim();
   const lines = [
