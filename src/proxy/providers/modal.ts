@@ -147,14 +147,20 @@ export function createModalProvider(options: ModalProviderOptions = {}): Sandbox
             writing = sandbox.filesystem.writeBytes(part, name);
             writing.catch(() => undefined); // awaited before the next part, or at the end
           };
-          for await (const chunk of body) {
-            chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-            buffered += chunk.byteLength;
-            while (buffered >= FILE_PART_BYTES) await flush(FILE_PART_BYTES);
+          try {
+            for await (const chunk of body) {
+              chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+              buffered += chunk.byteLength;
+              while (buffered >= FILE_PART_BYTES) await flush(FILE_PART_BYTES);
+            }
+            if (buffered > 0 || paths.length === 0) await flush(buffered);
+            await writing;
+            return paths;
+          } catch (error) {
+            // The part in flight must land before the caller removes the parts, or it outlives the cleanup.
+            await writing.catch(() => undefined);
+            throw error;
           }
-          if (buffered > 0 || paths.length === 0) await flush(buffered);
-          await writing;
-          return paths;
         },
         async interrupt(pid: number) {
           if (ended) return false;
