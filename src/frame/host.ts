@@ -6,7 +6,7 @@
  * terminates or interrupts them. It listens to the page only; it never reads what a
  * worker posts, so Python code has no way to address it.
  */
-import { writeSharedReply, type SharedCallMessage, type SharedPayload } from '../worker/protocol';
+import { writeSharedReply, type SharedCallMessage, type SharedPayload } from '../protocol/worker';
 import { isMessage, type FrameToPage, type HandedFiles, type PageToFrame, type RelayedCall, type RelayedReply, type WorkerInit } from './protocol';
 
 /**

@@ -1,9 +1,7 @@
 /**
- * What ends a running cell early (its timeout, or the run's signal), and what the model is
- * told when stopping it cost the REPL its state. Shared by every REPL.
+ * What ends a running cell early: its timeout, or the run's signal.
  */
-import type { CellResult } from '../core/types';
-
+/** A running cell's deadline; dispose of it when the cell ends. */
 export interface CellDeadline {
   /** Resolves with the reason the cell must stop; never rejects. */
   stop: Promise<'timeout' | 'abort'>;
@@ -11,6 +9,7 @@ export interface CellDeadline {
   dispose(): void;
 }
 
+/** Starts the deadline of a cell: `timeoutMs` from now, or earlier when `signal` aborts. */
 export function cellDeadline(timeoutMs: number, signal: AbortSignal | undefined): CellDeadline {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
@@ -26,19 +25,5 @@ export function cellDeadline(timeoutMs: number, signal: AbortSignal | undefined)
       clearTimeout(timer);
       if (onAbort) signal?.removeEventListener('abort', onAbort);
     },
-  };
-}
-
-/** The result of a cell whose REPL had to be replaced: `message` says what survived. */
-export function restartedCellResult(errorType: string, message: string, started: number): CellResult {
-  return {
-    stdout: '',
-    stderr: `${errorType}: ${message}\n`,
-    locals: [],
-    executionTimeMs: performance.now() - started,
-    finalAnswer: null,
-    errorType,
-    interrupted: true,
-    restarted: true,
   };
 }

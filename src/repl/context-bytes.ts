@@ -5,7 +5,7 @@
  */
 import { ConfigurationError } from '../core/errors';
 import type { ContextInput } from '../core/types';
-import type { ContextKind } from '../worker/protocol';
+import type { ContextKind } from '../protocol/worker';
 
 export type EncodedContext = { kind: ContextKind; bytes: Uint8Array } | { kind: ContextKind; blob: Blob };
 

@@ -5,17 +5,13 @@
  */
 import * as Comlink from 'comlink';
 import type { PyodideAPI } from 'pyodide';
+import glueSource from '../python/pyodide_glue.py?raw';
 import runtimeSource from '../python/rlm_runtime.py?raw';
 import {
-  SHARED_FORMAT_RESULTS,
-  SHARED_HEADER_BYTES,
-  SHARED_SLOT_FORMAT,
-  SHARED_SLOT_LENGTH,
-  SHARED_SLOT_SEQ,
-  SHARED_SLOT_STATUS,
-  SHARED_STATUS_PENDING,
-  SHARED_STATUS_READY,
-  SHARED_STATUS_TOO_SMALL,
+  armSharedBuffer,
+  INITIAL_SHARED_BYTES,
+  packReply,
+  readSharedReply,
   type BootInfo,
   type BootOptions,
   type BridgeKind,
@@ -23,12 +19,12 @@ import {
   type ContextDescription,
   type ContextKind,
   type HostEndpoint,
-  type HostReply,
   type HostRequest,
+  type PackedReply,
   type SharedCallMessage,
   type ToolSpec,
   type WorkerAPI,
-} from './protocol';
+} from '../protocol/worker';
 import type { WorkerInit } from '../frame/protocol';
 import { bootPyodide, sourceFromFiles, sourceFromURL } from './pyodide-source';
 
@@ -52,59 +48,11 @@ interface PythonSide {
 const BLOB_CHUNK_BYTES = 8 * 1024 * 1024;
 /** Atomics.wait slice between interrupt checks, in ms. */
 const WAIT_SLICE_MS = 20;
-const INITIAL_SHARED_BYTES = 1 << 20;
 /**
  * Pyodide's files ship next to this worker. Kept in a variable so that bundlers do not try
  * to resolve a directory as an asset (the rlm-web/vite plugin copies the files instead).
  */
 const PYODIDE_DIR = './pyodide/';
-
-const GLUE = `
-import json, sys
-sys.path.insert(0, "/rlm")
-import rlm_runtime
-
-from js import Object
-from pyodide.ffi import to_js
-
-def _rlm_unpack(packed):
-    # Query results arrive as one UTF-8 buffer plus byte lengths: bytes.decode is native,
-    # while converting a JS string to str costs milliseconds per 500 KB.
-    if packed.kind == "results":
-        data = packed.bytes.to_bytes()
-        out, pos = [], 0
-        for n in packed.lengths.to_py():
-            out.append(data[pos:pos + n].decode("utf-8"))
-            pos += n
-        return {"results": out}
-    return json.loads(packed.json)
-
-def _rlm_make(call, jspi):
-    if jspi:
-        from pyodide.ffi import run_sync
-        def transport(req):
-            return _rlm_unpack(run_sync(call(to_js(req, dict_converter=Object.fromEntries))))
-    else:
-        def transport(req):
-            return _rlm_unpack(call(to_js(req, dict_converter=Object.fromEntries)))
-    rt = rlm_runtime.Runtime(transport)
-
-    def write_chunk(buf, offset, chunk):
-        chunk.assign_to(memoryview(buf)[offset:offset + chunk.byteLength])
-
-    return {
-        "execute": lambda code: json.dumps(rt.execute(code)),
-        "loadContext": lambda i, data, kind: json.dumps(rt.load_context(i, data, kind)),
-        "allocate": lambda n: bytearray(n),
-        "writeChunk": write_chunk,
-        "setVariable": rt.set_variable_json,
-        "registerTool": rt.register_tool,
-        "resolveVariable": rt.resolve_variable,
-        "reset": rt.reset,
-    }
-
-_rlm_make
-`;
 
 let pyodide: PyodideAPI | undefined;
 let py: PythonSide | undefined;
@@ -114,34 +62,6 @@ let sharedPort: MessagePort | undefined;
 let shared: SharedArrayBuffer | undefined;
 let sharedSeq = 0;
 let interruptBuffer: Uint8Array | undefined;
-const decoder = new TextDecoder();
-
-type PackedReply = { kind: 'results'; bytes: Uint8Array; lengths: number[] } | { kind: 'json'; json: string };
-
-const encoder = new TextEncoder();
-
-/** A reply in the form Python reads fastest (see _rlm_unpack). */
-function pack(reply: HostReply): PackedReply {
-  if (!('results' in reply)) return { kind: 'json', json: JSON.stringify(reply) };
-  let total = 0;
-  for (const r of reply.results) total += r.length;
-  let bytes = new Uint8Array(total + 16);
-  const lengths: number[] = [];
-  let written = 0;
-  for (const r of reply.results) {
-    // ASCII fits in length bytes; grow (rarely) for the worst case of 3 bytes per unit.
-    if (bytes.length - written < r.length * 3) {
-      const grown = new Uint8Array(Math.max(bytes.length * 2, written + r.length * 3));
-      grown.set(bytes.subarray(0, written));
-      bytes = grown;
-    }
-    const n = encoder.encodeInto(r, bytes.subarray(written)).written;
-    lengths.push(n);
-    written += n;
-  }
-  return { kind: 'results', bytes: bytes.subarray(0, written), lengths };
-}
-
 /** Python code keeps running while a JSPI call is suspended: one entry at a time. */
 let queue: Promise<unknown> = Promise.resolve();
 function serialized<T>(task: () => Promise<T> | T): Promise<T> {
@@ -171,35 +91,16 @@ function callShared(request: HostRequest): PackedReply {
   if (!port) throw new Error('no shared-call port');
   const seq = ++sharedSeq;
   let buffer = shared ?? (shared = new SharedArrayBuffer(INITIAL_SHARED_BYTES));
-  let header = new Int32Array(buffer, 0, 4);
-  Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING);
-  Atomics.store(header, SHARED_SLOT_SEQ, seq);
+  armSharedBuffer(buffer, seq);
   port.postMessage({ type: 'call', request, buffer, seq } satisfies SharedCallMessage);
   for (;;) {
-    while (Atomics.wait(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING, WAIT_SLICE_MS) === 'timed-out') {
-      api.checkInterrupt();
+    const read = readSharedReply(buffer, WAIT_SLICE_MS, () => api.checkInterrupt());
+    if (read.status === 'ready') return read.reply;
+    if (read.status === 'too-small') {
+      buffer = shared = read.buffer;
+      armSharedBuffer(buffer, seq);
+      port.postMessage({ type: 'resume', buffer, seq } satisfies SharedCallMessage);
     }
-    const status = Atomics.load(header, SHARED_SLOT_STATUS);
-    const length = Atomics.load(header, SHARED_SLOT_LENGTH);
-    if (status === SHARED_STATUS_READY) {
-      // Copy out of shared memory (TextDecoder and Python refuse shared views).
-      const payload = new Uint8Array(buffer, SHARED_HEADER_BYTES, length).slice();
-      if (Atomics.load(header, SHARED_SLOT_FORMAT) === SHARED_FORMAT_RESULTS) {
-        const view = new DataView(payload.buffer);
-        const count = view.getInt32(0, true);
-        const lengths: number[] = [];
-        for (let i = 0; i < count; i++) lengths.push(view.getInt32(4 + 4 * i, true));
-        return { kind: 'results', bytes: payload.subarray(4 + 4 * count), lengths };
-      }
-      return { kind: 'json', json: decoder.decode(payload) };
-    }
-    if (status !== SHARED_STATUS_TOO_SMALL) throw new Error(`bad shared reply status ${status}`);
-    const size = SHARED_HEADER_BYTES + Math.max(length, buffer.byteLength * 2);
-    buffer = shared = new SharedArrayBuffer(size);
-    header = new Int32Array(buffer, 0, 4);
-    Atomics.store(header, SHARED_SLOT_STATUS, SHARED_STATUS_PENDING);
-    Atomics.store(header, SHARED_SLOT_SEQ, seq);
-    port.postMessage({ type: 'resume', buffer, seq } satisfies SharedCallMessage);
   }
 }
 
@@ -239,8 +140,8 @@ export const api: WorkerAPI = {
     if (interruptBuffer) loaded.setInterruptBuffer(interruptBuffer);
     loaded.FS.mkdirTree('/rlm');
     loaded.FS.writeFile('/rlm/rlm_runtime.py', runtimeSource);
-    const make = loaded.runPython(GLUE) as PyCallable;
-    const call = jspi ? async (request: HostRequest) => pack(await host!.call(request)) : callShared;
+    const make = loaded.runPython(glueSource) as PyCallable;
+    const call = jspi ? async (request: HostRequest) => packReply(await host!.call(request)) : callShared;
     const side = make(call, jspi) as { get(key: string): PyCallable; destroy(): void };
     const names: (keyof PythonSide)[] = ['execute', 'loadContext', 'allocate', 'writeChunk', 'setVariable', 'registerTool', 'resolveVariable', 'reset'];
     py = Object.fromEntries(names.map((name) => [name, side.get(name)])) as unknown as PythonSide;

@@ -1,0 +1,51 @@
+# The Pyodide side of the REPL worker (src/worker/worker.ts): wraps rlm_runtime.Runtime for
+# the page. The worker evaluates this file with runPython; its value is its last line, the
+# function _rlm_make(call, jspi), which returns the functions the worker calls. `call` sends a request
+# to the page and returns a PackedReply (src/protocol/worker.ts): a Promise on the JSPI
+# bridge (awaited with run_sync), the reply itself on the SharedArrayBuffer bridge.
+
+import json, sys
+sys.path.insert(0, "/rlm")
+import rlm_runtime
+
+from js import Object
+from pyodide.ffi import to_js
+
+def _rlm_unpack(packed):
+    # Query results arrive as one UTF-8 buffer plus byte lengths: bytes.decode is native,
+    # while converting a JS string to str costs milliseconds per 500 KB.
+    if packed.kind == "results":
+        data = packed.bytes.to_bytes()
+        out, pos = [], 0
+        for n in packed.lengths.to_py():
+            out.append(data[pos:pos + n].decode("utf-8"))
+            pos += n
+        return {"results": out}
+    return json.loads(packed.json)
+
+def _rlm_make(call, jspi):
+    if jspi:
+        from pyodide.ffi import run_sync
+        def transport(req):
+            return _rlm_unpack(run_sync(call(to_js(req, dict_converter=Object.fromEntries))))
+    else:
+        def transport(req):
+            return _rlm_unpack(call(to_js(req, dict_converter=Object.fromEntries)))
+    rt = rlm_runtime.Runtime(transport)
+
+    def write_chunk(buf, offset, chunk):
+        chunk.assign_to(memoryview(buf)[offset:offset + chunk.byteLength])
+
+    return {
+        "execute": lambda code: json.dumps(rt.execute(code)),
+        "loadContext": lambda i, data, kind: json.dumps(rt.load_context(i, data, kind)),
+        "allocate": lambda n: bytearray(n),
+        "writeChunk": write_chunk,
+        "setVariable": rt.set_variable_json,
+        "registerTool": rt.register_tool,
+        "resolveVariable": rt.resolve_variable,
+        "reset": rt.reset,
+    }
+
+# The value of this file for runPython.
+_rlm_make
