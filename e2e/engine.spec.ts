@@ -3,67 +3,16 @@
  * LM server, Pyodide in a module worker, both sync bridges.
  */
 import type { Page } from '@playwright/test';
-import { expect, haystack, PLAIN_ORIGIN, test } from './support/fixtures';
-import { isRootCall, lastUser, repl, turnOf, type LMServer, type ScriptedRequest } from './support/lm-server';
+import { expect, haystack, openHarness, PLAIN_ORIGIN, test } from './support/fixtures';
+import { isRootCall, lastUser, repl, turnOf, type LMServer } from './support/lm-server';
+import { countSubcalls, NEEDLE, needleScript, runCompletion, type CountedOutcome } from './support/run';
 
-const NEEDLE = 'The magic number is 4817305.';
-
-/** Root model: look, then chunk + llm_query_batched, then answer. Sub-model: find the number. */
-function needleScript(request: ScriptedRequest): string {
-  if (!isRootCall(request)) {
-    const m = /magic number is (\d+)/.exec(lastUser(request));
-    return m ? m[1]! : 'NONE';
-  }
-  if (turnOf(request) === 0) return repl('print(type(context).__name__, len(context))\nprint(context[:120])', 'Let me look at the context first.');
-  return repl(`
-size = 1_000_000
-chunks = [context[i:i + size] for i in range(0, len(context), size)]
-replies = llm_query_batched([f"Find the magic number in this text. Reply with only the number, or NONE.\\n\\n{c}" for c in chunks])
-found = [r.strip() for r in replies if r.strip() != "NONE"]
-print(len(chunks), found)
-answer["content"] = found[0]
-answer["ready"] = True
-`);
-}
-
-interface RunSummary {
-  response: string;
-  iterations: number;
-  calls: number;
-  bridge: string | undefined;
-  blocks: { stdout: string; stderr: string; subcalls: number }[];
-  events: string[];
-}
-
-async function runNeedle(page: Page, lm: LMServer, backend: 'openai' | 'anthropic', bridge: 'auto' | 'sab' | 'jspi', text: string): Promise<RunSummary> {
-  lm.setScript(needleScript);
-  return page.evaluate(
-    async ({ baseURL, backend, bridge, text }) => {
-      const { RLM } = (window as any).rlmWeb;
-      const events: string[] = [];
-      const rlm = new RLM({
-        backend,
-        backendOptions: { model: 'scripted-root', apiKey: 'test-key', baseURL },
-        otherBackends: [{ backend, backendOptions: { model: 'scripted-sub', apiKey: 'test-key', baseURL } }],
-        environmentOptions: { bridge },
-        onEvent: (e: { type: string }) => events.push(e.type),
-      });
-      try {
-        const result = await rlm.completion(text, { rootPrompt: 'What is the magic number?' });
-        return {
-          response: result.response,
-          iterations: result.trajectory.iterations.length,
-          calls: result.usage.calls,
-          bridge: rlm.replInfo?.bridge,
-          blocks: result.trajectory.iterations.flatMap((it: any) => it.codeBlocks.map((b: any) => ({ stdout: b.stdout, stderr: b.stderr, subcalls: b.subcalls.length }))),
-          events,
-        };
-      } finally {
-        await rlm.close();
-      }
-    },
-    { baseURL: backend === 'openai' ? lm.openaiURL : lm.anthropicURL, backend, bridge, text },
-  );
+/** The needle run of these tests: chunks of 1 MB, on the page's default environment; a failed run throws. */
+async function runNeedle(page: Page, lm: LMServer, backend: 'openai' | 'anthropic', bridge: 'auto' | 'sab' | 'jspi', text: string): Promise<CountedOutcome> {
+  lm.setScript(needleScript(1_000_000));
+  const run = await runCompletion(page, lm, { backend, context: text, environmentOptions: { bridge } });
+  if (!run.ok) throw new Error(`${run.errorName}: ${run.errorMessage}`);
+  return countSubcalls(run);
 }
 
 test('needle in a 6 MB haystack: chunk, llm_query_batched, answer (OpenAI SDK, JSPI)', async ({ harness, lm }) => {
@@ -109,8 +58,7 @@ test('JSPI can be forced on an isolated page; SAB forced on a plain page fails w
   expect(run.bridge).toBe('jspi');
   expect(run.response).toBe('4817305');
   const plain = await isolated.context().newPage();
-  await plain.goto(`${PLAIN_ORIGIN}/e2e/harness/`);
-  await plain.waitForFunction(() => (window as any).harnessReady === true);
+  await openHarness(plain, PLAIN_ORIGIN);
   const error = await plain.evaluate(async () => {
     const { PyodideRepl } = (window as any).rlmWeb;
     const repl = new PyodideRepl({ handle: async () => ({ results: [] }) }, { bridge: 'sab' });
@@ -171,17 +119,9 @@ test('a Python exception is fed back with a short traceback; the model recovers;
     if (turnOf(r) === 2) return repl('print(callable(llm_query), type(answer).__name__, answer["ready"])');
     return 'I have verified it.\nFINAL(the key was missing (KeyError))';
   });
-  const out = await harness.evaluate(async (baseURL) => {
-    const { RLM } = (window as any).rlmWeb;
-    const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL } });
-    try {
-      const result = await rlm.completion('ctx', { rootPrompt: 'q' });
-      const its = result.trajectory.iterations;
-      return { response: result.response, err: its[0].codeBlocks[0], feedback: its[1].prompt[its[1].prompt.length - 1].content, vars: its[1].codeBlocks[0].stdout, restored: its[2].codeBlocks[0].stdout };
-    } finally {
-      await rlm.close();
-    }
-  }, lm.openaiURL);
+  const run = await runCompletion(harness, lm, { context: 'ctx', rootPrompt: 'q' });
+  const its = run.trajectory!.iterations;
+  const out = { response: run.response, err: its[0]!.codeBlocks[0]!, feedback: its[1]!.prompt[its[1]!.prompt.length - 1]!.content, vars: its[1]!.codeBlocks[0]!.stdout, restored: its[2]!.codeBlocks[0]!.stdout };
   expect(out.response).toBe('the key was missing (KeyError)');
   expect(out.err.errorType).toBe('KeyError');
   expect(out.err.stderr).toContain('Traceback (most recent call last)');
@@ -199,17 +139,9 @@ test('FINAL_VAR(name) resolves a REPL variable; a missing one is fed back, not t
     if (turnOf(r) === 1) return repl('result = "value from the REPL"');
     return 'FINAL_VAR("result")';
   });
-  const out = await harness.evaluate(async (baseURL) => {
-    const { RLM } = (window as any).rlmWeb;
-    const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL } });
-    try {
-      const result = await rlm.completion('ctx', { rootPrompt: 'q' });
-      const its = result.trajectory.iterations;
-      return { response: result.response, iterations: its.length, feedback: its[1].prompt[its[1].prompt.length - 1].content };
-    } finally {
-      await rlm.close();
-    }
-  }, lm.openaiURL);
+  const run = await runCompletion(harness, lm, { context: 'ctx', rootPrompt: 'q' });
+  const its = run.trajectory!.iterations;
+  const out = { response: run.response, iterations: its.length, feedback: its[1]!.prompt[its[1]!.prompt.length - 1]!.content };
   expect(out.response).toBe('value from the REPL');
   expect(out.iterations).toBe(3);
   expect(out.feedback).toContain("there is no variable named 'result'");

@@ -9,52 +9,13 @@ import { join } from 'node:path';
 import type { Page } from '@playwright/test';
 import { expect, haystack, ISOLATED_ORIGIN, PLAIN_ORIGIN, test } from './support/fixtures';
 import { isRootCall, lastUser, repl, turnOf, type LMServer, type Script } from './support/lm-server';
+import { countSubcalls, NEEDLE, needleScript, runCompletion, type CountedOutcome } from './support/run';
 import { PROXY_TOKEN, startCLIProxy, startProxy } from './support/proxy';
 import { hostPid, processesIn } from '../test/proxy/host-processes';
 
-const NEEDLE = 'The magic number is 4817305.';
-
-interface RunOutcome {
-  ok: boolean;
-  response?: string;
-  errorName?: string;
-  errorMessage?: string;
-  bridge?: string;
-  calls?: number;
-  blocks: { stdout: string; stderr: string; errorType: string | null; interrupted: boolean; subcalls: number }[];
-}
-
 /** Runs one completion on the page with environment 'remote'; never throws (returns the error's name). */
-async function runRemote(page: Page, lm: LMServer, environmentOptions: Record<string, unknown>, context: string, extra: Record<string, unknown> = {}): Promise<RunOutcome> {
-  return page.evaluate(
-    async ({ baseURL, environmentOptions, context, extra }) => {
-      const { RLM } = (window as any).rlmWeb;
-      const blocks: RunOutcome['blocks'] = [];
-      const rlm = new RLM({
-        backend: 'openai',
-        backendOptions: { model: 'scripted-root', apiKey: 'test-key', baseURL },
-        otherBackends: [{ backend: 'openai', backendOptions: { model: 'scripted-sub', apiKey: 'test-key', baseURL } }],
-        environment: 'remote',
-        environmentOptions,
-        onEvent: (e: any) => {
-          if (e.type === 'code_end' && e.depth === 0) {
-            const r = e.record;
-            blocks.push({ stdout: r.stdout, stderr: r.stderr, errorType: r.errorType, interrupted: r.interrupted, subcalls: r.subcalls.length });
-          }
-        },
-        ...extra,
-      });
-      try {
-        const result = await rlm.completion(context, { rootPrompt: 'What is the magic number?' });
-        return { ok: true, response: result.response, bridge: rlm.replInfo?.bridge, calls: result.usage.calls, blocks };
-      } catch (error) {
-        return { ok: false, errorName: (error as Error).name, errorMessage: (error as Error).message, blocks };
-      } finally {
-        await rlm.close();
-      }
-    },
-    { baseURL: lm.openaiURL, environmentOptions, context, extra },
-  );
+async function runRemote(page: Page, lm: LMServer, environmentOptions: Record<string, unknown>, context: string, extra: Record<string, unknown> = {}): Promise<CountedOutcome> {
+  return countSubcalls(await runCompletion(page, lm, { context, environment: 'remote', environmentOptions, options: extra }));
 }
 
 /** Root script from a list of turns (code per turn); FINAL(done) after the last. */
@@ -79,22 +40,7 @@ test('needle in a haystack through a local-provider sandbox, sub-calls answered 
   const proxy = await startProxy();
   try {
     const text = haystack(40_000, NEEDLE, 0.73);
-    lm.setScript((request) => {
-      if (!isRootCall(request)) {
-        const m = /magic number is (\d+)/.exec(lastUser(request));
-        return m ? m[1]! : 'NONE';
-      }
-      if (turnOf(request) === 0) return repl('print(type(context).__name__, len(context))');
-      return repl(`
-size = 500_000
-chunks = [context[i:i + size] for i in range(0, len(context), size)]
-replies = llm_query_batched([f"Find the magic number. Reply with only the number, or NONE.\\n\\n{c}" for c in chunks])
-found = [r.strip() for r in replies if r.strip() != "NONE"]
-print(len(chunks), found)
-answer["content"] = found[0]
-answer["ready"] = True
-`);
-    });
+    lm.setScript(needleScript(500_000));
     const run = await runRemote(harness, lm, { proxyURL: proxy.url, token: PROXY_TOKEN, provider: 'local' }, text);
     expect(run.errorMessage).toBeUndefined();
     expect(run.response).toBe('4817305');

@@ -8,24 +8,7 @@ import type { Page } from '@playwright/test';
 import { expect, haystack, test } from './support/fixtures';
 import { isRootCall, lastUser, repl, turnOf, type LMServer, type ScriptedRequest, type ScriptedReply } from './support/lm-server';
 import { PROXY_TOKEN, startProxy, type TestProxy } from './support/proxy';
-
-interface Block {
-  stdout: string;
-  stderr: string;
-  locals: string[];
-  errorType: string | null;
-  interrupted: boolean;
-  subcalls: { prompt: string; response: string; error?: string }[];
-}
-
-interface Run {
-  response: string;
-  iterations: number;
-  calls: number;
-  bridge: string | undefined;
-  /** Blocks of each iteration. */
-  turns: Block[][];
-}
+import { runCompletion, type RunOutcome } from './support/run';
 
 /** Sub-model: echoes; prompts starting with "fail" get an API error; "slow" ones answer late. */
 function subModel(request: ScriptedRequest): ScriptedReply {
@@ -62,45 +45,18 @@ for (const environment of ['pyodide', 'remote'] as const) {
       await proxy?.close();
     });
 
-    async function run(page: Page, lm: LMServer, turns: string[][], finalText = 'FINAL(done)', extra: { maxDepth?: number; tools?: boolean } = {}): Promise<Run> {
+    async function run(page: Page, lm: LMServer, turns: string[][], finalText = 'FINAL(done)', extra: { maxDepth?: number; tools?: boolean } = {}): Promise<RunOutcome> {
       lm.setScript(rootScript(turns, finalText));
       const environmentOptions = environment === 'remote' ? { proxyURL: proxy!.url, token: PROXY_TOKEN, provider: 'local' } : {};
-      const run = await page.evaluate(
-        async ({ baseURL, environment, environmentOptions, context, extra }) => {
-          const { RLM } = (window as any).rlmWeb;
-          const rlm = new RLM({
-            maxDepth: extra.maxDepth ?? 1,
-            customTools: extra.tools ? { add: (a: number, b: number) => a + b, settings: { tool: { mode: 'fast', n: 3 }, description: 'data' } } : undefined,
-            backend: 'openai',
-            backendOptions: { model: 'scripted-root', apiKey: 'test-key', baseURL },
-            otherBackends: [{ backend: 'openai', backendOptions: { model: 'scripted-sub', apiKey: 'test-key', baseURL } }],
-            environment,
-            environmentOptions,
-          });
-          try {
-            const result = await rlm.completion(context, { rootPrompt: 'Run the cells.' });
-            return {
-              response: result.response,
-              iterations: result.trajectory.iterations.length,
-              calls: result.usage.calls,
-              bridge: rlm.replInfo?.bridge,
-              turns: result.trajectory.iterations.map((it: any) =>
-                it.codeBlocks.map((b: any) => ({
-                  stdout: b.stdout,
-                  stderr: b.stderr,
-                  locals: b.locals,
-                  errorType: b.errorType,
-                  interrupted: b.interrupted,
-                  subcalls: b.subcalls.map((s: any) => ({ prompt: s.prompt, response: s.response, error: s.error })),
-                })),
-              ),
-            };
-          } finally {
-            await rlm.close();
-          }
-        },
-        { baseURL: lm.openaiURL, environment, environmentOptions, context: CONTEXT, extra },
-      );
+      const run = await runCompletion(page, lm, {
+        context: CONTEXT,
+        rootPrompt: 'Run the cells.',
+        environment,
+        environmentOptions,
+        options: { maxDepth: extra.maxDepth ?? 1 },
+        ...(extra.tools ? { functionTools: { add: '(a, b) => a + b' }, dataTools: { settings: { tool: { mode: 'fast', n: 3 }, description: 'data' } } } : {}),
+      });
+      if (!run.ok) throw new Error(`${run.errorName}: ${run.errorMessage}`);
       expect(run.bridge).toBe(environment === 'remote' ? 'remote' : 'jspi');
       if (proxy) expect(proxy.proxy.sandboxCount).toBe(0); // close() deleted the sandbox
       return run;

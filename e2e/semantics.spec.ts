@@ -2,7 +2,7 @@
  * Full RLM semantics in Chromium: recursion, limits, interrupts, cancellation, tools,
  * multi-turn sessions, compaction, streaming. Real SDK clients, scripted LM server.
  */
-import { expect, ISOLATED_ORIGIN, PLAIN_ORIGIN, test } from './support/fixtures';
+import { expect, ISOLATED_ORIGIN, openHarness, PLAIN_ORIGIN, test } from './support/fixtures';
 import { isRootCall, lastUser, repl, turnOf, type ScriptedRequest } from './support/lm-server';
 
 const isChildRoot = (r: ScriptedRequest) => isRootCall(r) && !r.messages[1]?.content.includes('The question to answer');
@@ -102,8 +102,7 @@ test('limits end the run with typed errors carrying the partial answer', async (
 for (const mode of ['isolated', 'plain'] as const) {
   test(`a while True cell times out and the run goes on (${mode === 'isolated' ? 'KeyboardInterrupt, state kept' : 'worker restart, contexts reloaded'})`, async ({ page, lm }, testInfo) => {
     const origin = mode === 'isolated' ? ISOLATED_ORIGIN : PLAIN_ORIGIN;
-    await page.goto(`${origin}/e2e/harness/`);
-    await page.waitForFunction(() => (window as any).harnessReady === true);
+    await openHarness(page, origin);
     lm.setScript((r) => {
       if (turnOf(r) === 0) return repl('kept = 42\nwhile True:\n    pass');
       if (turnOf(r) === 1) return repl('print("kept" in globals(), globals().get("kept"), len(context))');

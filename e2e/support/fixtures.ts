@@ -10,7 +10,8 @@ import { ISOLATED_ORIGIN, PLAIN_ORIGIN } from './ports';
 
 export { ISOLATED_ORIGIN, PLAIN_ORIGIN };
 
-async function openHarness(page: Page, origin: string): Promise<Page> {
+/** Opens the harness page (the built library as `window.rlmWeb`) at `origin` and waits until it is ready. */
+export async function openHarness(page: Page, origin: string): Promise<Page> {
   if (process.env.E2E_CONSOLE) page.on('console', (m) => console.log(`[page ${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
   await page.goto(`${origin}/e2e/harness/`);
