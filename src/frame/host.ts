@@ -7,7 +7,7 @@
  * worker posts, so Python code has no way to address it.
  */
 import { writeSharedReply, type SharedCallMessage, type SharedPayload } from '../protocol/worker';
-import { isMessage, type FrameToPage, type HandedFiles, type PageToFrame, type RelayedCall, type RelayedReply, type WorkerInit } from './protocol';
+import { isMessage, type FrameToPage, type HandedFiles, type PageToFrame, type RelayedCall, type RelayedReply, type WorkerInit } from '../protocol/frame';
 
 /**
  * A worker's first script: wait for the init message, then import the REPL module the

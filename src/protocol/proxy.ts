@@ -1,7 +1,7 @@
 /**
  * The page ↔ proxy boundary: rlm-web-proxy's HTTP routes, their request and response bodies,
  * and the server-sent events of a running cell, with the one parser of that stream. The proxy
- * (`src/proxy/server.ts`), the page-side client (`src/repl/remote-repl.ts`) and the tests all
+ * (`src/proxy/server.ts`), the page-side client (`src/repl/remote-transport.ts`) and the tests all
  * use this file; it imports nothing from the rest of src (types from `./stdio`, erased).
  *
  * Routes (all but /health need `Authorization: Bearer <token>`):

@@ -4,7 +4,7 @@
  * whose code cannot fetch anything.
  */
 import { ReplCrashedError } from '../core/errors';
-import type { PyodideFiles } from '../frame/protocol';
+import type { PyodideFiles } from '../protocol/frame';
 
 /**
  * Pyodide ships beside rlm-web's built files (dist/pyodide/, or assets/pyodide/ where the

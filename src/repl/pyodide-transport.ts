@@ -9,7 +9,7 @@
 import * as Comlink from 'comlink';
 import { BridgeUnavailableError, ConfigurationError, ReplCrashedError } from '../core/errors';
 import type { ReplInfo } from '../core/types';
-import type { RelayedCall, RelayedReply } from '../frame/protocol';
+import type { RelayedCall, RelayedReply } from '../protocol/frame';
 import {
   encodeSharedReply,
   writeSharedReply,

@@ -7,7 +7,7 @@
 import type * as Comlink from 'comlink';
 import { HOST_PAGE, HOST_SCRIPT_HASH, WORKER_SOURCE } from 'virtual:rlm-web/isolated-sources';
 import { ConfigurationError, ReplCrashedError } from '../core/errors';
-import { isMessage, type FrameToPage, type PageToFrame } from '../frame/protocol';
+import { isMessage, type FrameToPage, type PageToFrame } from '../protocol/frame';
 import { pyodideFiles } from './pyodide-files';
 
 /** How long the frame's host script may take to report ready. */

@@ -4,7 +4,7 @@
  * imports this module from a blob: URL and calls `start` with the frame's one message:
  * the Comlink port to the page, Pyodide's files (wasm compiled) and the interrupt buffer.
  */
-import type { WorkerInit } from '../frame/protocol';
+import type { WorkerInit } from '../protocol/frame';
 import { serve } from './worker';
 
 export function start(init: WorkerInit): void {

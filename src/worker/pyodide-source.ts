@@ -7,7 +7,7 @@
  * loader makes at boot is answered from memory, and the wasm arrives compiled).
  */
 import type { PyodideAPI } from 'pyodide';
-import type { HandedFiles } from '../frame/protocol';
+import type { HandedFiles } from '../protocol/frame';
 
 type LoadPyodide = typeof import('pyodide').loadPyodide;
 type PyodideConfig = NonNullable<Parameters<LoadPyodide>[0]>;

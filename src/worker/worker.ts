@@ -25,7 +25,7 @@ import {
   type ToolSpec,
   type WorkerAPI,
 } from '../protocol/worker';
-import type { WorkerInit } from '../frame/protocol';
+import type { WorkerInit } from '../protocol/frame';
 import { bootPyodide, sourceFromFiles, sourceFromURL } from './pyodide-source';
 
 type PyCallable = ((...args: unknown[]) => unknown) & {

@@ -5,7 +5,7 @@
  * other. Python runs in the workers; it never sees the frame's main thread.
  */
 
-import type { HostRequest, SharedPayload } from '../protocol/worker';
+import type { HostRequest, SharedPayload } from './worker';
 
 /** Pyodide's runtime files, as the page fetched them from indexURL. */
 export interface PyodideFiles {
