@@ -19,6 +19,12 @@ interface TextBlock {
   cache_control?: { type: 'ephemeral' };
 }
 
+/**
+ * Claude through the official `@anthropic-ai/sdk` (loaded on first use).
+ *
+ * @example
+ * const rlm = new RLM({ backend: new AnthropicClient({ model: 'claude-sonnet-4-5', apiKey }) });
+ */
 export class AnthropicClient implements LMClient {
   readonly provider = 'anthropic';
   readonly model: string;

@@ -20,6 +20,12 @@ interface ChatUsage {
   cost_details?: { upstream_inference_cost?: number } | null;
 }
 
+/**
+ * OpenAI and every OpenAI-compatible server through the official `openai` SDK (loaded on first use).
+ *
+ * @example
+ * const client = new OpenAIClient({ model: 'llama3.1', baseURL: 'http://localhost:11434/v1' }, 'ollama');
+ */
 export class OpenAIClient implements LMClient {
   readonly model: string;
   private client: Promise<InstanceType<OpenAIModule['default']>> | undefined;

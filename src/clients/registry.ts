@@ -20,6 +20,7 @@ export const OPENAI_COMPATIBLE: Readonly<Record<string, string | undefined>> = {
 
 const NEEDS_BASE_URL = new Set(['vllm']);
 
+/** The client for a backend name (or the `LMClient` itself); throws ConfigurationError for an unknown name. */
 export function createClient(spec: BackendSpec): LMClient {
   const { backend } = spec;
   if (typeof backend === 'object') return backend;

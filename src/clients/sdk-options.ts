@@ -1,6 +1,7 @@
 /** What both SDK constructors take from BackendOptions, with the same defaults. */
 import type { BackendOptions } from '../core/options';
 
+/** The constructor options both SDKs take, from BackendOptions. */
 export function sdkOptions(options: BackendOptions) {
   return {
     // Local servers take any key; the SDKs insist on one.

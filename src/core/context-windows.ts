@@ -5,6 +5,7 @@
  */
 export const DEFAULT_CONTEXT_WINDOW = 128_000;
 
+/** Context window sizes (tokens) by model-name substring, used to decide when to compact. */
 export const CONTEXT_WINDOWS: Readonly<Record<string, number>> = {
   'gpt-5': 272_000,
   'gpt-4.1': 1_047_576,
@@ -24,6 +25,7 @@ export const CONTEXT_WINDOWS: Readonly<Record<string, number>> = {
   'deepseek': 128_000,
 };
 
+/** The context window of `model`: the longest matching key of `overrides` merged over the table, else the default. */
 export function contextWindowFor(model: string, overrides?: Record<string, number>): number {
   const table = { ...CONTEXT_WINDOWS, ...overrides };
   const name = model.toLowerCase();

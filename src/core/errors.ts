@@ -4,6 +4,7 @@
  */
 import type { SchemaIssue, Trajectory, UsageSummary } from './types';
 
+/** The root of every error rlm-web throws: `instanceof RLMError` catches them all. */
 export class RLMError extends Error {
   override name = 'RLMError';
   constructor(message: string, options?: { cause?: unknown }) {
@@ -18,6 +19,7 @@ export class ConfigurationError extends RLMError {
 
 // ------------------------------------------------------------------ LM calls
 
+/** An LM call failed; `provider`, `model` and the HTTP `status` (when there was one) say which and how. */
 export class LMError extends RLMError {
   override name = 'LMError';
   constructor(
@@ -58,6 +60,7 @@ export class LMResponseError extends LMError {
 
 // ------------------------------------------------------------------ REPL
 
+/** The Python REPL could not start or run. */
 export class ReplError extends RLMError {
   override name = 'ReplError';
 }
@@ -103,6 +106,7 @@ export class LimitExceededError extends RunEndedError {
   }
 }
 
+/** The run (children included) spent more than `maxBudget` USD. */
 export class BudgetExceededError extends LimitExceededError {
   override name = 'BudgetExceededError';
   constructor(spent: number, budget: number, partialAnswer: string | undefined) {
@@ -116,6 +120,7 @@ export class BudgetExceededError extends LimitExceededError {
   }
 }
 
+/** The run took longer than `maxTimeMs`. */
 export class TimeoutExceededError extends LimitExceededError {
   override name = 'TimeoutExceededError';
   constructor(elapsedMs: number, timeoutMs: number, partialAnswer: string | undefined) {
@@ -129,6 +134,7 @@ export class TimeoutExceededError extends LimitExceededError {
   }
 }
 
+/** The run (children included) used more than `maxTokens` input + output tokens. */
 export class TokenLimitExceededError extends LimitExceededError {
   override name = 'TokenLimitExceededError';
   constructor(used: number, limit: number, partialAnswer: string | undefined) {
@@ -142,6 +148,7 @@ export class TokenLimitExceededError extends LimitExceededError {
   }
 }
 
+/** `maxErrors` consecutive iterations had a cell that raised; `lastError` is the latest stderr. */
 export class ErrorThresholdExceededError extends LimitExceededError {
   override name = 'ErrorThresholdExceededError';
   constructor(
@@ -203,6 +210,7 @@ export class StorageError extends RLMError {
   }
 }
 
+/** Whether `error` is an abort (DOMException AbortError or an SDK's abort error). */
 export function isAbortError(error: unknown): boolean {
   return (
     error instanceof CancellationError ||
@@ -210,6 +218,7 @@ export function isAbortError(error: unknown): boolean {
   );
 }
 
+/** A one-line `Name: message` for any thrown value, for trajectories and sub-call errors. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);

@@ -13,6 +13,7 @@ import {
 } from './errors';
 import type { UsageTracker } from './usage';
 
+/** Limits of one run, counting child RLMs and sub-calls; crossing one ends the run pre-emptively. */
 export interface Limits {
   /** USD, counting child RLMs and sub-calls. Default: none. */
   maxBudget?: number | undefined;
@@ -24,6 +25,7 @@ export interface Limits {
   maxErrors?: number | undefined;
 }
 
+/** Enforces a run's `Limits` and cancellation on one AbortSignal. */
 export class RunGuard {
   readonly startedAt: number;
   private readonly controller = new AbortController();

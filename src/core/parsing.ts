@@ -122,6 +122,7 @@ export function findToolMarkup(text: string): string | null {
   return null;
 }
 
+/** An answer written in the reply text: `FINAL(value)` or `FINAL_VAR(name)`. */
 export type TextAnswer = { kind: 'final'; value: string } | { kind: 'final_var'; name: string };
 
 /**

@@ -19,11 +19,13 @@ export const RESERVED_NAMES = [
   'answer',
 ] as const;
 
+/** A custom tool function: called from Python with converted args and kwargs; may be async; returns JSON-able data. */
 export type ToolFunction = (...args: any[]) => unknown;
 
 /** A tool: a function, a JSON-able value, or either with a description for the prompt. */
 export type ToolEntry = ToolFunction | { tool: unknown; description?: string } | unknown;
 
+/** A tool entry after checking: a function or a value, with its description. */
 export interface NormalizedTool {
   name: string;
   fn?: ToolFunction | undefined;
@@ -59,10 +61,12 @@ export function normalizeTools(tools: Record<string, ToolEntry> | undefined): No
   });
 }
 
+/** The definitions a REPL registers (functions by name, data as JSON-able values). */
 export function toToolDefinitions(tools: NormalizedTool[]): ToolDefinition[] {
   return tools.map((t) => (t.fn ? { name: t.name, kind: 'function' } : { name: t.name, kind: 'data', value: t.value }));
 }
 
+/** The tools as the system prompt lists them. */
 export function describeTools(tools: NormalizedTool[]): ToolDescription[] {
   return tools.map((t) => ({
     name: t.name,

@@ -6,8 +6,10 @@ import type { StorageError } from './errors';
 
 // ------------------------------------------------------------------ messages and LM calls
 
+/** Who speaks in a chat message. */
 export type ChatRole = 'system' | 'user' | 'assistant';
 
+/** One message of a conversation with a model. */
 export interface ChatMessage {
   role: ChatRole;
   content: string;
@@ -23,6 +25,7 @@ export interface LMUsage {
   costUSD?: number | undefined;
 }
 
+/** What the loop asks of an `LMClient`: one chat completion. */
 export interface LMRequest {
   messages: ChatMessage[];
   /**
@@ -60,6 +63,7 @@ export interface SamplingArgs {
   stop?: string[] | undefined;
 }
 
+/** An `LMClient`'s answer to one request. */
 export interface LMResult {
   /** The reply text. Falls back to the reasoning text when the content is empty. */
   text: string;
@@ -100,6 +104,7 @@ export interface LMClient {
 
 // ------------------------------------------------------------------ usage
 
+/** Calls, tokens and cost of one model within a run. */
 export interface ModelUsage {
   calls: number;
   inputTokens: number;
@@ -109,6 +114,7 @@ export interface ModelUsage {
   costUSD: number;
 }
 
+/** A run's usage: per model and in total (children included). */
 export interface UsageSummary {
   /** Per model name. */
   models: Record<string, ModelUsage>;
@@ -143,6 +149,7 @@ export type HostRequest =
 /** The page's answer: `results` for queries (one per prompt, in order), `value` for tools. */
 export type HostReply = { results: string[] } | { value: unknown } | { error: string };
 
+/** What running one cell did, as a `ReplEnvironment` reports it. */
 export interface CellResult {
   stdout: string;
   stderr: string;
@@ -161,6 +168,7 @@ export interface CellResult {
   restarted: boolean;
 }
 
+/** How the REPL runs, once it has booted (`rlm.replInfo`, the `repl_ready` event). */
 export interface ReplInfo {
   /** 'jspi' | 'sab' for Pyodide; 'remote' for a proxy sandbox. */
   bridge: 'jspi' | 'sab' | 'remote';
@@ -174,6 +182,7 @@ export interface ReplInfo {
   isolation?: 'sandbox' | 'none' | undefined;
 }
 
+/** How long a cell may run, and the signal that stops it. */
 export interface ExecuteOptions {
   timeoutMs: number;
   signal?: AbortSignal | undefined;
@@ -184,6 +193,7 @@ export interface SubcallHost {
   handle(request: HostRequest, signal: AbortSignal): Promise<HostReply>;
 }
 
+/** A custom tool as a REPL registers it: a function the page answers, or data bound as a variable. */
 export interface ToolDefinition {
   name: string;
   kind: 'function' | 'data';
@@ -207,17 +217,21 @@ export interface ReplEnvironment {
   close(): Promise<void>;
 }
 
+/** What an environment factory is given: the host answering sub-calls, and the environment's options. */
 export interface EnvironmentFactoryOptions {
   host: SubcallHost;
   environmentOptions: Record<string, unknown>;
 }
 
+/** Makes a REPL; pass one as `environment` to run Python somewhere of your own. */
 export type EnvironmentFactory = (options: EnvironmentFactoryOptions) => ReplEnvironment;
 
 // ------------------------------------------------------------------ trajectory
 
+/** Where a run stands; `interrupted` means its tab closed mid-run, `imported` that it came from a JSONL file. */
 export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted' | 'imported';
 
+/** Why a run ended: an answer, a limit, a cancellation or an error. */
 export type EndReason =
   | 'answer'
   | 'max_iterations'
@@ -247,6 +261,7 @@ export interface CodeBlockRecord extends Omit<CellResult, 'restarted'> {
   subcalls: SubcallRecord[];
 }
 
+/** One turn of the root model, as recorded in the trajectory. */
 export interface IterationRecord {
   /** 1-based. */
   iteration: number;
@@ -283,6 +298,7 @@ export interface RecordedSchema {
   jsonSchema?: JSONSchema | undefined;
 }
 
+/** The configuration a trajectory records (secrets removed). */
 export interface RunConfig {
   rootModel: string;
   backend: string;
@@ -300,6 +316,7 @@ export interface RunConfig {
   depth: number;
 }
 
+/** Everything about one run: its config, every iteration and sub-call, usage and outcome. */
 export interface Trajectory {
   id: string;
   startedAt: string;
@@ -319,6 +336,7 @@ export interface Trajectory {
 
 // ------------------------------------------------------------------ events
 
+/** Typed events of a run, as `onEvent` and `stream()` deliver them (children's events carry their depth). */
 export type RLMEvent =
   | { type: 'run_start'; runId: string; depth: number; config: RunConfig; rootPrompt?: string | undefined }
   | { type: 'repl_ready'; runId: string; depth: number; info: ReplInfo }

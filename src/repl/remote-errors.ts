@@ -4,6 +4,7 @@
  */
 import { RLMError } from '../core/errors';
 
+/** The remote environment's proxy refused or failed a request; `status` and `code` say which. */
 export class ProxyError extends RLMError {
   override name = 'ProxyError';
   constructor(

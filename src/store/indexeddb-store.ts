@@ -29,6 +29,7 @@ interface TrajectoryDB extends DBSchema {
   iterations: { key: [string, number]; value: StoredIteration };
 }
 
+/** Options of `new IndexedDBTrajectoryStore(...)`. */
 export interface IndexedDBTrajectoryStoreOptions {
   /** Database name. Default: 'rlm-web'. */
   name?: string | undefined;

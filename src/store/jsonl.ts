@@ -645,6 +645,7 @@ interface RunReceiver {
   end(t: Trajectory): Promise<void>;
 }
 
+/** What `readJSONL` found: the trajectories, and the lines it could not read. */
 export interface JSONLReadResult {
   /** Lines read, blank ones included. */
   lines: number;

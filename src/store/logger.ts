@@ -11,6 +11,7 @@ import { StorageError } from '../core/errors';
 import type { IterationRecord, Trajectory, TrajectorySink } from '../core/types';
 import { approximateSize, summarizeRun, toStorageError, type TrajectoryStore } from './types';
 
+/** Options of `new RLMLogger(...)`. */
 export interface RLMLoggerOptions {
   /** Where to write runs as they happen. Default: none (memory only). */
   store?: TrajectoryStore | undefined;

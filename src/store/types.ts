@@ -42,6 +42,7 @@ export interface TrajectoryStore {
   clear(): Promise<void>;
 }
 
+/** Which runs `listRuns` returns. */
 export interface ListRunsOptions {
   /** At most this many runs. Default: all. */
   limit?: number | undefined;
