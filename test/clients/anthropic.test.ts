@@ -90,3 +90,18 @@ describe('toAnthropicMessages', () => {
     expect(two.slice(0, one.length)).toEqual(one);
   });
 });
+
+describe('toAnthropicMessages after an empty reply', () => {
+  it('never sends an empty text block (the API rejects them) when a reply was empty', () => {
+    const input: ChatMessage[] = [
+      { role: 'system', content: 's' },
+      { role: 'user', content: 'metadata' },
+      { role: 'assistant', content: '' },
+      { role: 'user', content: 'No ```repl block was found...' },
+    ];
+    const { system, messages } = toAnthropicMessages(input, true);
+    for (const block of [...system, ...messages.flatMap((m) => m.content)]) expect(block.text.trim()).not.toBe('');
+    // Alternation is kept: the API requires user/assistant turns to alternate.
+    expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+  });
+});

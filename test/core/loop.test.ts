@@ -203,6 +203,17 @@ describe('running out of iterations', () => {
     const result = await rlm.completion(CONTEXT);
     expect(result.usage.calls).toBe(2);
   });
+
+  describe('running out of iterations', () => {
+    it('records the final-answer call in the trajectory, as the reference does', async () => {
+      const root = new FakeClient('root-model', scripted(repl('a'), 'The answer is 7.'));
+      const { rlm } = makeRLM({ root, cells: { a: {} }, rlm: { maxIterations: 1 } });
+      const { trajectory } = await rlm.completion(CONTEXT);
+      expect(trajectory.iterations).toHaveLength(2);
+      expect(trajectory.iterations[1]?.response).toBe('The answer is 7.');
+      expect(trajectory.iterations[1]?.finalAnswer).toBe('The answer is 7.');
+    });
+  });
 });
 
 describe('what the model is sent', () => {
@@ -490,6 +501,20 @@ describe('custom tools', () => {
     expect(() => makeRLM({ root, rlm: { customTools: { llm_query: () => 1 } } })).toThrow(ConfigurationError);
     expect(() => makeRLM({ root, rlm: { customSubTools: { answer: 1 } } })).toThrow(ConfigurationError);
   });
+
+  describe('warmUp()', () => {
+    it('still registers the custom tools in the first completion', async () => {
+      const root = new FakeClient('root-model', scripted('FINAL(x)'));
+      const { rlm, env } = makeRLM({ root, rlm: { customTools: { lookup: () => 1, limit: 3 } } });
+      const info = await rlm.warmUp();
+      expect(info.runtime).toBe('fake');
+      await rlm.completion(CONTEXT);
+      expect(env().tools).toEqual([
+        { name: 'lookup', kind: 'function' },
+        { name: 'limit', kind: 'data', value: 3 },
+      ]);
+    });
+  });
 });
 
 describe('limits', () => {
@@ -604,6 +629,24 @@ describe('limits', () => {
     expect(await run).toBeInstanceOf(TimeoutExceededError);
     expect(cellSignal?.aborted).toBe(true);
   });
+
+  describe('limits crossed by a root call', () => {
+    it('carries the latest model response as the partial answer', async () => {
+      const second = repl('b', 'second, more complete reply');
+      const root = new FakeClient('root-model', scripted(repl('a', 'first'), second, 'FINAL(never)'), { costUSD: 0.006 });
+      const { rlm } = makeRLM({ root, cells: { a: {}, b: {} }, rlm: { maxBudget: 0.01 } });
+      const error = (await rejection(rlm.completion(CONTEXT))) as BudgetExceededError;
+      expect(error).toBeInstanceOf(BudgetExceededError);
+      expect(error.partialAnswer).toBe(second);
+    });
+
+    it('runs no code from a reply that arrived after the run was stopped', async () => {
+      const root = new FakeClient('root-model', scripted(repl('a'), repl('b'), 'FINAL(never)'), { costUSD: 0.006 });
+      const { rlm, env } = makeRLM({ root, cells: { a: {}, b: {} }, rlm: { maxBudget: 0.01 } });
+      expect(await rejection(rlm.completion(CONTEXT))).toBeInstanceOf(BudgetExceededError);
+      expect(env().executed).toEqual(['a']);
+    });
+  });
 });
 
 describe('cancellation', () => {
@@ -657,6 +700,56 @@ describe('cancellation', () => {
     const { rlm } = makeRLM({ root });
     await rejection(rlm.completion(CONTEXT, { signal: AbortSignal.abort() }));
     expect((await rlm.completion(CONTEXT)).response).toBe('second run');
+  });
+
+  describe('a REPL that never boots', () => {
+    /** Lets every pending promise callback and immediate run (the fakes are all in memory). */
+    const drain = async () => {
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+
+    function hangingBoot(signal: AbortSignal | undefined, rlmOptions = {}) {
+      const root = new FakeClient('root-model', scripted(repl('print(1)'), 'FINAL(x)'));
+      const { rlm } = makeRLM({
+        root,
+        cells: { 'print(1)': { stdout: '1' } },
+        rlm: rlmOptions,
+        // The boot never finishes (worker files missing, a wedged worker).
+        onRepl: (r) => {
+          r.start = () => new Promise(() => undefined);
+        },
+      });
+      let settled: unknown;
+      rlm.completion(CONTEXT, { signal }).then(
+        () => (settled = 'resolved'),
+        (error: unknown) => (settled = error),
+      );
+      return { root, settled: () => settled };
+    }
+
+    it('still ends with CancellationError when the signal aborts', async () => {
+      const controller = new AbortController();
+      const run = hangingBoot(controller.signal);
+      await drain();
+      // The first reply has code, so the loop now waits for the REPL.
+      expect(run.root.calls).toHaveLength(1);
+      expect(run.settled()).toBeUndefined();
+      controller.abort();
+      await drain();
+      expect(run.settled()).toBeInstanceOf(CancellationError);
+    });
+
+    it('still ends with TimeoutExceededError when maxTimeMs passes', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        const run = hangingBoot(undefined, { maxTimeMs: 10_000 });
+        await vi.advanceTimersByTimeAsync(10_000);
+        await drain();
+        expect(run.settled()).toBeInstanceOf(TimeoutExceededError);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
   });
 });
 
@@ -849,6 +942,36 @@ describe('what a child RLM inherits', () => {
     expect(record?.trajectory?.config.rootModel).toBe('other-model');
     expect(result.usage.models['other-model']?.calls).toBe(1);
   });
+
+  describe('child RLMs on pooled REPLs', () => {
+    it('gives a child on a reused (reset) REPL the custom tools too', async () => {
+      const isChild = (messages: ChatMessage[]) => messages[0]!.content.includes('recursion is off');
+      const parent = scripted(repl('delegate'), 'FINAL(done)');
+      const root = new FakeClient('root-model', (messages, request, call) => (isChild(messages) ? repl('child') : parent(messages, request, call)));
+      const toolsSeen: string[][] = [];
+      const replies: HostReply[] = [];
+      const { rlm, envs } = makeRLM({
+        root,
+        rlm: { maxDepth: 2, customTools: { lookup: () => 1 } },
+        cells: {
+          delegate: async (ctx) => {
+            replies.push(await query(ctx, 'rlm_query', ['first child']));
+            replies.push(await query(ctx, 'rlm_query', ['second child']));
+            return {};
+          },
+          child: ({ repl: r }) => {
+            toolsSeen.push(r.tools.map((t) => t.name));
+            return { finalAnswer: 'ok' };
+          },
+        },
+      });
+      await rlm.completion(CONTEXT);
+      expect(replies.map(results)).toEqual([['ok'], ['ok']]);
+      // The second child reused the first child's REPL after the pool reset it.
+      expect(envs).toHaveLength(2);
+      expect(toolsSeen).toEqual([['lookup'], ['lookup']]);
+    });
+  });
 });
 
 describe('persistent sessions', () => {
@@ -920,6 +1043,19 @@ describe('persistent sessions', () => {
     expect(env.setCalls.filter((c) => c.name.startsWith('history'))).toEqual([]);
     expect(root.calls[1]![1]!.content).not.toContain('contexts');
   });
+
+  describe('persistent sessions', () => {
+    it('does not describe the newest context as `context` (which stays context_0)', async () => {
+      const root = new FakeClient('root-model', scripted('FINAL(1)', 'FINAL(2)'));
+      const { rlm } = makeRLM({ root, rlm: { persistent: true } });
+      await rlm.completion('a string context of 33 characters');
+      await rlm.completion(['x', 'y', 'z']);
+      const opening = root.calls[1]![1]!.content;
+      // `context` is still the string; the new list is context_1.
+      expect(opening).not.toMatch(/`context` is a Python `list`/);
+      expect(opening).toMatch(/`context_1`[^.\n]*`list`/);
+    });
+  });
 });
 
 describe('compaction', () => {
@@ -971,6 +1107,20 @@ describe('compaction', () => {
     await rlm.completion(CONTEXT);
     expect(events.some((e) => e.type === 'compaction')).toBe(false);
     expect(root.calls[0]?.[0]?.content).toContain('`history`');
+  });
+
+  describe('compaction', () => {
+    it('does not compact before the model has replied, even at a tiny threshold', async () => {
+      const script = scripted(repl('a'), 'FINAL(x)');
+      const root = new FakeClient('tiny-model', (messages, request, call) =>
+        messages.at(-1)?.content === COMPACTION_REQUEST ? 'SUMMARY' : script(messages, request, call),
+      );
+      const { rlm, env } = makeRLM({ root, cells: { a: {} }, rlm: { compaction: true, compactionThreshold: 0.01, contextWindows: { 'tiny-model': 1000 } } });
+      await rlm.completion(CONTEXT);
+      expect(root.lastMessage(0)).not.toBe(COMPACTION_REQUEST);
+      const history = env().setCalls.filter((c) => c.name === 'history').at(-1)?.value as unknown[] | undefined;
+      for (const entry of history ?? []) if (Array.isArray(entry)) expect(entry.length).toBeGreaterThan(0);
+    });
   });
 });
 
@@ -1054,6 +1204,38 @@ describe('events and logging', () => {
     const { trajectory } = await rlm.completion(CONTEXT);
     expect(JSON.stringify(trajectory.config)).not.toContain('sk-secret');
     expect(trajectory.config.environmentOptions).toEqual({ indexURL: '/py/', proxyURL: 'http://p' });
+  });
+
+  describe('run config', () => {
+    it('keeps non-secret backend options such as maxOutputTokens', async () => {
+      const root = new FakeClient('root-model', scripted('FINAL(x)'));
+      const { rlm } = makeRLM({ root, rlm: { backendOptions: { model: 'root-model', apiKey: 'sk-secret', maxOutputTokens: 1024, timeoutMs: 5000 } } });
+      const { trajectory } = await rlm.completion(CONTEXT);
+      expect(JSON.stringify(trajectory.config)).not.toContain('sk-secret');
+      expect(trajectory.config.backendOptions).toEqual({ model: 'root-model', maxOutputTokens: 1024, timeoutMs: 5000 });
+    });
+  });
+
+  describe('storage failures', () => {
+    it('become storage_error events when the logger reports them', async () => {
+      const { StorageError } = await import('../../src/core/errors');
+      class FailingSink extends EventTarget {
+        runStarted() {
+          const event = Object.assign(new Event('error'), { error: new StorageError('quota exceeded', 'quota') });
+          this.dispatchEvent(event);
+        }
+        iterationFinished() {}
+        runEnded() {}
+        async flush() {}
+      }
+      const root = new FakeClient('root-model', scripted('FINAL(x)'));
+      const { rlm, events } = makeRLM({ root, rlm: { logger: new FailingSink() } });
+      const result = await rlm.completion(CONTEXT);
+      expect(result.response).toBe('x');
+      const storage = events.filter((e) => e.type === 'storage_error');
+      expect(storage).toHaveLength(1);
+      expect(storage[0]).toMatchObject({ error: { reason: 'quota' } });
+    });
   });
 });
 
@@ -1143,6 +1325,54 @@ describe('misuse', () => {
     expect(result.response).toBe('plain: ctx\n\nq');
     expect(envs).toHaveLength(0);
     expect(result.usage.calls).toBe(1);
+  });
+
+  describe('failures while a run is being set up', () => {
+    it('ends the run cleanly when the environment factory throws (e.g. remote without proxyURL)', async () => {
+      const root = new FakeClient('root-model', scripted('FINAL(x)'));
+      const sink = new RecordingSink();
+      const { rlm, events } = makeRLM({
+        root,
+        rlm: { logger: sink },
+        onRepl: () => {
+          throw new ConfigurationError("environment 'remote' needs environmentOptions.proxyURL");
+        },
+      });
+      await expect(rlm.completion(CONTEXT)).rejects.toThrow(ConfigurationError);
+      // A run the logger saw start must be seen to end, or the store keeps it 'running' forever.
+      expect(sink.log).toContain('runStarted');
+      expect(sink.endedStatus).toBe('failed');
+      expect(events.map((e) => e.type)).toEqual(['run_start', 'error']);
+      // The instance is not left marked as busy.
+      await expect(rlm.completion(CONTEXT)).rejects.toThrow(/proxyURL/);
+    });
+
+    it('leaves no timer behind when the context type is unsupported', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        const root = new FakeClient('root-model', scripted());
+        const { rlm } = makeRLM({ root, rlm: { maxTimeMs: 60_000 } });
+        await expect(rlm.completion(42 as unknown as string)).rejects.toThrow(ConfigurationError);
+        expect(vi.getTimerCount()).toBe(0);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+  });
+
+  describe('maxDepth 0', () => {
+    it('is a plain LM call on the context and the question, logged like any run', async () => {
+      const root = new FakeClient('root-model', scripted('plain answer'));
+      const sink = new RecordingSink();
+      const { rlm, events } = makeRLM({ root, rlm: { maxDepth: 0, logger: sink } });
+      const result = await rlm.completion(new Blob(['blob context']), { rootPrompt: 'the question' });
+      expect(result.response).toBe('plain answer');
+      expect(root.calls[0]).toEqual([{ role: 'user', content: 'blob context\n\nthe question' }]);
+      expect(result.trajectory.iterations).toHaveLength(1);
+      expect(sink.log).toContain('runStarted');
+      expect(sink.endedStatus).toBe('completed');
+      expect(events.map((e) => e.type)).toEqual(['run_start', 'iteration_end', 'usage', 'run_end']);
+    });
   });
 });
 

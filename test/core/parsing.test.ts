@@ -308,3 +308,13 @@ describe('findToolMarkup: replies written for another tool syntax', () => {
     expect(findToolMarkup('<invoke_tool>, <tool_calls_list>')).toBeNull();
   });
 });
+
+describe('FINAL(...) over several lines', () => {
+  it('does not stop at a nested ")" that happens to end a line', () => {
+    expect(findTextAnswer('FINAL(The options are (a)\nand (b), in that order)')).toEqual({
+      kind: 'final',
+      value: 'The options are (a)\nand (b), in that order',
+    });
+    expect(findTextAnswer('FINAL(Steps:\n1. parse (fast)\n2. count)')).toEqual({ kind: 'final', value: 'Steps:\n1. parse (fast)\n2. count' });
+  });
+});
