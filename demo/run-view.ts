@@ -116,7 +116,8 @@ class CellView {
   private readonly status = el('span', 'cell-status', 'waiting');
   private readonly output = el('div', 'cell-output');
   private readonly subcalls = el('div', 'subcalls');
-  private pending: { el: HTMLElement; kind: 'llm' | 'rlm'; runId?: string }[] = [];
+  /** Sub-calls in flight, by callId. */
+  private readonly pending = new Map<string, HTMLElement>();
 
   constructor(code: string, index: number) {
     const head = el('div', 'cell-head');
@@ -129,32 +130,30 @@ class CellView {
     this.setState('running', 'running…');
   }
 
-  addPendingSubcall(kind: 'llm' | 'rlm', model: string, prompt: string): void {
+  addPendingSubcall(callId: string, kind: 'llm' | 'rlm', model: string, prompt: string): void {
     const item = el('div', 'subcall pending');
     item.append(el('span', 'kind', kind === 'rlm' ? 'rlm_query' : 'llm_query'), el('span', 'model', model), el('span', 'meta', 'waiting for the model…'), el('span', 'snippet', prompt.slice(0, 120).replace(/\s+/g, ' ')));
-    this.pending.push({ el: item, kind });
+    this.pending.set(callId, item);
     this.subcalls.append(item);
   }
 
-  /** A child RLM started or moved on: shown on its placeholder while it runs. */
-  childProgress(runId: string, started: boolean, text: string): void {
-    const slot = started ? this.pending.find((p) => p.kind === 'rlm' && !p.runId) : this.pending.find((p) => p.runId === runId);
-    if (!slot) return;
-    slot.runId = runId;
-    const meta = slot.el.querySelector('.meta');
+  /** A child RLM (started by the sub-call `callId`) moved on: shown on its placeholder while it runs. */
+  childProgress(callId: string, text: string): void {
+    const meta = this.pending.get(callId)?.querySelector('.meta');
     if (meta) meta.textContent = text;
   }
 
-  addSubcall(record: SubcallRecord): void {
-    const index = this.pending.findIndex((p) => p.kind === record.kind);
+  addSubcall(callId: string, record: SubcallRecord): void {
     const view = renderSubcall(record);
-    if (index >= 0) this.pending.splice(index, 1)[0]!.el.replaceWith(view);
+    const slot = this.pending.get(callId);
+    this.pending.delete(callId);
+    if (slot) slot.replaceWith(view);
     else this.subcalls.append(view);
   }
 
   finish(record: CodeBlockRecord): void {
-    for (const p of this.pending) p.el.remove();
-    this.pending = [];
+    for (const slot of this.pending.values()) slot.remove();
+    this.pending.clear();
     if (this.subcalls.childElementCount !== record.subcalls.length) {
       this.subcalls.replaceChildren(...record.subcalls.map(renderSubcall));
     }
@@ -371,8 +370,10 @@ export class RunView {
   handleEvent(event: RLMEvent): void {
     // Child RLMs report through the same handler: count their cost, draw only the root.
     if (event.depth > 0) {
-      if (event.depth === 1 && event.type === 'run_start') this.current?.lastStartedCell?.childProgress(event.runId, true, 'child RLM starting…');
-      if (event.depth === 1 && event.type === 'iteration_start') this.current?.lastStartedCell?.childProgress(event.runId, false, `child RLM · iteration ${event.iteration}…`);
+      if (event.depth === 1 && event.parentCallId !== undefined) {
+        if (event.type === 'run_start') this.current?.lastStartedCell?.childProgress(event.parentCallId, 'child RLM starting…');
+        if (event.type === 'iteration_start') this.current?.lastStartedCell?.childProgress(event.parentCallId, `child RLM · iteration ${event.iteration}…`);
+      }
       if (event.type === 'lm_response') this.addExtra(event.usage.inputTokens, event.usage.outputTokens, event.usage.costUSD ?? 0);
       if (event.type === 'subcall_end') this.countSubcall(event.record);
       return;
@@ -402,10 +403,10 @@ export class RunView {
         this.setStatus('running', `Iteration ${event.iteration}: running cell ${event.block + 1}…`);
         break;
       case 'subcall_start':
-        this.current?.lastStartedCell?.addPendingSubcall(event.kind, event.model, event.prompt);
+        this.current?.lastStartedCell?.addPendingSubcall(event.callId, event.kind, event.model, event.prompt);
         break;
       case 'subcall_end':
-        this.current?.lastStartedCell?.addSubcall(event.record);
+        this.current?.lastStartedCell?.addSubcall(event.callId, event.record);
         this.countSubcall(event.record);
         break;
       case 'code_end':

@@ -8,7 +8,7 @@ import { AnswerValidationError, describeError, RunEndedError } from './errors';
 import type { CompletionOptions, RLMCoreOptions } from './options';
 import type { EnvironmentPool } from './pool';
 import type { Run } from './run';
-import { stoppedMessage, type SubcallDispatcher } from './subcalls';
+import { stoppedMessage, type CallTag, type SubcallDispatcher } from './subcalls';
 import type { BackendSpec } from './options';
 import { formatIssues } from './schema';
 import type { CompletionResult, JSONSchema, RLMEvent, SubcallRecord } from './types';
@@ -21,6 +21,8 @@ export interface ChildContext {
   parentUsage: UsageTracker;
   /** The root's pool of REPLs, shared by every descendant. */
   pool: EnvironmentPool;
+  /** The `rlm_query` call that started this child: its events carry it as `parentCallId`. */
+  parentCallId: string;
 }
 
 /** The part of an RLM a parent needs to run it as a child. */
@@ -40,10 +42,10 @@ export interface ChildSpawner {
 }
 
 /** Runs `prompt` as a child RLM; failures become the record's `error`, never a throw. */
-export async function runChild(parent: ChildSpawner, prompt: string, model: string | null, run: Run, signal: AbortSignal, schema?: JSONSchema): Promise<SubcallRecord> {
+export async function runChild(parent: ChildSpawner, prompt: string, model: string | null, run: Run, signal: AbortSignal, call: CallTag, schema?: JSONSchema): Promise<SubcallRecord> {
   const o = parent.options;
   const rootSpec: BackendSpec = model ? { backend: parent.dispatcher().clientFor(model, false) } : { backend: o.backend ?? 'openai', backendOptions: o.backendOptions };
-  run.hub.emit({ type: 'subcall_start', ...run.base, kind: 'rlm', model: model ?? parent.rootModel, prompt: prompt.slice(0, 200) });
+  run.hub.emit({ type: 'subcall_start', ...run.base, ...call, kind: 'rlm', model: model ?? parent.rootModel, prompt: prompt.slice(0, 200) });
   const started = performance.now();
   const childUsage = new UsageTracker(run.usage);
   const remaining = run.guard.remaining();
@@ -65,12 +67,12 @@ export async function runChild(parent: ChildSpawner, prompt: string, model: stri
         logger: undefined,
         onEvent: parent.emit,
       },
-      { depth: parent.depth + 1, parentUsage: childUsage, pool: parent.pool() },
+      { depth: parent.depth + 1, parentUsage: childUsage, pool: parent.pool(), parentCallId: call.callId },
     );
     const result = await child.completion(prompt, { signal: anySignal(signal, run.guard.signal), ...(schema ? { schema } : {}) });
     // With a schema the trajectory's response is the validated value as JSON text.
     const response = schema ? (result.trajectory.response ?? 'null') : String(result.response);
-    record = { kind: 'rlm', model: child.rootModel, prompt, response, usage: childUsage.summary(), executionTimeMs: performance.now() - started, trajectory: result.trajectory };
+    record = { kind: 'rlm', model: child.rootModel, prompt, response, usage: childUsage.summary(), executionTimeMs: performance.now() - started, trajectory: result.trajectory, ...call };
   } catch (error) {
     record = {
       kind: 'rlm',
@@ -81,8 +83,9 @@ export async function runChild(parent: ChildSpawner, prompt: string, model: stri
       executionTimeMs: performance.now() - started,
       error: stoppedMessage(run) ?? (error instanceof AnswerValidationError ? `the child RLM's answer does not match the schema:\n${formatIssues(error.issues, 'reply')}` : `Child RLM completion failed - ${describeError(error)}`),
       trajectory: error instanceof RunEndedError ? error.trajectory : undefined,
+      ...call,
     };
   }
-  run.hub.emit({ type: 'subcall_end', ...run.base, record });
+  run.hub.emit({ type: 'subcall_end', ...run.base, ...call, record });
   return record;
 }

@@ -65,7 +65,7 @@ export class RLMCore {
     this.subcalls = new SubcallDispatcher(
       { root: this.rootClient, others: otherClients, tools: this.tools, recursive: this.depth + 1 < this.opts.maxDepth, maxConcurrent: this.opts.maxConcurrentSubcalls, maxConcurrentChildren: this.opts.maxConcurrentChildren, sampling: this.opts.subSamplingArgs },
       () => this.active,
-      (prompt, model, run, signal, schema) => runChild(this.spawner(), prompt, model, run, signal, schema),
+      (prompt, model, run, signal, call, schema) => runChild(this.spawner(), prompt, model, run, signal, call, schema),
     );
     this.session = new Session(
       { factory: this.envFactory, environmentOptions: this.opts.environmentOptions, tools: this.tools, persistent: this.opts.persistent, pool: child?.pool },
@@ -149,6 +149,8 @@ export class RLMCore {
     }
     const run = this.beginRun(options, described, answers);
     const { guard, recorder } = run;
+    // Kept (by a logger that keeps contexts) so that resume() can replay the run's cells.
+    if (!this.opts.persistent) recorder.keepContext(context);
     const until = <T>(promise: Promise<T>): Promise<T> => raceAbort(promise, guard.signal);
     try {
       const opened = this.session.open(context, recorder, this.hub);
@@ -209,11 +211,11 @@ export class RLMCore {
 
   private beginRun(options: CompletionOptions, context: ReturnType<typeof describeInput>, answers: AnswerChecker | undefined): Run {
     const usage = new UsageTracker(this.child?.parentUsage);
-    const recorder = new RunRecorder(this.hub, this.opts.given.logger, usage, { config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, rootPrompt: options.rootPrompt, context });
+    const recorder = new RunRecorder(this.hub, this.opts.given.logger, usage, { config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, rootPrompt: options.rootPrompt, context, parentCallId: this.child?.parentCallId });
     if (answers) recorder.trajectory.schema = answers.schema.recorded;
     let bestPartial: () => string | undefined = () => undefined;
     const guard = new RunGuard(this.opts.limits, usage, () => bestPartial(), options.signal);
-    const run: Run = { base: recorder.base, usage, hub: this.hub, recorder, guard, cellSubcalls: undefined, bestPartial: undefined };
+    const run: Run = { base: recorder.base, usage, hub: this.hub, recorder, guard, cellSubcalls: undefined, cellTools: undefined, bestPartial: undefined };
     bestPartial = () => run.bestPartial;
     this.active = run;
     recorder.start();
@@ -261,7 +263,7 @@ export class RLMCore {
   private async plainCompletion(context: ContextInput, options: CompletionOptions, answers: AnswerChecker | undefined): Promise<CompletionResult<unknown>> {
     const started = performance.now();
     const usage = new UsageTracker(this.child?.parentUsage);
-    const recorder = new RunRecorder(this.hub, this.opts.given.logger, usage, { config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, rootPrompt: options.rootPrompt, context: describeInput(context) });
+    const recorder = new RunRecorder(this.hub, this.opts.given.logger, usage, { config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, rootPrompt: options.rootPrompt, context: describeInput(context), parentCallId: this.child?.parentCallId });
     if (answers) recorder.trajectory.schema = answers.schema.recorded;
     recorder.start();
     try {

@@ -5,7 +5,7 @@
 import type { EventHub } from './events';
 import type { RunGuard } from './limits';
 import type { RunBase, RunRecorder } from './recorder';
-import type { ChatMessage, LMClient, LMResult, ResponseFormat, SamplingArgs, SubcallRecord } from './types';
+import type { ChatMessage, LMClient, LMResult, ResponseFormat, SamplingArgs, SubcallRecord, ToolCallRecord } from './types';
 import type { UsageTracker } from './usage';
 
 export interface Run {
@@ -16,6 +16,8 @@ export interface Run {
   readonly recorder: RunRecorder;
   /** Sub-calls of the cell running now (recorded in prompt order), if one runs. */
   cellSubcalls: SubcallRecord[] | undefined;
+  /** Custom-tool calls of the cell running now, in call order (a resume replays them). */
+  cellTools: ToolCallRecord[] | undefined;
   /** The latest non-empty root reply: the partial answer if the run is stopped. */
   bestPartial: string | undefined;
 }

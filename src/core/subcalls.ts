@@ -6,14 +6,21 @@
 import { anySignal } from './abort';
 import { mapConcurrent } from './concurrency';
 import { ConfigurationError, describeError, LMError } from './errors';
+import { newId } from './ids';
 import type { Run } from './run';
 import { callTool, type NormalizedTool } from './tools';
 import { compileSchema, formatIssues, parseJSONReply, toJSONText, type CompiledSchema } from './schema';
 import type { LMClient, HostReply, SubcallRecord, HostRequest, JSONSchema, LMResult, SamplingArgs } from './types';
 import { emptyLMUsage, summarizeCall } from './usage';
 
+/** A sub-call's id and its place in its batch: on its events and its record. */
+export interface CallTag {
+  callId: string;
+  index: number;
+}
+
 /** Runs one child RLM for `rlm_query` (see children.ts); with `schema`, its answer is held to it. */
-export type ChildRunner = (prompt: string, model: string | null, run: Run, signal: AbortSignal, schema: JSONSchema | undefined) => Promise<SubcallRecord>;
+export type ChildRunner = (prompt: string, model: string | null, run: Run, signal: AbortSignal, call: CallTag, schema: JSONSchema | undefined) => Promise<SubcallRecord>;
 
 export interface SubcallSettings {
   root: LMClient;
@@ -55,12 +62,7 @@ export class SubcallDispatcher {
     const run = this.activeRun();
     if (!run) return { error: 'No run is active: sub-calls are only answered during completion().' };
     try {
-      if (request.op === 'tool') {
-        run.guard.check();
-        const tool = this.settings.tools.find((t) => t.name === request.name);
-        if (!tool) return { error: `unknown tool '${request.name}'` };
-        return { value: await callTool(tool, request.args, request.kwargs) };
-      }
+      if (request.op === 'tool') return await this.toolCall(request, run);
       const recursive = request.op === 'rlm_query' && this.settings.recursive;
       // Validate the model name once for the whole batch: an unknown model is the caller's bug.
       const client = recursive ? undefined : this.clientFor(request.model, true);
@@ -69,9 +71,10 @@ export class SubcallDispatcher {
       const schema = request.schema == null ? undefined : await compileSchema(request.schema, 'model');
       const target = run.cellSubcalls;
       const lanes = recursive ? this.settings.maxConcurrentChildren : this.settings.maxConcurrent;
-      const records = await mapConcurrent(request.prompts, lanes, (prompt) =>
-        recursive ? this.runChild(prompt, request.model, run, signal, schema?.jsonSchema) : this.leafCall(client!, prompt, run, signal, schema),
-      );
+      const records = await mapConcurrent(request.prompts, lanes, (prompt, index) => {
+        const call: CallTag = { callId: newId(), index };
+        return recursive ? this.runChild(prompt, request.model, run, signal, call, schema?.jsonSchema) : this.leafCall(client!, prompt, run, signal, call, schema);
+      });
       // Recorded in prompt order, whatever order they finished in.
       target?.push(...records);
       return { results: records.map((record) => (record.error !== undefined ? `Error: ${record.error}` : record.response)) };
@@ -80,8 +83,23 @@ export class SubcallDispatcher {
     }
   }
 
-  private async leafCall(client: LMClient, prompt: string, run: Run, signal: AbortSignal, schema: CompiledSchema | undefined): Promise<SubcallRecord> {
-    run.hub.emit({ type: 'subcall_start', ...run.base, kind: 'llm', model: client.model, prompt: prompt.slice(0, 200) });
+  /** A custom tool, recorded with what Python got so that a resume can replay it. */
+  private async toolCall(request: Extract<HostRequest, { op: 'tool' }>, run: Run): Promise<HostReply> {
+    run.guard.check();
+    const tool = this.settings.tools.find((t) => t.name === request.name);
+    const target = run.cellTools;
+    let reply: HostReply;
+    try {
+      reply = tool ? { value: await callTool(tool, request.args, request.kwargs) } : { error: `unknown tool '${request.name}'` };
+    } catch (error) {
+      reply = { error: error instanceof ConfigurationError ? error.message : describeError(error) };
+    }
+    target?.push('value' in reply ? { name: request.name, value: reply.value } : { name: request.name, error: (reply as { error: string }).error });
+    return reply;
+  }
+
+  private async leafCall(client: LMClient, prompt: string, run: Run, signal: AbortSignal, call: CallTag, schema: CompiledSchema | undefined): Promise<SubcallRecord> {
+    run.hub.emit({ type: 'subcall_start', ...run.base, ...call, kind: 'llm', model: client.model, prompt: prompt.slice(0, 200) });
     const started = performance.now();
     let record: SubcallRecord;
     try {
@@ -90,12 +108,12 @@ export class SubcallDispatcher {
       const lm = await client.complete({ messages: [{ role: 'user', content: prompt }], signal: anySignal(signal, run.guard.signal), sampling: this.settings.sampling, ...format });
       run.usage.add(client.model, lm.usage);
       const reply = schema ? await checkReply(schema, lm) : { response: lm.text };
-      record = { kind: 'llm', model: client.model, prompt, ...reply, usage: summarizeCall(client.model, lm.usage), executionTimeMs: performance.now() - started };
+      record = { kind: 'llm', model: client.model, prompt, ...reply, usage: summarizeCall(client.model, lm.usage), executionTimeMs: performance.now() - started, ...call };
     } catch (error) {
       const message = stoppedMessage(run) ?? `LM query failed - ${error instanceof LMError ? error.message : describeError(error)}`;
-      record = { kind: 'llm', model: client.model, prompt, response: '', usage: summarizeCall(client.model, emptyLMUsage()), executionTimeMs: performance.now() - started, error: message };
+      record = { kind: 'llm', model: client.model, prompt, response: '', usage: summarizeCall(client.model, emptyLMUsage()), executionTimeMs: performance.now() - started, error: message, ...call };
     }
-    run.hub.emit({ type: 'subcall_end', ...run.base, record });
+    run.hub.emit({ type: 'subcall_end', ...run.base, ...call, record });
     return record;
   }
 }

@@ -8,7 +8,7 @@ import { findCodeBlocks, findTextAnswer, findToolMarkup, formatFeedback, hasOnly
 import { buildToolMarkupReminder, NO_CODE_REMINDER } from './prompts';
 import { callRoot, type Run } from './run';
 import type { AnswerChecker } from './schema-answers';
-import type { CellResult, ChatMessage, CodeBlockRecord, IterationRecord, LMClient, LMResult, ReplEnvironment, ResponseFormat, SamplingArgs, SubcallRecord } from './types';
+import type { CellResult, ChatMessage, CodeBlockRecord, IterationRecord, LMClient, LMResult, ReplEnvironment, ResponseFormat, SamplingArgs, SubcallRecord, ToolCallRecord } from './types';
 
 /** What a turn needs besides the run: the root model and the REPL (booting while the model thinks). */
 export interface TurnSetup {
@@ -46,7 +46,7 @@ async function ask(setup: TurnSetup, run: Run, messages: ChatMessage[], iteratio
   const prompt = messages.map((m) => ({ ...m }));
   const lm = await callRoot(setup.client, run, messages, setup.sampling, format);
   if (lm.text.trim()) run.bestPartial = lm.text;
-  run.hub.emit({ type: 'lm_response', ...run.base, iteration, text: lm.text, usage: lm.usage });
+  run.hub.emit({ type: 'lm_response', ...run.base, iteration, text: lm.text, reasoning: lm.reasoning, usage: lm.usage });
   // A reply that pushed the run over a limit is kept as the partial answer, not run.
   run.guard.check();
   messages.push({ role: 'assistant', content: lm.text });
@@ -152,12 +152,15 @@ export async function playFinalTurn(setup: TurnSetup, run: Run, messages: ChatMe
 async function runCell(setup: TurnSetup, run: Run, code: string, iteration: number, block: number): Promise<CodeBlockRecord> {
   run.hub.emit({ type: 'code_start', ...run.base, iteration, block, code });
   const subcalls: SubcallRecord[] = [];
+  const toolCalls: ToolCallRecord[] = [];
   run.cellSubcalls = subcalls;
+  run.cellTools = toolCalls;
   let result: CellResult;
   try {
     result = await setup.env.execute(code, { timeoutMs: setup.cellTimeoutMs, signal: run.guard.signal });
   } finally {
     run.cellSubcalls = undefined;
+    run.cellTools = undefined;
   }
   const record: CodeBlockRecord = {
     code,
@@ -170,6 +173,7 @@ async function runCell(setup: TurnSetup, run: Run, code: string, iteration: numb
     errorType: result.errorType,
     interrupted: result.interrupted,
     subcalls,
+    ...(toolCalls.length > 0 ? { toolCalls } : {}),
   };
   run.hub.emit({ type: 'code_end', ...run.base, iteration, block, record });
   return record;

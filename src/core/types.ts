@@ -253,12 +253,27 @@ export interface SubcallRecord {
   error?: string | undefined;
   /** Child RLM runs: the child's whole trajectory. */
   trajectory?: Trajectory | undefined;
+  /** The id its `subcall_start`/`subcall_end` events carry (absent in imported runs). */
+  callId?: string | undefined;
+  /** Its place in the batch (`llm_query_batched`): 0 for a single call. */
+  index?: number | undefined;
+}
+
+/** One custom-tool call made from a cell: what Python got back (a resume replays it). */
+export interface ToolCallRecord {
+  name: string;
+  /** The JSON-converted result, when the call succeeded. */
+  value?: unknown;
+  /** The error Python got, when it failed. */
+  error?: string | undefined;
 }
 
 /** One cell as recorded: the code, what it did (a `CellResult` minus `restarted`), and its sub-calls. */
 export interface CodeBlockRecord extends Omit<CellResult, 'restarted'> {
   code: string;
   subcalls: SubcallRecord[];
+  /** Custom-tool calls in the order the cell made them (absent when it made none). */
+  toolCalls?: ToolCallRecord[] | undefined;
 }
 
 /** One turn of the root model, as recorded in the trajectory. */
@@ -277,6 +292,11 @@ export interface IterationRecord {
   usage: LMUsage;
   /** Runs with a schema: the check of the answer this iteration marked. */
   validation?: AnswerValidationRecord | undefined;
+  /**
+   * Rebuilt from the durable steps of an iteration that never finished (the tab closed):
+   * the reply and the cells and sub-calls that had finished. Default: absent.
+   */
+  partial?: boolean | undefined;
 }
 
 /** One check of a marked answer against the run's schema. */
@@ -297,6 +317,18 @@ export interface RecordedSchema {
   /** The JSON Schema shown to the model, when there is one. */
   jsonSchema?: JSONSchema | undefined;
 }
+
+/**
+ * A durable step: what a run did inside the iteration it is in, stored as it happens so that
+ * a closed tab keeps it. The finished iteration record replaces its steps.
+ */
+export type RunStep =
+  /** The root model's reply, stored before its code runs. */
+  | { kind: 'reply'; iteration: number; timestamp: string; response: string; reasoning?: string | undefined; usage: LMUsage }
+  /** One finished sub-call of the cell `block` (batched items arrive in any order; `record.index` places them). */
+  | { kind: 'subcall'; iteration: number; block: number; record: SubcallRecord }
+  /** A finished cell, with its sub-calls. */
+  | { kind: 'cell'; iteration: number; block: number; record: CodeBlockRecord };
 
 /** The configuration a trajectory records (secrets removed). */
 export interface RunConfig {
@@ -336,24 +368,29 @@ export interface Trajectory {
 
 // ------------------------------------------------------------------ events
 
-/** Typed events of a run, as `onEvent` and `stream()` deliver them (children's events carry their depth). */
-export type RLMEvent =
+/**
+ * Typed events of a run, as `onEvent` and `stream()` deliver them (children's events carry their
+ * depth, and `parentCallId`: the `callId` of the `rlm_query` that started them).
+ */
+export type RLMEvent = (
   | { type: 'run_start'; runId: string; depth: number; config: RunConfig; rootPrompt?: string | undefined }
   | { type: 'repl_ready'; runId: string; depth: number; info: ReplInfo }
   | { type: 'context_loaded'; runId: string; depth: number; index: number; description: ContextDescription; ms: number }
   | { type: 'iteration_start'; runId: string; depth: number; iteration: number }
-  | { type: 'lm_response'; runId: string; depth: number; iteration: number; text: string; usage: LMUsage }
+  | { type: 'lm_response'; runId: string; depth: number; iteration: number; text: string; reasoning?: string | undefined; usage: LMUsage }
   | { type: 'code_start'; runId: string; depth: number; iteration: number; block: number; code: string }
   | { type: 'code_end'; runId: string; depth: number; iteration: number; block: number; record: CodeBlockRecord }
-  | { type: 'subcall_start'; runId: string; depth: number; kind: 'llm' | 'rlm'; model: string; prompt: string }
-  | { type: 'subcall_end'; runId: string; depth: number; record: SubcallRecord }
+  /** `callId` pairs it with its `subcall_end`; `index` is its place in the batch (0 for a single call). */
+  | { type: 'subcall_start'; runId: string; depth: number; callId: string; index: number; kind: 'llm' | 'rlm'; model: string; prompt: string }
+  | { type: 'subcall_end'; runId: string; depth: number; callId: string; index: number; record: SubcallRecord }
   | { type: 'iteration_end'; runId: string; depth: number; record: IterationRecord }
   | { type: 'usage'; runId: string; depth: number; usage: UsageSummary }
   | { type: 'compaction'; runId: string; depth: number; summary: string; count: number }
   | { type: 'run_end'; runId: string; depth: number; result: CompletionResult<unknown> }
   /** The trajectory store refused a write (quota, blocked upgrade); the run goes on. */
   | { type: 'storage_error'; runId: string; depth: number; error: StorageError }
-  | { type: 'error'; runId: string; depth: number; error: Error; trajectory: Trajectory };
+  | { type: 'error'; runId: string; depth: number; error: Error; trajectory: Trajectory }
+) & { parentCallId?: string | undefined };
 
 /** `T`: the answer's text, or with a schema the validated value. */
 export interface CompletionResult<T = string> {
@@ -368,6 +405,10 @@ export interface TrajectorySink {
   runStarted(trajectory: Trajectory): void;
   iterationFinished(trajectory: Trajectory, iteration: IterationRecord): void;
   runEnded(trajectory: Trajectory): void;
+  /** A step of the iteration in progress (durable steps). Optional: sinks without it keep whole iterations only. */
+  stepRecorded?(trajectory: Trajectory, step: RunStep): void;
+  /** The run's context, kept for `resume()`. Optional. */
+  contextGiven?(trajectory: Trajectory, context: ContextInput): void;
   /** Awaited at the end of a run: pending writes. */
   flush(): Promise<void>;
 }

@@ -279,7 +279,7 @@ export function makeRLM(options: {
   const child =
     options.depth === undefined
       ? undefined
-      : { depth: options.depth, parentUsage: new UsageTracker(), pool: new EnvironmentPool(deps.createEnvironment('fake'), {}, 1) };
+      : { depth: options.depth, parentUsage: new UsageTracker(), pool: new EnvironmentPool(deps.createEnvironment('fake'), {}, 1), parentCallId: 'test-parent-call' };
   const rlm = new RLMCore(
     {
       backend: options.root,
