@@ -31,6 +31,13 @@ export function formatCost(usd: number): string {
   return usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
 }
 
+/** A run's cost: list or reported prices, and the models whose cost is unknown (never shown as $0). */
+export function formatRunCost(usd: number, unpriced: readonly string[]): string {
+  if (unpriced.length === 0) return formatCost(usd);
+  const unknown = `cost unknown for ${unpriced.join(', ')}`;
+  return usd > 0 ? `${formatCost(usd)} + ${unknown}` : unknown;
+}
+
 export function formatDate(iso: string): string {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });

@@ -3,9 +3,9 @@
  * Markdown, code cells with their output and sub-calls, child RLMs as nested timelines) and
  * the answer. Built live from `onEvent`, or at once from a stored Trajectory.
  */
-import type { CodeBlockRecord, CompletionResult, IterationRecord, ReplInfo, RLMEvent, RunStatus, SubcallRecord, Trajectory, UsageSummary } from '../src/index';
+import { unpricedModels, type CodeBlockRecord, type CompletionResult, type IterationRecord, type ReplInfo, type RLMEvent, type RunStatus, type SubcallRecord, type Trajectory, type UsageSummary } from '../src/index';
 import type { Explained } from './errors';
-import { el, formatBytes, formatCost, formatCount, formatDate, formatDuration } from './format';
+import { el, formatBytes, formatCost, formatCount, formatDate, formatDuration, formatRunCost } from './format';
 import { codeElement, renderMarkdown } from './markdown';
 
 const PREVIEW_CHARS = 4000;
@@ -297,13 +297,19 @@ export class RunView {
   private timer: ReturnType<typeof setInterval> | undefined;
   private base: UsageSummary | undefined;
   private extra = { inputTokens: 0, outputTokens: 0, costUSD: 0 };
+  /** Models of unknown cost seen in calls since the last usage figure. */
+  private unpriced = new Set<string>();
   private subcalls = 0;
   /** Undefined for a stored run that never recorded it (a closed tab). */
   private elapsedMs: number | undefined = 0;
   /** When the first iteration appeared on screen (ms since the view was created). */
   firstIterationMs: number | undefined;
 
+  /** The root model, named when its cost is unknown. */
+  private readonly model: string;
+
   constructor(header: RunHeader, status: RunStatus) {
+    this.model = header.model;
     const head = el('header', 'run-head');
     const title = el('h2', 'run-question', header.question || '(no question: the context states the task)');
     title.tabIndex = -1;
@@ -351,8 +357,8 @@ export class RunView {
     const u = this.base ?? { inputTokens: 0, outputTokens: 0, costUSD: 0, calls: 0 };
     const items: [string, string][] = [
       ['Tokens', `${formatCount(u.inputTokens + this.extra.inputTokens)} in · ${formatCount(u.outputTokens + this.extra.outputTokens)} out`],
-      // OpenAI and Anthropic do not report prices: $0 would be a wrong figure.
-      ['Cost', u.costUSD + this.extra.costUSD > 0 || u.inputTokens + this.extra.inputTokens === 0 ? formatCost(u.costUSD + this.extra.costUSD) : 'not reported'],
+      // A model the price database does not list is named, never counted as $0.
+      ['Cost', formatRunCost(u.costUSD + this.extra.costUSD, [...new Set([...(this.base ? unpricedModels(this.base) : []), ...this.unpriced])])],
       ['Sub-calls', String(this.subcalls)],
       ['Iterations', String(this.iterations.size)],
       ['Time', this.elapsedMs === undefined ? '—' : formatDuration(this.elapsedMs)],
@@ -395,6 +401,7 @@ export class RunView {
       case 'lm_response':
         this.iterations.get(event.iteration)?.setText(event.text);
         this.root.dataset.firstTextMs ??= String(Math.round(performance.now() - this.started));
+        if (event.usage.costUSD === undefined) this.unpriced.add(this.model);
         this.addExtra(event.usage.inputTokens, event.usage.outputTokens, event.usage.costUSD ?? 0);
         this.setStatus('running', `Iteration ${event.iteration}: the model replied.`);
         break;
@@ -418,6 +425,7 @@ export class RunView {
       case 'usage':
         this.base = event.usage;
         this.extra = { inputTokens: 0, outputTokens: 0, costUSD: 0 };
+        this.unpriced.clear();
         this.renderTotals();
         break;
       case 'compaction':
@@ -436,7 +444,10 @@ export class RunView {
   }
 
   private countSubcall(record: SubcallRecord): void {
-    if (record.kind === 'llm') this.addExtra(record.usage.inputTokens, record.usage.outputTokens, record.usage.costUSD);
+    if (record.kind === 'llm') {
+      for (const model of unpricedModels(record.usage)) this.unpriced.add(model);
+      this.addExtra(record.usage.inputTokens, record.usage.outputTokens, record.usage.costUSD);
+    }
     this.subcalls++;
     this.renderTotals();
   }
@@ -446,6 +457,7 @@ export class RunView {
     this.stopClock();
     this.base = result.usage;
     this.extra = { inputTokens: 0, outputTokens: 0, costUSD: 0 };
+    this.unpriced.clear();
     this.elapsedMs = result.executionTimeMs;
     this.renderTotals();
     this.setStatus('completed', `Answered after ${this.iterations.size} iteration${this.iterations.size === 1 ? '' : 's'}.`);
@@ -459,6 +471,7 @@ export class RunView {
     if (partial?.usage) {
       this.base = partial.usage;
       this.extra = { inputTokens: 0, outputTokens: 0, costUSD: 0 };
+      this.unpriced.clear();
     }
     this.renderTotals();
     this.setStatus(status, '');

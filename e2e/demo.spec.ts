@@ -126,7 +126,7 @@ test('paste a context, run, watch the iterations and see the answer', async ({ p
   await expect(subcall.locator('summary')).toContainText('llm_query');
   await expect(subcall.locator('summary')).toContainText('scripted-sub');
   await expect(page.locator('[data-total="sub-calls"] dd')).toHaveText('1');
-  await expect(page.locator('[data-total="cost"] dd')).toHaveText('not reported');
+  await expect(page.locator('[data-total="cost"] dd')).toHaveText('cost unknown for scripted-root, scripted-sub');
   await expect(page.locator('[data-total="iterations"] dd')).toHaveText('2');
   await expect(page.locator('#bridge')).toContainText('JSPI bridge');
   await expect(page.locator('#bridge')).toContainText('no network, no storage');

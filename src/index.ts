@@ -12,8 +12,9 @@ export type { RLMStream } from './core/events';
 export type { Limits } from './core/limits';
 export type { ToolEntry, ToolFunction } from './core/tools';
 export { RESERVED_NAMES } from './core/tools';
-export { CONTEXT_WINDOWS, DEFAULT_CONTEXT_WINDOW, contextWindowFor } from './core/context-windows';
+export { DEFAULT_CONTEXT_WINDOW, contextWindowFor } from './core/context-windows';
 export { segmentReply } from './core/parsing';
+export { unpricedModels } from './core/usage';
 export type { ReplySegment } from './core/parsing';
 
 // Typed answers: schemas for the answer and for sub-calls.

@@ -5,6 +5,7 @@
 import type { BackendOptions } from '../core/options';
 import type { ChatMessage, LMClient, LMRequest, LMResult, ResponseFormat, SamplingArgs } from '../core/types';
 import { malformed, toLMError } from './errors';
+import { contextWindowOf, loadPrices, priceTargets, withCost } from './prices';
 import { sdkOptions } from './sdk-options';
 import { providerSchema, readStructured, type ProviderSchema } from './structured';
 
@@ -39,7 +40,14 @@ export class AnthropicClient implements LMClient {
     return this.client;
   }
 
+  /** The model's context window from the price database, when it knows the model. */
+  contextWindow(): Promise<number | undefined> {
+    return contextWindowOf(priceTargets(this.provider, this.model, this.options.baseURL));
+  }
+
   async complete(request: LMRequest): Promise<LMResult> {
+    // The price data loads while the request is in flight.
+    loadPrices().catch(() => undefined);
     const client = await this.sdkClient();
     const { system, messages } = toAnthropicMessages(request.messages, request.cachePrefix !== undefined);
     const structured = request.responseFormat ? await anthropicSchema(request.responseFormat) : undefined;
@@ -72,12 +80,17 @@ export class AnthropicClient implements LMClient {
     return {
       text: text.trim().length > 0 ? text : (reasoning ?? ''),
       reasoning,
-      usage: {
-        // Anthropic reports cached tokens apart from input_tokens; count all input here.
-        inputTokens: (usage.input_tokens ?? 0) + cacheRead + cacheWrite,
-        outputTokens: usage.output_tokens ?? 0,
-        cachedInputTokens: cacheRead,
-      },
+      usage: await withCost(
+        {
+          // Anthropic reports cached tokens apart from input_tokens; count all input here.
+          inputTokens: (usage.input_tokens ?? 0) + cacheRead + cacheWrite,
+          outputTokens: usage.output_tokens ?? 0,
+          cachedInputTokens: cacheRead,
+        },
+        priceTargets(this.provider, this.model, this.options.baseURL),
+        // Cache writes cost more than plain input.
+        cacheWrite,
+      ),
       model: typeof (reply as { model?: unknown }).model === 'string' ? (reply as { model: string }).model : this.model,
       ...(structured ? { parsed: readStructured(text, structured.wrapped, this.provider, this.model) } : {}),
     };

@@ -6,6 +6,7 @@ import type { BackendOptions } from '../core/options';
 import type { LMClient, LMRequest, LMResult, LMUsage, SamplingArgs } from '../core/types';
 import { LMResponseError } from '../core/errors';
 import { malformed, toLMError } from './errors';
+import { contextWindowOf, loadPrices, priceTargets, withCost } from './prices';
 import { sdkOptions } from './sdk-options';
 import { isStrictReady, providerSchema, readStructured } from './structured';
 
@@ -42,7 +43,14 @@ export class OpenAIClient implements LMClient {
     return this.client;
   }
 
+  /** The model's context window from the price database, when it knows the model. */
+  contextWindow(): Promise<number | undefined> {
+    return contextWindowOf(priceTargets(this.provider, this.model, this.options.baseURL));
+  }
+
   async complete(request: LMRequest): Promise<LMResult> {
+    // The price data loads while the request is in flight.
+    loadPrices().catch(() => undefined);
     const client = await this.sdkClient();
     const structured = request.responseFormat ? providerSchema(request.responseFormat) : undefined;
     let reply: unknown;
@@ -78,7 +86,8 @@ export class OpenAIClient implements LMClient {
     return {
       text: content.trim().length > 0 ? content : (reasoning ?? ''),
       reasoning,
-      usage: lmUsage,
+      // A cost the API reports (OpenRouter, gateways) wins over list prices.
+      usage: await withCost(lmUsage, priceTargets(this.provider, this.model, this.options.baseURL)),
       model: typeof (reply as { model?: unknown }).model === 'string' ? (reply as { model: string }).model : this.model,
       ...(structured ? { parsed: readStructured(content, structured.wrapped, this.provider, this.model) } : {}),
     };

@@ -41,10 +41,14 @@ export class Compactor {
     await until(this.publish());
   }
 
+  /** The client's figure for the model's window (asked once; undefined when unknown). */
+  private known: Promise<number | undefined> | undefined;
+
   /** Whether `messages` have grown past the threshold since the last compaction. */
-  due(messages: ChatMessage[]): boolean {
+  async due(messages: ChatMessage[]): Promise<boolean> {
     if (messages.length <= this.keptLength) return false;
-    const window = contextWindowFor(this.client.model, this.settings.contextWindows);
+    this.known ??= Promise.resolve(this.client.contextWindow?.()).catch(() => undefined);
+    const window = contextWindowFor(this.client.model, this.settings.contextWindows, await this.known);
     return estimateTokens(messages) >= this.settings.threshold * window;
   }
 

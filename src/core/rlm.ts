@@ -172,7 +172,7 @@ export class RLMCore {
       let endReason: EndReason = 'answer';
       for (let i = 0; i < this.opts.maxIterations && response === undefined; i++) {
         guard.check();
-        if (compactor?.due(messages)) messages = await compactor.compact(run, messages, opening, turnPrompt(i));
+        if (compactor && (await compactor.due(messages))) messages = await compactor.compact(run, messages, opening, turnPrompt(i));
         const turn = await playTurn(setup, run, messages, i + 1);
         recorder.iteration(turn.record);
         if (turn.invalid) throw turn.invalid;

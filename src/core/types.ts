@@ -21,7 +21,10 @@ export interface LMUsage {
   outputTokens: number;
   /** Input tokens served from the provider's prompt cache (0 when not reported). */
   cachedInputTokens: number;
-  /** USD, when the API reports it (OpenRouter and some gateways do); otherwise undefined. */
+  /**
+   * USD: the API's own figure where it reports one (OpenRouter, some gateways), else the list
+   * price from the price database; undefined when neither knows the model.
+   */
   costUSD?: number | undefined;
 }
 
@@ -100,6 +103,8 @@ export interface LMClient {
   /** Model name used for routing (`llm_query(..., model=...)`) and usage keys. */
   readonly model: string;
   complete(request: LMRequest): Promise<LMResult>;
+  /** The model's context window in tokens, when known (compaction uses it). Optional. */
+  contextWindow?(): Promise<number | undefined>;
 }
 
 // ------------------------------------------------------------------ usage
@@ -110,8 +115,10 @@ export interface ModelUsage {
   inputTokens: number;
   outputTokens: number;
   cachedInputTokens: number;
-  /** USD summed over the calls that reported a cost. */
+  /** USD summed over the calls whose cost is known (reported or list price). */
   costUSD: number;
+  /** Calls whose cost is unknown (a model the price database does not list): `costUSD` leaves them out. Absent in older runs. */
+  unpricedCalls?: number | undefined;
 }
 
 /** A run's usage: per model and in total (children included). */
@@ -123,6 +130,8 @@ export interface UsageSummary {
   outputTokens: number;
   cachedInputTokens: number;
   costUSD: number;
+  /** Calls whose cost is unknown, summed over the models. Absent in older runs. */
+  unpricedCalls?: number | undefined;
 }
 
 // ------------------------------------------------------------------ contexts

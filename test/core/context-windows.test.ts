@@ -1,37 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { CONTEXT_WINDOWS, contextWindowFor, DEFAULT_CONTEXT_WINDOW, estimateTokens } from '../../src/core/context-windows';
+import { contextWindowFor, DEFAULT_CONTEXT_WINDOW, estimateTokens } from '../../src/core/context-windows';
 
 describe('contextWindowFor', () => {
-  it('matches a model name by prefix', () => {
-    expect(contextWindowFor('gpt-5-nano')).toBe(CONTEXT_WINDOWS['gpt-5']);
-    expect(contextWindowFor('claude-sonnet-4-5')).toBe(200_000);
+  it("uses the client's figure when no override matches", () => {
+    expect(contextWindowFor('gpt-5-nano', undefined, 400_000)).toBe(400_000);
+    expect(contextWindowFor('gpt-5-nano', { 'claude': 1 }, 400_000)).toBe(400_000);
   });
 
-  it('prefers the longest matching prefix', () => {
-    // 'gpt-4.1' and 'gpt-4' both match; the longer one wins.
-    expect(contextWindowFor('gpt-4.1-mini')).toBe(1_047_576);
-    expect(contextWindowFor('gpt-4-turbo')).toBe(128_000);
-  });
-
-  it('ignores case and a provider prefix before a slash', () => {
-    expect(contextWindowFor('openai/GPT-5-mini')).toBe(CONTEXT_WINDOWS['gpt-5']);
-    expect(contextWindowFor('google/gemini-2.5-pro')).toBe(1_048_576);
-  });
-
-  it('falls back to the default for unknown models', () => {
+  it('falls back to the default when neither knows the model', () => {
     expect(contextWindowFor('my-local-model')).toBe(DEFAULT_CONTEXT_WINDOW);
     expect(contextWindowFor('')).toBe(DEFAULT_CONTEXT_WINDOW);
   });
 
-  it('takes overrides over the built-in table, and new prefixes', () => {
-    expect(contextWindowFor('gpt-5-nano', { 'gpt-5': 1000 })).toBe(1000);
-    expect(contextWindowFor('gpt-5-nano', { 'gpt-5-nano': 500 })).toBe(500);
+  it("takes an override over the client's figure, the longest matching key first", () => {
+    expect(contextWindowFor('gpt-5-nano', { 'gpt-5': 1000 }, 400_000)).toBe(1000);
+    expect(contextWindowFor('gpt-5-nano', { 'gpt-5': 1000, 'gpt-5-nano': 500 })).toBe(500);
     expect(contextWindowFor('my-local-model', { 'my-local': 32_768 })).toBe(32_768);
   });
 
-  it('does not change the built-in table when overridden', () => {
-    contextWindowFor('gpt-5', { 'gpt-5': 1 });
-    expect(contextWindowFor('gpt-5')).toBe(272_000);
+  it('ignores case and a provider prefix before a slash', () => {
+    expect(contextWindowFor('openai/GPT-5-mini', { 'gpt-5-mini': 7 })).toBe(7);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { emptyLMUsage, emptyUsage, summarizeCall, UsageTracker } from '../../src/core/usage';
+import { emptyLMUsage, emptyUsage, summarizeCall, unpricedModels, UsageTracker } from '../../src/core/usage';
 import type { LMUsage } from '../../src/core/types';
 
 const call = (inputTokens: number, outputTokens: number, extra: Partial<LMUsage> = {}): LMUsage => ({ inputTokens, outputTokens, cachedInputTokens: 0, ...extra });
@@ -18,8 +18,8 @@ describe('UsageTracker', () => {
     t.add('root', call(200, 20, { cachedInputTokens: 60, costUSD: 0.02 }));
     t.add('sub', call(5, 1));
     const s = t.summary();
-    expect(s.models.root).toEqual({ calls: 2, inputTokens: 300, outputTokens: 30, cachedInputTokens: 100, costUSD: 0.01 + 0.02 });
-    expect(s.models.sub).toEqual({ calls: 1, inputTokens: 5, outputTokens: 1, cachedInputTokens: 0, costUSD: 0 });
+    expect(s.models.root).toEqual({ calls: 2, inputTokens: 300, outputTokens: 30, cachedInputTokens: 100, costUSD: 0.01 + 0.02, unpricedCalls: 0 });
+    expect(s.models.sub).toEqual({ calls: 1, inputTokens: 5, outputTokens: 1, cachedInputTokens: 0, costUSD: 0, unpricedCalls: 1 });
   });
 
   it('totals every model in the summary', () => {
@@ -36,11 +36,25 @@ describe('UsageTracker', () => {
     expect(t.costUSD).toBeCloseTo(0.75, 10);
   });
 
-  it('counts a call without a reported cost as free', () => {
+  it('leaves a call of unknown cost out of the cost and counts it as unpriced', () => {
     const t = new UsageTracker();
     t.add('m', call(1, 1));
-    expect(t.costUSD).toBe(0);
+    t.add('priced', call(1, 1, { costUSD: 0.5 }));
+    expect(t.costUSD).toBe(0.5);
     expect(t.summary().models.m?.costUSD).toBe(0);
+    expect(t.summary().unpricedCalls).toBe(1);
+    expect(unpricedModels(t.summary())).toEqual(['m']);
+  });
+
+  it('seeds a resumed run with the usage already spent, without telling the parent', () => {
+    const parent = new UsageTracker();
+    const t = new UsageTracker(parent);
+    const before = summarizeCall('m', call(10, 2, { costUSD: 0.25 }));
+    t.seed(before);
+    t.add('m', call(1, 1, { costUSD: 0.25 }));
+    expect(t.summary().models.m).toEqual({ calls: 2, inputTokens: 11, outputTokens: 3, cachedInputTokens: 0, costUSD: 0.5, unpricedCalls: 0 });
+    expect(t.costUSD).toBe(0.5);
+    expect(parent.summary().calls).toBe(1);
   });
 
   it('reports to every ancestor as calls happen', () => {
@@ -52,7 +66,7 @@ describe('UsageTracker', () => {
     expect(grandchild.summary().calls).toBe(1);
     expect(child.summary().calls).toBe(2);
     expect(root.summary().calls).toBe(2);
-    expect(root.summary().models.leaf).toEqual({ calls: 1, inputTokens: 7, outputTokens: 3, cachedInputTokens: 0, costUSD: 0.1 });
+    expect(root.summary().models.leaf).toEqual({ calls: 1, inputTokens: 7, outputTokens: 3, cachedInputTokens: 0, costUSD: 0.1, unpricedCalls: 0 });
     expect(root.totalTokens).toBe(12);
     expect(root.costUSD).toBeCloseTo(0.1, 10);
   });
@@ -91,12 +105,13 @@ describe('summarizeCall and the empty values', () => {
   it('summarizes one call', () => {
     const s = summarizeCall('m', call(3, 4, { cachedInputTokens: 1, costUSD: 0.002 }));
     expect(s).toEqual({
-      models: { m: { calls: 1, inputTokens: 3, outputTokens: 4, cachedInputTokens: 1, costUSD: 0.002 } },
+      models: { m: { calls: 1, inputTokens: 3, outputTokens: 4, cachedInputTokens: 1, costUSD: 0.002, unpricedCalls: 0 } },
       calls: 1,
       inputTokens: 3,
       outputTokens: 4,
       cachedInputTokens: 1,
       costUSD: 0.002,
+      unpricedCalls: 0,
     });
   });
 

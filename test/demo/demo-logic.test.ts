@@ -1,6 +1,6 @@
 /** The demo's pure logic: splitting replies into prose and cells, settings → RLM options, formatting. */
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatCost, formatDuration } from '../../demo/format';
+import { formatBytes, formatCost, formatDuration, formatRunCost } from '../../demo/format';
 import { splitReply } from '../../demo/run-view';
 import { defaultSettings, toRLMOptions, validateSettings } from '../../demo/settings';
 
@@ -58,5 +58,11 @@ describe('format', () => {
     expect(formatDuration(75_000)).toBe('1 min 15 s');
     expect(formatCost(0.25)).toBe('$0.25');
     expect(formatCost(0.0003)).toBe('$0.0003');
+  });
+
+  it('names the models of unknown cost instead of showing $0', () => {
+    expect(formatRunCost(0.25, [])).toBe('$0.25');
+    expect(formatRunCost(0, ['local-model'])).toBe('cost unknown for local-model');
+    expect(formatRunCost(0.25, ['a', 'b'])).toBe('$0.25 + cost unknown for a, b');
   });
 });
