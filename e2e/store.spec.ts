@@ -384,12 +384,12 @@ test('a blocked upgrade becomes a StorageError with reason "blocked"', async ({ 
     const { IndexedDBTrajectoryStore, RLMLogger } = (window as any).rlmWeb;
     const name = 'rlm-web-e2e-blocked';
     await new IndexedDBTrajectoryStore({ name }).listRuns();
-    // Another "tab" holds the database open at version 1 and ignores requests to close.
+    // Another "tab" holds the database open at today's version (2) and ignores requests to close.
     const held: IDBDatabase = await new Promise((ok) => {
-      const request = indexedDB.open(name, 1);
+      const request = indexedDB.open(name, 2);
       request.onsuccess = () => ok(request.result);
     });
-    const newer = new IndexedDBTrajectoryStore({ name, _version: 2 });
+    const newer = new IndexedDBTrajectoryStore({ name, _version: 3 });
     const thrown = await newer.listRuns().then(
       () => null,
       (e: any) => ({ name: e.name, reason: e.reason, message: e.message }),
@@ -421,6 +421,6 @@ test('a blocked upgrade becomes a StorageError with reason "blocked"', async ({ 
   expect(outcome.thrown!.message).toMatch(/another tab/);
   expect(outcome.errors).toEqual(['blocked']);
   expect(outcome.afterwards).toBe(0);
-  expect(outcome.version).toBe(2);
+  expect(outcome.version).toBe(3);
 });
 

@@ -1,18 +1,21 @@
 /**
- * Trajectories in IndexedDB (through `idb`): one database, two object stores — `runs`
- * (headers, listed newest first) and `iterations` (keyed [runId, iteration]) — so that each
- * finished iteration is one small transaction and a closed tab keeps everything finished.
+ * Trajectories in IndexedDB (through `idb`): one database, four object stores — `runs`
+ * (headers, listed newest first), `iterations` (keyed [runId, iteration]), `steps` (the
+ * iteration in progress: its reply, finished sub-calls and cells, keyed [runId, seq]) and
+ * `contexts` (a run's context, for resume) — so that each finished step is one small
+ * transaction and a closed tab keeps everything that happened.
  *
  * Nothing touches IndexedDB, `navigator` or the Web Locks API before the first call.
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import { StorageError } from '../core/errors';
 import { newId } from '../core/ids';
-import type { IterationRecord, Trajectory } from '../core/types';
+import type { ContextInput, IterationRecord, Trajectory } from '../core/types';
+import { partialIteration, type StoredStep } from './steps';
 import { joinRun, toStorageError, type ListRunsOptions, type RunSummary, type TrajectoryStore } from './types';
 
 /** The schema version this code writes. Each version adds a step to `upgrade` below. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /** Fields the store keeps on a run header for itself. */
 interface StoredRun extends RunSummary {
@@ -27,7 +30,14 @@ type StoredIteration = IterationRecord & { runId: string };
 interface TrajectoryDB extends DBSchema {
   runs: { key: string; value: StoredRun; indexes: { startedAt: string; status: string } };
   iterations: { key: [string, number]; value: StoredIteration };
+  /** Since version 2. */
+  steps: { key: [string, number]; value: StoredStep & { runId: string } };
+  /** Since version 2. */
+  contexts: { key: string; value: { runId: string; context: ContextInput } };
 }
+
+/** Every store that holds part of a run (a version-1 database has the first two only). */
+const RUN_STORES = ['runs', 'iterations', 'steps', 'contexts'] as const;
 
 /** Options of `new IndexedDBTrajectoryStore(...)`. */
 export interface IndexedDBTrajectoryStoreOptions {
@@ -64,7 +74,8 @@ function storageManager(): StorageManager | undefined {
   return typeof navigator !== 'undefined' && 'storage' in navigator ? navigator.storage : undefined;
 }
 
-function iterationRange(id: string): IDBKeyRange {
+/** Every key [id, n] of one run in a store keyed [runId, number]. */
+function keyRange(id: string): IDBKeyRange {
   return IDBKeyRange.bound([id, -Infinity], [id, Infinity]);
 }
 
@@ -124,14 +135,38 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
     const release = this.track(run);
     try {
       const db = await this.db();
-      const tx = db.transaction(['runs', 'iterations'], 'readwrite');
+      const tx = db.transaction(['runs', 'iterations', 'steps'], 'readwrite');
       await this.settle(tx, `save iteration ${iteration.iteration}`, () => [
         tx.objectStore('iterations').put({ ...iteration, runId: run.id }),
+        // The finished iteration replaces the steps that led to it.
+        tx.objectStore('steps').delete(keyRange(run.id)),
         tx.objectStore('runs').put(this.stamp(run)),
       ]);
     } finally {
       release?.();
     }
+  }
+
+  /** Steps of the iteration in progress (durable steps), with the run's header, in one transaction. */
+  async writeSteps(run: RunSummary, steps: StoredStep[]): Promise<void> {
+    const release = this.track(run);
+    try {
+      const db = await this.db();
+      const tx = db.transaction(['runs', 'steps'], 'readwrite');
+      await this.settle(tx, 'save the steps of the running iteration', () => [
+        ...steps.map((step) => tx.objectStore('steps').put({ ...step, runId: run.id })),
+        tx.objectStore('runs').put(this.stamp(run)),
+      ]);
+    } finally {
+      release?.();
+    }
+  }
+
+  /** Keeps the run's context, for `resume()`. */
+  async writeContext(runId: string, context: ContextInput): Promise<void> {
+    const db = await this.db();
+    const tx = db.transaction('contexts', 'readwrite');
+    await this.settle(tx, 'keep the context of the run', () => [tx.store.put({ runId, context })]);
   }
 
   // ---------------------------------------------------------------- reads
@@ -156,15 +191,31 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
     });
   }
 
-  /** A run with all its iterations, or undefined. */
+  /**
+   * A run with all its iterations, or undefined. A run that stopped inside an iteration (a
+   * closed tab) ends with that iteration rebuilt from its steps, marked `partial`.
+   */
   async getRun(id: string): Promise<Trajectory | undefined> {
     const db = await this.db();
     return this.guard('read the run', async () => {
-      const tx = db.transaction(['runs', 'iterations']);
-      const [run, iterations] = await Promise.all([tx.objectStore('runs').get(id), tx.objectStore('iterations').getAll(iterationRange(id))]);
+      const tx = db.transaction(['runs', 'iterations', 'steps']);
+      const [run, iterations, steps] = await Promise.all([
+        tx.objectStore('runs').get(id),
+        tx.objectStore('iterations').getAll(keyRange(id)),
+        tx.objectStore('steps').getAll(keyRange(id)),
+      ]);
       if (!run) return undefined;
-      return joinRun(publicRun(run), iterations.map(({ runId: _runId, ...it }) => it));
+      const records: IterationRecord[] = iterations.map(({ runId: _runId, ...it }) => it);
+      const partial = partialIteration(steps);
+      if (partial && partial.iteration > (records[records.length - 1]?.iteration ?? 0)) records.push(partial);
+      return joinRun(publicRun(run), records);
     });
+  }
+
+  /** The context kept for a run (see RLMLogger's `keepContextBytes`), or undefined. */
+  async getContext(runId: string): Promise<ContextInput | undefined> {
+    const db = await this.db();
+    return this.guard('read the context of the run', async () => (await db.get('contexts', runId))?.context);
   }
 
   /** A run's summary (no iterations), or undefined. */
@@ -180,15 +231,20 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
 
   async deleteRun(id: string): Promise<void> {
     const db = await this.db();
-    const tx = db.transaction(['runs', 'iterations'], 'readwrite');
-    await this.settle(tx, 'delete the run', () => [tx.objectStore('runs').delete(id), tx.objectStore('iterations').delete(iterationRange(id))]);
+    const tx = db.transaction(RUN_STORES, 'readwrite');
+    await this.settle(tx, 'delete the run', () => [
+      tx.objectStore('runs').delete(id),
+      tx.objectStore('iterations').delete(keyRange(id)),
+      tx.objectStore('steps').delete(keyRange(id)),
+      tx.objectStore('contexts').delete(id),
+    ]);
   }
 
   /** Deletes every run. */
   async clear(): Promise<void> {
     const db = await this.db();
-    const tx = db.transaction(['runs', 'iterations'], 'readwrite');
-    await this.settle(tx, 'delete the runs', () => [tx.objectStore('runs').clear(), tx.objectStore('iterations').clear()]);
+    const tx = db.transaction(RUN_STORES, 'readwrite');
+    await this.settle(tx, 'delete the runs', () => RUN_STORES.map((name) => tx.objectStore(name).clear()));
   }
 
   // ---------------------------------------------------------------- housekeeping
@@ -245,6 +301,11 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
           runs.createIndex('startedAt', 'startedAt');
           runs.createIndex('status', 'status');
           db.createObjectStore('iterations', { keyPath: ['runId', 'iteration'] });
+        }
+        // Version 2 (durable steps, resume) adds stores; the runs of version 1 stay as they are.
+        if (oldVersion < 2) {
+          db.createObjectStore('steps', { keyPath: ['runId', 'seq'] });
+          db.createObjectStore('contexts', { keyPath: 'runId' });
         }
       },
       blocked: (currentVersion) => {

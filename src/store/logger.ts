@@ -1,15 +1,21 @@
 /**
  * `RLMLogger`: the trajectory sink the loop reports to. It keeps runs in memory and, given a
- * store, writes them as they happen — the header when a run starts, each iteration (with the
- * updated header) in its own transaction when it finishes, the final header at the end.
+ * store, writes them as they happen — the header when a run starts, the durable steps of the
+ * iteration in progress (the reply before its code runs, each sub-call and cell as it
+ * finishes), each iteration (with the updated header) in its own transaction when it
+ * finishes, the final header at the end — and keeps the run's context for `resume()`.
  *
  * Writes are issued at once and never awaited by the loop; `flush()` (awaited by the loop at
  * the end of a run) waits for them. A failed write never reaches the run: it becomes a
  * StorageError, passed to `onError` and dispatched as a `StorageErrorEvent`.
  */
 import { StorageError } from '../core/errors';
-import type { IterationRecord, Trajectory, TrajectorySink } from '../core/types';
+import type { ContextInput, IterationRecord, RunStep, Trajectory, TrajectorySink } from '../core/types';
+import { contextSize, type StoredStep } from './steps';
 import { approximateSize, summarizeRun, toStorageError, type TrajectoryStore } from './types';
+
+/** Contexts kept for resume() by default: up to 64 MiB. */
+const KEEP_CONTEXT_BYTES = 64 * 1024 * 1024;
 
 /** Options of `new RLMLogger(...)`. */
 export interface RLMLoggerOptions {
@@ -19,6 +25,12 @@ export interface RLMLoggerOptions {
   onError?: ((error: StorageError) => void) | undefined;
   /** How many recent runs to keep in memory. Default: Infinity (all). */
   keep?: number | undefined;
+  /**
+   * Contexts up to this size (bytes, approximately) are kept in the store with their run, so
+   * that `rlm.resume(runId)` can replay it; larger ones must be passed again
+   * (`resume(runId, { context })`). 0 keeps none. Default: 67 108 864 (64 MiB).
+   */
+  keepContextBytes?: number | undefined;
 }
 
 /** Dispatched by RLMLogger (type 'error') when the store refused a write. */
@@ -38,6 +50,11 @@ interface RunState {
   /** A write of this run failed: later iterations are not written, the header says so. */
   failed: boolean;
   pending: Set<Promise<void>>;
+  /** Durable steps: the next step's number, the steps not yet written, and whether a write is out. */
+  nextStep: number;
+  steps: StoredStep[];
+  writingSteps: boolean;
+  stepsScheduled: boolean;
 }
 
 /**
@@ -56,6 +73,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
   readonly errors: StorageError[] = [];
   private readonly onError: ((error: StorageError) => void) | undefined;
   private readonly keep: number;
+  private readonly keepContextBytes: number;
   private readonly memory: Trajectory[] = [];
   private readonly states = new Map<string, RunState>();
   private readonly pending = new Set<Promise<void>>();
@@ -65,6 +83,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     this.store = options.store;
     this.onError = options.onError;
     this.keep = options.keep ?? Infinity;
+    this.keepContextBytes = options.keepContextBytes ?? KEEP_CONTEXT_BYTES;
   }
 
   /** The runs logged, oldest first (the live trajectories the loop returns). */
@@ -86,7 +105,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     this.memory.push(trajectory);
     if (this.memory.length > this.keep) this.memory.splice(0, this.memory.length - this.keep);
     if (!this.store) return;
-    const state: RunState = { iterations: trajectory.iterations.length, stored: 0, size: 0, failed: false, pending: new Set() };
+    const state: RunState = { iterations: trajectory.iterations.length, stored: 0, size: 0, failed: false, pending: new Set(), nextStep: 0, steps: [], writingSteps: false, stepsScheduled: false };
     state.size = approximateSize(summarizeRun(trajectory, 0, 0)) + trajectory.iterations.reduce((n, it) => n + approximateSize(it), 0);
     this.states.set(trajectory.id, state);
     const store = this.store;
@@ -100,6 +119,8 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     if (!store || !state || state.failed) return;
     state.iterations++;
     state.size += approximateSize(iteration);
+    // Steps not yet written belong to this iteration: its record replaces them.
+    state.steps.length = 0;
     const header = summarizeRun(trajectory, state.iterations, state.size);
     this.track(state, `save iteration ${iteration.iteration}`, () => store.writeIteration(header, iteration), () => state.stored++);
   }
@@ -109,6 +130,8 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     const state = this.states.get(trajectory.id);
     if (!store || !state) return;
     this.states.delete(trajectory.id);
+    // The steps of an iteration the run stopped in go out now, before the final header.
+    this.writeSteps(state, trajectory, true);
     // The final header goes last, once this run's other writes are settled, so that it
     // knows whether they all made it.
     const before = Promise.allSettled(state.pending);
@@ -117,12 +140,56 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     this.track(state, 'save the finished run', () => write);
   }
 
+  /**
+   * A durable step. Steps made in one burst share a transaction; while one write is out, the
+   * next ones wait and go together, so a batch of many instant sub-calls costs a few writes.
+   */
+  stepRecorded(trajectory: Trajectory, step: RunStep): void {
+    const state = this.states.get(trajectory.id);
+    if (!this.store?.writeSteps || !state || state.failed) return;
+    state.steps.push({ ...step, seq: state.nextStep++ });
+    if (state.stepsScheduled) return;
+    state.stepsScheduled = true;
+    queueMicrotask(() => {
+      state.stepsScheduled = false;
+      this.writeSteps(state, trajectory, false);
+    });
+  }
+
+  /** Keeps the run's context in the store when it is small enough (`keepContextBytes`). */
+  contextGiven(trajectory: Trajectory, context: ContextInput): void {
+    const store = this.store;
+    const state = this.states.get(trajectory.id);
+    if (!store?.writeContext || !state || contextSize(context) > this.keepContextBytes) return;
+    this.track(state, 'keep the context of the run', () => store.writeContext!(trajectory.id, context), undefined, false);
+  }
+
+  private writeSteps(state: RunState, trajectory: Trajectory, now: boolean): void {
+    const store = this.store;
+    if (!store?.writeSteps || state.steps.length === 0 || (state.writingSteps && !now)) return;
+    const steps = state.steps.splice(0);
+    const header = summarizeRun(trajectory, state.iterations, state.size);
+    state.writingSteps = true;
+    this.track(
+      state,
+      'save the running iteration',
+      () =>
+        store.writeSteps!(header, steps).finally(() => {
+          state.writingSteps = false;
+          this.writeSteps(state, trajectory, false);
+        }),
+      undefined,
+      false,
+    );
+  }
+
   /** Waits for every write issued so far. Never rejects: failures went to `onError`. */
   async flush(): Promise<void> {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  private track(state: RunState, action: string, write: () => Promise<void>, onSuccess?: () => void): void {
+  /** Issues a write; a failed `critical` one stops the run's later iteration writes (the header says it is incomplete). */
+  private track(state: RunState, action: string, write: () => Promise<void>, onSuccess?: () => void, critical = true): void {
     let promise: Promise<void>;
     try {
       promise = write();
@@ -132,7 +199,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     const settled = promise.then(
       () => onSuccess?.(),
       (error: unknown) => {
-        state.failed = true;
+        if (critical) state.failed = true;
         this.report(toStorageError(error, action));
       },
     );

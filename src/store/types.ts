@@ -3,7 +3,8 @@
  * run's header and its finished iterations as they happen, and gives runs back.
  */
 import { StorageError } from '../core/errors';
-import type { IterationRecord, Trajectory } from '../core/types';
+import type { ContextInput, IterationRecord, Trajectory } from '../core/types';
+import type { StoredStep } from './steps';
 
 /** A run without its iterations: what `listRuns()` returns, newest first. */
 export interface RunSummary extends Omit<Trajectory, 'iterations'> {
@@ -40,6 +41,15 @@ export interface TrajectoryStore {
   getRun(id: string): Promise<Trajectory | undefined>;
   deleteRun(id: string): Promise<void>;
   clear(): Promise<void>;
+  /**
+   * Durable steps: writes steps of the iteration in progress with the run's header. The next
+   * `writeIteration` of the run replaces them. Optional: without it only whole iterations are kept.
+   */
+  writeSteps?(run: RunSummary, steps: StoredStep[]): Promise<void>;
+  /** Keeps a run's context for `resume()`. Optional. */
+  writeContext?(runId: string, context: ContextInput): Promise<void>;
+  /** The context kept for a run, or undefined. Optional. */
+  getContext?(runId: string): Promise<ContextInput | undefined>;
 }
 
 /** Which runs `listRuns` returns. */
