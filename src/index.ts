@@ -8,6 +8,7 @@
 export { RLM } from './rlm';
 export type { RLMOptions, EnvironmentChoice } from './rlm';
 export type { RLMCoreOptions, BackendOptions, BackendSpec, CompletionOptions } from './core/options';
+export type { ResumeOptions, RunSource } from './core/resume';
 export type { RLMStream } from './core/events';
 export type { Limits } from './core/limits';
 export type { ToolEntry, ToolFunction } from './core/tools';
@@ -38,6 +39,8 @@ export type {
   IterationRecord,
   CodeBlockRecord,
   SubcallRecord,
+  ToolCallRecord,
+  RunStep,
   RLMEvent,
   TrajectorySink,
   ReplInfo,
@@ -82,6 +85,8 @@ export {
   CancellationError,
   AnswerValidationError,
   StorageError,
+  ResumeError,
+  ReplayMismatchError,
 } from './core/errors';
 
 // LM clients (src/clients).

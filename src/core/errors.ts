@@ -210,6 +210,50 @@ export class StorageError extends RLMError {
   }
 }
 
+// ------------------------------------------------------------------ resume
+
+/** Why `resume()` could not continue a stored run. */
+export type ResumeFailure = 'no_store' | 'not_found' | 'not_resumable' | 'context_missing' | 'context_mismatch' | 'replay_mismatch';
+
+/** `resume()` refused or stopped before any new LM call; the stored run is unchanged. */
+export class ResumeError extends RLMError {
+  override name = 'ResumeError';
+  constructor(
+    message: string,
+    readonly reason: ResumeFailure,
+    readonly runId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * A replayed cell did not do what the stored one did (different output, or different
+ * sub-calls or tool calls): the REPL state the run had cannot be rebuilt faithfully.
+ */
+export class ReplayMismatchError extends ResumeError {
+  override name = 'ReplayMismatchError';
+  constructor(
+    runId: string,
+    /** 1-based iteration and 0-based cell of the mismatch. */
+    readonly iteration: number,
+    readonly block: number,
+    /** What differed: 'stdout', 'stderr', 'errorType', 'subcalls' or 'toolCalls'. */
+    readonly field: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(
+      `Resuming run ${runId}: replaying iteration ${iteration}, cell ${block + 1} gave a different ${field} than the stored run ` +
+        `(expected ${JSON.stringify(expected.slice(0, 200))}, got ${JSON.stringify(actual.slice(0, 200))}). ` +
+        'The cell depends on something a replay cannot repeat (time, randomness, a changed tool); the run cannot be resumed. Start it again with completion().',
+      'replay_mismatch',
+      runId,
+    );
+  }
+}
+
 /** Whether `error` is an abort (DOMException AbortError or an SDK's abort error). */
 export function isAbortError(error: unknown): boolean {
   return (

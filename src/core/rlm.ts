@@ -17,12 +17,13 @@ import { buildAnswerFormatSection, buildMetadataMessage, buildOpening, buildSyst
 import { RunRecorder } from './recorder';
 import { STRUCTURED_ANSWER_VARIABLE, toJSONText } from './schema';
 import { AnswerChecker } from './schema-answers';
+import { CellReplay, planResume, replayCells, resumedMessages, type ResumeOptions, type ResumePlan, type RunSource } from './resume';
 import type { Run } from './run';
 import { Session } from './session';
 import { SubcallDispatcher } from './subcalls';
 import { describeTools, normalizeTools, type NormalizedTool } from './tools';
-import { playFinalTurn, playTurn, type TurnSetup } from './turn';
-import type { ChatMessage, CompletionResult, ContextInput, EndReason, EnvironmentFactory, JSONSchema, LMClient, ReplEnvironment, ReplInfo } from './types';
+import { playFinalTurn, playTurn, storedFeedback, type TurnSetup } from './turn';
+import type { ChatMessage, CompletionResult, ContextInput, EndReason, EnvironmentFactory, IterationRecord, JSONSchema, LMClient, ReplEnvironment, ReplInfo } from './types';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { UsageTracker } from './usage';
 
@@ -44,6 +45,8 @@ export class RLMCore {
   /** REPLs for child RLMs: the root's own, shared by every descendant. */
   private ownPool: EnvironmentPool | undefined;
   private active: Run | undefined;
+  /** Set while a resume replays a stored cell. */
+  private replaying: CellReplay | undefined;
   private closed = false;
   /** Whether the REPL was last told to hand answers back as JSON. */
   private structuredAnswers = false;
@@ -69,7 +72,8 @@ export class RLMCore {
     );
     this.session = new Session(
       { factory: this.envFactory, environmentOptions: this.opts.environmentOptions, tools: this.tools, persistent: this.opts.persistent, pool: child?.pool },
-      { handle: (request, signal) => this.subcalls.handle(request, signal) },
+      // During a resume's replay, Python's requests are answered from the stored run.
+      { handle: (request, signal) => this.replaying?.handle(request) ?? this.subcalls.handle(request, signal) },
     );
     // Storage failures reported by the logger (RLMLogger is an EventTarget) become events.
     const logger = options.logger as Partial<EventTarget> | undefined;
@@ -148,10 +152,47 @@ export class RLMCore {
       throw new ConfigurationError('The context is empty: pass the text (or data, or a File) the question is about as the first argument of completion().');
     }
     const run = this.beginRun(options, described, answers);
-    const { guard, recorder } = run;
     // Kept (by a logger that keeps contexts) so that resume() can replay the run's cells.
-    if (!this.opts.persistent) recorder.keepContext(context);
+    if (!this.opts.persistent) run.recorder.keepContext(context);
+    return this.drive(run, context, options.rootPrompt, answers);
+  }
+
+  /**
+   * Continues a stored run that did not finish (a closed tab, a crash, a limit, a stop). The
+   * REPL is rebuilt by replaying the run's finished cells with their recorded sub-call and tool
+   * results — no LM is called for them — and each replayed cell must print what the stored
+   * one printed; then the loop goes on from the next turn with the stored conversation, under
+   * the same run id, its limits counting what the run had already spent.
+   *
+   * Rejects with ResumeError (no store, no such run, nothing to resume, the context is
+   * missing or different) or ReplayMismatchError before any new LM call; with a
+   * RunEndedError subclass when the continued run is stopped, as completion() does.
+   *
+   * @example
+   * const logger = new RLMLogger({ store: new IndexedDBTrajectoryStore() });
+   * const rlm = new RLM({ ...sameOptionsAsBefore, logger });
+   * const [last] = await logger.store.listRuns();
+   * if (last.status === 'interrupted') console.log((await rlm.resume(last.id)).response);
+   */
+  async resume(runId: string, options: ResumeOptions = {}): Promise<CompletionResult<unknown>> {
+    this.assertIdle();
+    if (this.depth > 0) throw new RLMError('resume() is for root runs.');
+    if (this.opts.persistent) throw new ConfigurationError('resume() needs an RLM without persistent: true (a persistent REPL holds state from earlier completions that a replay cannot rebuild).');
+    const source = options.store ?? (this.opts.given.logger as { store?: RunSource } | undefined)?.store;
+    const plan = await planResume(runId, source, options, this.rootClient.model);
+    this.assertIdle();
+    const run = this.beginRun({ rootPrompt: plan.stored.rootPrompt, signal: options.signal }, plan.stored.context, undefined, plan);
+    // A context given again is kept now, so that a later resume of this run finds it.
+    if (options.context !== undefined) run.recorder.keepContext(plan.context);
+    return this.drive(run, plan.context, plan.stored.rootPrompt, undefined, plan);
+  }
+
+  /** The loop: a fresh run from turn 1, or a resumed one from after its replay. */
+  private async drive(run: Run, context: ContextInput, rootPrompt: string | undefined, answers: AnswerChecker | undefined, resumed?: ResumePlan): Promise<CompletionResult<unknown>> {
+    const { guard, recorder } = run;
     const until = <T>(promise: Promise<T>): Promise<T> => raceAbort(promise, guard.signal);
+    const before = resumed?.elapsedMs ?? 0;
+    const elapsed = () => before + guard.elapsedMs();
     try {
       const opened = this.session.open(context, recorder, this.hub);
       const { env, index } = opened;
@@ -160,17 +201,24 @@ export class RLMCore {
       const ready = compactor ? compactor.prepare(opened.ready) : opened.ready;
       ready.catch(() => undefined);
       const setup: TurnSetup = { client: this.rootClient, env, ready: this.answerMode(env, ready, answers !== undefined), cellTimeoutMs: this.opts.cellTimeoutMs, maxOutputChars: this.opts.maxOutputChars, sampling, answers };
-      const metadata = buildMetadataMessage({ rootPrompt: options.rootPrompt, contexts: [described], contextName: index === 0 ? 'context' : `context_${index}`, subcallChars: SUBCALL_CHARS });
+      const metadata = buildMetadataMessage({ rootPrompt, contexts: [resumed?.stored.context ?? recorder.trajectory.context], contextName: index === 0 ? 'context' : `context_${index}`, subcallChars: SUBCALL_CHARS });
       const opening = buildOpening(metadata, this.opts.userPrologue);
       const turnPrompt = (i: number) => buildTurnPrompt({ iteration: i, maxIterations: this.opts.maxIterations, contextCount: index + 1, historyCount: this.session.historyCount });
       let messages: ChatMessage[] = [
         { role: 'system', content: this.systemPrompt(answers) },
         { role: 'user', content: `${opening}\n\n${turnPrompt(0)}` },
       ];
+      const done = resumed?.stored.iterations ?? [];
+      if (resumed) {
+        const nextTurn = (n: number) => (n < this.opts.maxIterations ? turnPrompt(n) : FINAL_REQUEST);
+        // Compaction's `history` gets each replayed turn, as the original run's cells saw it.
+        const replayed = (it: IterationRecord) => compactor?.record([{ role: 'assistant', content: it.response }, { role: 'user', content: storedFeedback(it, this.opts.maxOutputChars) }], until);
+        messages = (await this.replay(run, env, ready, done, nextTurn, replayed)) ?? messages;
+      }
       let response: string | undefined;
       let value: unknown;
       let endReason: EndReason = 'answer';
-      for (let i = 0; i < this.opts.maxIterations && response === undefined; i++) {
+      for (let i = done.length; i < this.opts.maxIterations && response === undefined; i++) {
         guard.check();
         if (compactor && (await compactor.due(messages))) messages = await compactor.compact(run, messages, opening, turnPrompt(i));
         const turn = await playTurn(setup, run, messages, i + 1);
@@ -189,19 +237,45 @@ export class RLMCore {
       if (response === undefined) {
         endReason = 'max_iterations';
         guard.check();
-        const final = await playFinalTurn(setup, run, messages, this.opts.maxIterations + 1);
+        const final = await playFinalTurn(setup, run, messages, Math.max(this.opts.maxIterations, done.length) + 1);
         recorder.iteration(final.record);
         if (final.invalid) throw final.invalid;
         response = final.answer;
         value = final.value;
       }
       await this.session.saveHistory(messages, this.opts.compaction, until);
-      return answers ? recorder.succeed(toJSONText(value, response), endReason, guard.elapsedMs(), { value }) : recorder.succeed(response, endReason, guard.elapsedMs());
+      return answers ? recorder.succeed(toJSONText(value, response), endReason, elapsed(), { value }) : recorder.succeed(response, endReason, elapsed());
     } catch (caught) {
-      throw recorder.fail(guard.reason ?? caught, guard.elapsedMs(), run.bestPartial);
+      throw recorder.fail(guard.reason ?? caught, elapsed(), run.bestPartial);
     } finally {
       await this.endRun(run);
     }
+  }
+
+  /**
+   * Rebuilds a resumed run's REPL from its stored cells (answered from the record, never an LM)
+   * and returns the conversation for the next turn (undefined when no turn had finished).
+   */
+  private async replay(
+    run: Run,
+    env: ReplEnvironment,
+    ready: Promise<void>,
+    done: IterationRecord[],
+    nextTurn: (n: number) => string,
+    replayed: (it: IterationRecord) => Promise<void> | undefined,
+  ): Promise<ChatMessage[] | undefined> {
+    const started = performance.now();
+    await raceAbort(ready, run.guard.signal);
+    const cells = await replayCells(run.base.runId, done, {
+      env,
+      cellTimeoutMs: this.opts.cellTimeoutMs,
+      signal: run.guard.signal,
+      answerFrom: (replay) => (this.replaying = replay),
+      replayed,
+    });
+    this.hub.emit({ type: 'resumed', ...run.base, iterations: done.length, cells, replayMs: performance.now() - started });
+    const last = done[done.length - 1];
+    return last && resumedMessages(last, this.opts.maxOutputChars, nextTurn(last.iteration));
   }
 
   private assertIdle(): void {
@@ -209,12 +283,22 @@ export class RLMCore {
     if (this.active) throw new RLMError('completion() is already running on this RLM; await it first or use another RLM instance.');
   }
 
-  private beginRun(options: CompletionOptions, context: ReturnType<typeof describeInput>, answers: AnswerChecker | undefined): Run {
+  private beginRun(options: CompletionOptions, context: ReturnType<typeof describeInput>, answers: AnswerChecker | undefined, resumed?: ResumePlan): Run {
     const usage = new UsageTracker(this.child?.parentUsage);
-    const recorder = new RunRecorder(this.hub, this.opts.given.logger, usage, { config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, rootPrompt: options.rootPrompt, context, parentCallId: this.child?.parentCallId });
+    // A resumed run counts what it had spent; its clock goes on from where it stopped.
+    if (resumed) usage.seed(resumed.stored.usage);
+    const limits = resumed && this.opts.limits.maxTimeMs !== undefined ? { ...this.opts.limits, maxTimeMs: Math.max(0, this.opts.limits.maxTimeMs - resumed.elapsedMs) } : this.opts.limits;
+    const recorder = new RunRecorder(this.hub, this.opts.given.logger, usage, {
+      config: runConfig(this.opts, this.rootClient.model, this.depth),
+      depth: this.depth,
+      rootPrompt: options.rootPrompt,
+      context,
+      parentCallId: this.child?.parentCallId,
+      resumeFrom: resumed?.stored,
+    });
     if (answers) recorder.trajectory.schema = answers.schema.recorded;
     let bestPartial: () => string | undefined = () => undefined;
-    const guard = new RunGuard(this.opts.limits, usage, () => bestPartial(), options.signal);
+    const guard = new RunGuard(limits, usage, () => bestPartial(), options.signal);
     const run: Run = { base: recorder.base, usage, hub: this.hub, recorder, guard, cellSubcalls: undefined, cellTools: undefined, bestPartial: undefined };
     bestPartial = () => run.bestPartial;
     this.active = run;

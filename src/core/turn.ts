@@ -76,7 +76,7 @@ export async function playTurn(setup: TurnSetup, run: Run, messages: ChatMessage
       await until(setup.ready);
       const value = await until(setup.env.resolveVariable(textAnswer.name));
       if (value === null) {
-        textAnswerError = `FINAL_VAR(${textAnswer.name}): there is no variable named '${textAnswer.name}' in the REPL, so this is not an answer yet. Create it in a repl block first (or set answer["content"] and answer["ready"] = True).`;
+        textAnswerError = missingVariableNote(textAnswer.name);
       } else {
         answer = value;
       }
@@ -110,6 +110,18 @@ export async function playTurn(setup: TurnSetup, run: Run, messages: ChatMessage
     value: checked?.ok ? checked.value : undefined,
     invalid: checked && !checked.ok ? checked.error : undefined,
   };
+}
+
+function missingVariableNote(name: string): string {
+  return `FINAL_VAR(${name}): there is no variable named '${name}' in the REPL, so this is not an answer yet. Create it in a repl block first (or set answer["content"] and answer["ready"] = True).`;
+}
+
+/** What the model was told after a stored iteration that gave no answer (a resume rebuilds the conversation with it). */
+export function storedFeedback(record: IterationRecord, maxOutputChars: number): string {
+  const textAnswer = findTextAnswer(record.response);
+  // A FINAL_VAR in an iteration without an answer named a variable that did not exist.
+  const missing = textAnswer?.kind === 'final_var' ? missingVariableNote(textAnswer.name) : undefined;
+  return feedbackFor(record.response, findCodeBlocks(record.response), record.codeBlocks, missing, maxOutputChars);
 }
 
 function feedbackFor(text: string, blocks: string[], records: CodeBlockRecord[], textAnswerError: string | undefined, maxOutputChars: number): string {

@@ -395,6 +395,8 @@ export type RLMEvent = (
   | { type: 'iteration_end'; runId: string; depth: number; record: IterationRecord }
   | { type: 'usage'; runId: string; depth: number; usage: UsageSummary }
   | { type: 'compaction'; runId: string; depth: number; summary: string; count: number }
+  /** `resume()` rebuilt the REPL: `cells` stored cells of `iterations` iterations replayed (no LM calls) in `replayMs`. */
+  | { type: 'resumed'; runId: string; depth: number; iterations: number; cells: number; replayMs: number }
   | { type: 'run_end'; runId: string; depth: number; result: CompletionResult<unknown> }
   /** The trajectory store refused a write (quota, blocked upgrade); the run goes on. */
   | { type: 'storage_error'; runId: string; depth: number; error: StorageError }

@@ -154,6 +154,8 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
       const db = await this.db();
       const tx = db.transaction(['runs', 'steps'], 'readwrite');
       await this.settle(tx, 'save the steps of the running iteration', () => [
+        // A run's first steps (numbered from 0 again when a resumed run goes on) clear what an earlier session left.
+        ...(steps[0]?.seq === 0 ? [tx.objectStore('steps').delete(keyRange(run.id))] : []),
         ...steps.map((step) => tx.objectStore('steps').put({ ...step, runId: run.id })),
         tx.objectStore('runs').put(this.stamp(run)),
       ]);
