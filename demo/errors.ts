@@ -44,6 +44,12 @@ export function explainError(error: unknown, where: { baseURL?: string | undefin
     case 'TokenLimitExceededError':
     case 'ErrorThresholdExceededError':
       return { title: 'The run reached one of its limits.', detail: `${message} The limits are in Settings.` };
+    case 'ReplayMismatchError':
+      return { title: 'This run cannot be resumed.', detail: `${message}` };
+    case 'ResumeError':
+      return e.reason === 'context_missing'
+        ? { title: 'Resuming needs the run’s context.', detail: 'It was too large to be saved with the run. Pick the same file (or paste the same text) under Context, then press Resume again.' }
+        : { title: 'This run cannot be resumed.', detail: message };
     case 'ConfigurationError':
       return { title: 'The settings cannot work.', detail: message };
     default:

@@ -1,6 +1,6 @@
 /**
  * The History panel: stored runs newest first (status, model, question, cost), opening one
- * into the run view, delete, JSONL export and import.
+ * into the run view, resuming one that did not finish, delete, JSONL export and import.
  */
 import { unpricedModels, type RunStatus, type Trajectory, type UsageSummary } from '../src/index';
 import { explainError } from './errors';
@@ -36,6 +36,9 @@ const STATUS_LABEL: Record<RunStatus, string> = {
   imported: 'imported',
 };
 
+/** Runs that stopped before their answer: their saved cells can be replayed and the run continued. */
+const RESUMABLE = new Set<RunStatus>(['interrupted', 'failed', 'cancelled']);
+
 export class HistoryView {
   private entries: HistoryEntry[] = [];
   /** The run this page is running now. */
@@ -43,6 +46,10 @@ export class HistoryView {
   selectedId: string | undefined;
   /** Shows a stored run in the run view. */
   onOpenRun: (trajectory: Trajectory, status: RunStatus) => void = () => undefined;
+  /** Continues a run that did not finish (the Resume button). */
+  onResume: ((id: string) => void) | undefined;
+  /** A run is going on in this page: no Resume meanwhile. */
+  busy = false;
 
   constructor(
     private readonly source: HistorySource,
@@ -94,6 +101,14 @@ export class HistoryView {
         );
         open.addEventListener('click', () => void this.open(entry.id));
         item.append(open);
+        if (this.onResume && RESUMABLE.has(status) && !this.busy) {
+          const resume = el('button', 'history-resume secondary small', 'Resume');
+          resume.type = 'button';
+          resume.dataset.runId = entry.id;
+          resume.setAttribute('aria-label', `Resume: ${entry.question || 'run without a question'}`);
+          resume.addEventListener('click', () => this.onResume?.(entry.id));
+          item.append(resume);
+        }
         return item;
       }),
     );

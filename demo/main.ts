@@ -2,7 +2,7 @@
  * The demo page: settings, context, question, Run/Stop, the live run view, and History.
  * It uses rlm-web's public API only.
  */
-import { RLM, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
+import { RLM, type CompletionResult, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
 import { ContextInputView } from './context-input';
 import { explainError, type Explained } from './errors';
 import { el, formatDuration } from './format';
@@ -292,10 +292,57 @@ async function run(): Promise<void> {
   }
   const view = new RunView({ question: question.value.trim(), model: s.rootModel.trim(), contextLabel: prepared.label, startedAt: new Date().toISOString() }, 'running');
   view.setStatus('running', instance.replInfo ? 'Asking the model…' : 'Asking the model while Python starts…');
+  await watch(view, instance, s, clickedAt, (signal) => instance.completion(prepared.context, { rootPrompt: question.value.trim() || undefined, signal }));
+}
+
+/**
+ * Continues a stored run that did not finish: its cells are replayed from History (no model
+ * calls), then the model takes the next turn. A context too large to have been kept is taken
+ * from the Context pane.
+ */
+async function resumeRun(id: string): Promise<void> {
+  if (controller || !history) return;
+  const clickedAt = performance.now();
+  formError.hidden = true;
+  const s = readSettings();
+  const problem = validateSettings(s);
+  if (problem) {
+    showFormError({ title: 'Settings needed to resume.', detail: problem });
+    settingsPanel.open = true;
+    return;
+  }
+  let instance: RLM;
+  let stored: Trajectory | undefined;
+  try {
+    instance = getRLM(toRLMOptions(s));
+    stored = await history.store.getRun(id);
+  } catch (error) {
+    showFormError(explainError(error));
+    return;
+  }
+  if (!stored) return;
+  // The iteration the tab closed in is asked again: show the finished ones.
+  const view = RunView.fromTrajectory({ ...stored, iterations: stored.iterations.filter((it) => !it.partial) }, 'running');
+  view.setStatus('running', 'Replaying the saved cells (no model calls)…');
+  await watch(view, instance, s, clickedAt, async (signal) => {
+    try {
+      return await instance.resume(id, { signal });
+    } catch (error) {
+      if ((error as { reason?: string }).reason !== 'context_missing') throw error;
+      const prepared = await contextView.prepare().catch(() => undefined);
+      if (!prepared) throw error;
+      return instance.resume(id, { signal, context: prepared.context });
+    }
+  });
+}
+
+/** Shows a live run in `view` until it ends: events, Stop, History, focus. */
+async function watch(view: RunView, instance: RLM, s: ReturnType<typeof readSettings>, clickedAt: number, start: (signal: AbortSignal) => Promise<CompletionResult>): Promise<void> {
   live = view;
   liveRunId = undefined;
   settingsPanel.open = false;
   controller = new AbortController();
+  if (history) history.view.busy = true;
   show(view, undefined, false);
   setRunning(true);
   stopButton.focus();
@@ -324,7 +371,7 @@ async function run(): Promise<void> {
     if (follow && !narrow.matches && runSlot.contains(view.root)) runArea.scrollTop = runArea.scrollHeight;
   };
   try {
-    const result = await instance.completion(prepared.context, { rootPrompt: question.value.trim() || undefined, signal: controller.signal });
+    const result = await start(controller.signal);
     view.finish(result);
   } catch (error) {
     const explained = explainError(error, { baseURL: s.baseURL || presetOf(s.preset).baseURL || undefined, provider: presetOf(s.preset).label });
@@ -352,6 +399,7 @@ async function run(): Promise<void> {
     }
     if (history) {
       history.view.liveRunId = undefined;
+      history.view.busy = false;
       await history.view.refresh();
     }
   }
@@ -395,6 +443,7 @@ if (history) {
     runArea.focus({ preventScroll: true });
     if (narrow.matches) runArea.scrollIntoView({ behavior: 'smooth', block: 'start' });
   };
+  history.view.onResume = (id) => void resumeRun(id);
   exportButton.addEventListener('click', () => {
     if (shownRunId) void history.view.export(shownRunId);
   });

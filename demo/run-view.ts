@@ -249,6 +249,11 @@ class IterationView {
     view.setText(record.response);
     record.codeBlocks.forEach((block, i) => view.cell(i, block.code).finish(block));
     view.finish(record);
+    if (record.partial) {
+      // Saved step by step while it ran: the reply and what had finished when the run stopped.
+      view.meta.textContent = 'cut off · what had finished was saved';
+      view.root.dataset.state = 'stopped';
+    }
     return view;
   }
 }
@@ -428,6 +433,9 @@ export class RunView {
         this.unpriced.clear();
         this.renderTotals();
         break;
+      case 'resumed':
+        this.setStatus('running', `Rebuilt Python’s state: ${event.cells} saved cell${event.cells === 1 ? '' : 's'} replayed in ${formatDuration(event.replayMs)}, no model calls.`);
+        break;
       case 'compaction':
         this.timeline.append(el('li', 'compaction', `The conversation was summarized to fit the model’s context window (${event.count}).`));
         break;
@@ -532,7 +540,8 @@ export class RunView {
       view.setStatus(status, `Answered after ${n} iteration${n === 1 ? '' : 's'}.`);
       view.showAnswer(t.response, 'Answer');
     } else {
-      const saved = `${n} iteration${n === 1 ? ' was' : 's were'} saved.`;
+      const finished = t.iterations.filter((it) => !it.partial).length;
+      const saved = `${finished} iteration${finished === 1 ? ' was' : 's were'} saved${finished < n ? ', and the reply of the one in progress' : ''}.`;
       view.setStatus(status, status === 'interrupted' ? `The tab closed during the run; ${saved}` : t.error ? saved : '');
       if (t.error && status !== 'interrupted') view.showError({ title: STATUS_TEXT[status], detail: t.error }, status === 'cancelled' ? 'notice' : 'error');
       const last = [...t.iterations].reverse().find((it) => it.response.trim());

@@ -7,6 +7,8 @@ import { HistoryView } from './history';
 
 export interface ConnectedHistory {
   view: HistoryView;
+  /** Where runs are kept (resume() reads it through the logger). */
+  store: IndexedDBTrajectoryStore;
   logger: TrajectorySink;
   /** Receives storage failures during runs (quota full, ...). */
   onStorageError: (error: StorageError) => void;
@@ -35,6 +37,7 @@ export function connectHistory(): ConnectedHistory | undefined {
   );
   const connected: ConnectedHistory = {
     view,
+    store,
     logger: new RLMLogger({ store, onError: (error) => connected.onStorageError(error) }),
     onStorageError: () => undefined,
   };

@@ -251,7 +251,8 @@ test('History: reload and find the run, open it, export JSONL, import it back, d
   await expect(interrupted.locator('.status')).toHaveText('interrupted');
   await interrupted.click();
   await expect(next.locator('.run .status')).toHaveText('Interrupted (tab closed)');
-  await expect(next.locator('.status-line')).toHaveText('The tab closed during the run; 0 iterations were saved.');
+  await expect(next.locator('.status-line')).toHaveText('The tab closed during the run; 0 iterations were saved, and the reply of the one in progress.');
+  await expect(next.locator('.iteration').first()).toContainText('Working on it.');
   await expect(next.locator('[data-total="time"] dd')).toHaveText('—');
   await shot(next, testInfo, '10-laptop-light-history-interrupted');
 });
@@ -574,4 +575,44 @@ test('History imports a log written by the reference implementation (rlms) and s
   await page.locator('#import-file').setInputFiles({ name: 'notes.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from('hello\nworld\n') });
   await expect(page.locator('#history-status')).toContainText('Could not import notes.jsonl');
   await expect(page.locator('#history-list .history-open')).toHaveCount(1);
+});
+
+test('History: Resume continues a run whose tab closed, replaying its cells without model calls', async ({ page, context, demo, lm }, testInfo) => {
+  let hold = true;
+  lm.setScript((request) => {
+    if (!isRootCall(request)) return `twice is ${Number(/\d+/.exec(lastUser(request))?.[0]) * 2}`;
+    if (turnOf(request) === 0) return repl('x = len(context)\nprint("length", x)', 'Measuring.');
+    if (turnOf(request) === 1) return repl('y = llm_query(f"double {x}")\nprint(y)', 'Asking.');
+    return hold ? { content: 'never seen', delayMs: 120_000 } : repl('answer["content"] = f"Length {x}, {y}."\nanswer["ready"] = True', 'Done.');
+  });
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.getByLabel('Context text').fill('thirteen ch.');
+  await page.getByLabel('Question').fill('Resume me');
+  await run(page).click();
+  const entry = page.locator('#history-list .history-item', { hasText: 'Resume me' });
+  await expect(entry).toContainText('2 iterations');
+  await expect.poll(() => lm.requests.filter(isRootCall).length).toBe(3);
+  await page.close();
+
+  hold = false;
+  lm.requests.length = 0;
+  const next = await context.newPage();
+  await next.setViewportSize(LAPTOP);
+  await open(next, demo);
+  await openSettings(next);
+  await next.getByLabel('API key').fill('test-key');
+  const item = next.locator('#history-list .history-item', { hasText: 'Resume me' });
+  await expect(item.locator('.status')).toHaveText('interrupted');
+  await item.locator('.history-resume').click();
+  await expect(next.locator('.answer')).toContainText('Length 12, twice is 24.');
+  await expect(next.locator('.run .status')).toHaveText('Done');
+  await expect(next.locator('.iteration')).toHaveCount(3);
+  await expect(next.locator('.iteration').first().locator('.cell .output')).toContainText('length 12');
+  // One model call: turn 3. The two saved cells (and their sub-call) were replayed from History.
+  expect(lm.requests.map((r) => (isRootCall(r) ? `root ${turnOf(r)}` : 'sub'))).toEqual(['root 2']);
+  await expect(item.locator('.status')).toHaveText('done');
+  await expect(item.locator('.history-resume')).toHaveCount(0);
+  await shot(next, testInfo, '11-laptop-light-resumed');
 });

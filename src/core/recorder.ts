@@ -93,9 +93,10 @@ export class RunRecorder {
   iteration(record: IterationRecord): void {
     this.trajectory.iterations.push(record);
     this.trajectory.usage = this.usage.summary();
+    // The write is issued first: a listener that reads the store on iteration_end sees it.
+    this.log((l) => l.iterationFinished(this.trajectory, record));
     this.hub.emit({ type: 'iteration_end', ...this.base, record });
     this.hub.emit({ type: 'usage', ...this.base, usage: this.trajectory.usage });
-    this.log((l) => l.iterationFinished(this.trajectory, record));
   }
 
   /** `structured`: runs with a schema, the validated value (`response` is then its JSON text). */
