@@ -111,6 +111,9 @@ function renderSubcall(record: SubcallRecord): HTMLElement {
 
 // ------------------------------------------------------------------ cells
 
+/** Characters of a running cell's live output kept on screen. */
+const LIVE_CHARS = 20_000;
+
 class CellView {
   readonly root = el('div', 'cell');
   private readonly status = el('span', 'cell-status', 'waiting');
@@ -141,6 +144,18 @@ class CellView {
   childProgress(callId: string, text: string): void {
     const meta = this.pending.get(callId)?.querySelector('.meta');
     if (meta) meta.textContent = text;
+  }
+
+  /** Output the running cell wrote: it grows on screen until the cell ends (the last 20 000 characters are kept). */
+  addLiveOutput(stream: 'stdout' | 'stderr', text: string): void {
+    const className = stream === 'stderr' ? 'output stderr live' : 'output live';
+    let block = this.output.lastElementChild as HTMLElement | null;
+    if (!block || block.className !== className) {
+      block = textBlock('', className);
+      this.output.append(block);
+    }
+    const next = (block.textContent ?? '') + text;
+    block.textContent = next.length > LIVE_CHARS ? next.slice(-LIVE_CHARS) : next;
   }
 
   addSubcall(callId: string, record: SubcallRecord): void {
@@ -420,6 +435,9 @@ export class RunView {
       case 'subcall_end':
         this.current?.lastStartedCell?.addSubcall(event.callId, event.record);
         this.countSubcall(event.record);
+        break;
+      case 'code_output':
+        this.iterations.get(event.iteration)?.cell(event.block).addLiveOutput(event.stream, event.text);
         break;
       case 'code_end':
         this.iterations.get(event.iteration)?.cell(event.block, event.record.code).finish(event.record);

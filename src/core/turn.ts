@@ -4,6 +4,7 @@
  */
 import { raceAbort } from './abort';
 import type { AnswerValidationError } from './errors';
+import { LiveOutput } from './live-output';
 import { findCodeBlocks, findTextAnswer, findToolMarkup, formatFeedback, hasOnlyForeignFences } from './parsing';
 import { buildToolMarkupReminder, NO_CODE_REMINDER } from './prompts';
 import { callRoot, type Run } from './run';
@@ -167,10 +168,12 @@ async function runCell(setup: TurnSetup, run: Run, code: string, iteration: numb
   const toolCalls: ToolCallRecord[] = [];
   run.cellSubcalls = subcalls;
   run.cellTools = toolCalls;
+  const live = new LiveOutput({ ...run.base, iteration, block }, (event) => run.hub.emit(event));
   let result: CellResult;
   try {
-    result = await setup.env.execute(code, { timeoutMs: setup.cellTimeoutMs, signal: run.guard.signal });
+    result = await setup.env.execute(code, { timeoutMs: setup.cellTimeoutMs, signal: run.guard.signal, onOutput: live.write });
   } finally {
+    live.close();
     run.cellSubcalls = undefined;
     run.cellTools = undefined;
   }

@@ -195,6 +195,11 @@ export interface ReplInfo {
 export interface ExecuteOptions {
   timeoutMs: number;
   signal?: AbortSignal | undefined;
+  /**
+   * Receives the cell's output as it is written (live output), chunk by chunk. Environments
+   * that cannot stream leave it uncalled; the result still carries the whole output.
+   */
+  onOutput?: ((stream: 'stdout' | 'stderr', text: string) => void) | undefined;
 }
 
 /** Answers Python's sub-call and tool requests on the page. Never rejects. */
@@ -388,6 +393,8 @@ export type RLMEvent = (
   | { type: 'iteration_start'; runId: string; depth: number; iteration: number }
   | { type: 'lm_response'; runId: string; depth: number; iteration: number; text: string; reasoning?: string | undefined; usage: LMUsage }
   | { type: 'code_start'; runId: string; depth: number; iteration: number; block: number; code: string }
+  /** Output of the running cell, as it is written: throttled (≈10 a second at most) and bounded per cell; `code_end` has it all. */
+  | { type: 'code_output'; runId: string; depth: number; iteration: number; block: number; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'code_end'; runId: string; depth: number; iteration: number; block: number; record: CodeBlockRecord }
   /** `callId` pairs it with its `subcall_end`; `index` is its place in the batch (0 for a single call). */
   | { type: 'subcall_start'; runId: string; depth: number; callId: string; index: number; kind: 'llm' | 'rlm'; model: string; prompt: string }

@@ -98,6 +98,8 @@ export interface CellContext {
   host: SubcallHost;
   signal: AbortSignal;
   repl: FakeRepl;
+  /** Live output, as a real REPL streams it (undefined when the loop did not ask). */
+  write: ExecuteOptions['onOutput'];
 }
 
 export type Cell = Partial<CellResult> | ((ctx: CellContext) => Partial<CellResult> | Promise<Partial<CellResult>>);
@@ -172,7 +174,7 @@ export class FakeRepl implements ReplEnvironment {
       return { ...base, stderr: `NameError: the fake REPL has no cell for ${JSON.stringify(code)}`, errorType: 'NameError' };
     }
     const signal = options.signal ?? new AbortController().signal;
-    const out = typeof cell === 'function' ? await cell({ host: this.host, signal, repl: this }) : cell;
+    const out = typeof cell === 'function' ? await cell({ host: this.host, signal, repl: this, write: options.onOutput }) : cell;
     return { ...base, ...out };
   }
 
