@@ -376,7 +376,11 @@ test('a quota failure becomes a StorageError; the run completes with its traject
   const [summary] = await listRuns(harness, dbName);
   expect(summary).toMatchObject({ id: outcome.id, status: 'completed', incomplete: true, iterationCount: 1 });
   const run = await getRun(harness, dbName, outcome.id);
-  expect(run.iterations.map((it: any) => it.iteration)).toEqual([1]);
+  // Iteration 2 was refused, but its durable steps (a smaller store) made it: it reads back partial.
+  expect(run.iterations.map((it: any) => [it.iteration, it.partial ?? false])).toEqual([
+    [1, false],
+    [2, true],
+  ]);
 });
 
 test('a blocked upgrade becomes a StorageError with reason "blocked"', async ({ harness }) => {
