@@ -214,14 +214,17 @@ test('a replayed cell that prints something else stops the resume with ReplayMis
         await rlm.resume(summary.id);
         return null;
       } catch (e: any) {
-        return { name: e.name, reason: e.reason, field: e.field, iteration: e.iteration, status: (await store.getRun(summary.id)).status };
+        const after = await store.getRun(summary.id);
+        // The stored run is left as it was.
+        const unchanged = after.status === summary.status && after.error === summary.error && after.iterations.length === summary.iterationCount;
+        return { name: e.name, reason: e.reason, field: e.field, iteration: e.iteration, unchanged };
       } finally {
         await rlm.close();
       }
     },
     { dbName, baseURL: lm.openaiURL },
   );
-  expect(outcome).toEqual({ name: 'ReplayMismatchError', reason: 'replay_mismatch', field: 'stdout', iteration: 1, status: 'failed' });
+  expect(outcome).toEqual({ name: 'ReplayMismatchError', reason: 'replay_mismatch', field: 'stdout', iteration: 1, unchanged: true });
   expect(lm.requests).toHaveLength(0);
 });
 

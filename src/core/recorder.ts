@@ -35,6 +35,8 @@ export class RunRecorder {
   /** The cell running now, for the steps its sub-calls make. */
   private cell: { iteration: number; block: number } | undefined;
   private unsubscribe: (() => void) | undefined;
+  /** Whether the logger was told the run started (a resume whose replay fails never is). */
+  private started = false;
 
   constructor(
     private readonly hub: EventHub,
@@ -57,6 +59,7 @@ export class RunRecorder {
   }
 
   start(): void {
+    this.started = true;
     this.hub.emit({ type: 'run_start', ...this.base, config: this.trajectory.config, rootPrompt: this.trajectory.rootPrompt });
     this.log((l) => l.runStarted(this.trajectory));
     if (this.logger?.stepRecorded) this.unsubscribe = this.hub.subscribe((event) => this.step(event));
@@ -105,7 +108,7 @@ export class RunRecorder {
     const t = this.trajectory;
     Object.assign(t, { status: 'completed', endReason, response, usage: this.usage.summary(), executionTimeMs });
     const result: CompletionResult<unknown> = { response: structured ? structured.value : response, usage: t.usage, executionTimeMs, trajectory: t };
-    this.log((l) => l.runEnded(t));
+    if (this.started) this.log((l) => l.runEnded(t));
     this.hub.emit({ type: 'run_end', ...this.base, result });
     return result;
   }
@@ -129,7 +132,7 @@ export class RunRecorder {
       t.status = 'failed';
       t.endReason = 'error';
     }
-    this.log((l) => l.runEnded(t));
+    if (this.started) this.log((l) => l.runEnded(t));
     this.hub.emit({ type: 'error', ...this.base, error: error as Error, trajectory: t });
     return error;
   }

@@ -214,6 +214,7 @@ export class RLMCore {
         // Compaction's `history` gets each replayed turn, as the original run's cells saw it.
         const replayed = (it: IterationRecord) => compactor?.record([{ role: 'assistant', content: it.response }, { role: 'user', content: storedFeedback(it, this.opts.maxOutputChars) }], until);
         messages = (await this.replay(run, env, ready, done, nextTurn, replayed)) ?? messages;
+        recorder.start();
       }
       let response: string | undefined;
       let value: unknown;
@@ -302,7 +303,8 @@ export class RLMCore {
     const run: Run = { base: recorder.base, usage, hub: this.hub, recorder, guard, cellSubcalls: undefined, cellTools: undefined, bestPartial: undefined };
     bestPartial = () => run.bestPartial;
     this.active = run;
-    recorder.start();
+    // A resumed run starts (and is written) once its replay has succeeded: a failed replay leaves the stored run as it was.
+    if (!resumed) recorder.start();
     return run;
   }
 

@@ -105,9 +105,12 @@ describe('resume', () => {
     const first = await original(source);
     const { sub, cells, customTools } = fourTurns({ count: 0 }, { step2: { stdout: 'two, but different\n' } });
     const root = new FakeClient('root-model', scripted(repl('step3'), 'FINAL(42)'));
-    const { rlm } = makeRLM({ root, others: [sub], cells, rlm: { customTools } });
+    const sink = new RecordingSink();
+    const { rlm } = makeRLM({ root, others: [sub], cells, rlm: { customTools, logger: sink } });
     const error = await rejection(rlm.resume(first.id, { store: source }));
     expect(error).toBeInstanceOf(ReplayMismatchError);
+    // Nothing was written: the stored run stays as it was.
+    expect(sink.log.filter((entry) => entry !== 'flush')).toEqual([]);
     expect(error).toMatchObject({ iteration: 2, block: 0, field: 'stdout', expected: 'two\n', actual: 'two, but different\n', reason: 'replay_mismatch' });
     expect(root.calls).toHaveLength(0);
     expect(sub.calls).toHaveLength(0);
