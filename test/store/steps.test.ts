@@ -56,7 +56,10 @@ describe('contextSize', () => {
 class StepStore extends RecordingStore {
   readonly stepWrites: StoredStep[][] = [];
   readonly contexts = new Map<string, ContextInput>();
+  /** While set, step writes wait for it (a slow disk the test controls). */
+  gate: Promise<void> | undefined;
   async writeSteps(run: RunSummary, steps: StoredStep[]): Promise<void> {
+    if (this.gate) await this.gate;
     if (this.delayMs) await new Promise((ok) => setTimeout(ok, this.delayMs));
     this.stepWrites.push(steps);
     this.log.push(`steps ${run.id} ${steps.map((s) => s.seq).join(',')}`);
@@ -75,7 +78,8 @@ const subStep = (i: number): RunStep => ({ kind: 'subcall', iteration: 1, block:
 describe('RLMLogger steps', () => {
   it('writes a burst of steps in one write, and later ones together while a write is out', async () => {
     const store = new StepStore();
-    store.delayMs = 10;
+    let open: () => void = () => undefined;
+    store.gate = new Promise((ok) => (open = ok));
     const logger = new RLMLogger({ store });
     const t = live();
     logger.runStarted(t);
@@ -86,6 +90,7 @@ describe('RLMLogger steps', () => {
       logger.stepRecorded(t, subStep(i));
       await new Promise((ok) => setTimeout(ok, 0));
     }
+    open();
     await logger.flush();
     expect(store.stepWrites.map((w) => w.map((s) => s.seq))).toEqual([[0], [1, 2, 3]]);
   });
