@@ -174,7 +174,7 @@ export class RLMCore {
    * const [last] = await logger.store.listRuns();
    * if (last.status === 'interrupted') console.log((await rlm.resume(last.id)).response);
    */
-  async resume(runId: string, options: ResumeOptions = {}): Promise<CompletionResult<unknown>> {
+  async resume(runId: string, options: ResumeOptions = {}): Promise<CompletionResult> {
     this.assertIdle();
     if (this.depth > 0) throw new RLMError('resume() is for root runs.');
     if (this.opts.persistent) throw new ConfigurationError('resume() needs an RLM without persistent: true (a persistent REPL holds state from earlier completions that a replay cannot rebuild).');
@@ -184,7 +184,8 @@ export class RLMCore {
     const run = this.beginRun({ rootPrompt: plan.stored.rootPrompt, signal: options.signal }, plan.stored.context, undefined, plan);
     // A context given again is kept now, so that a later resume of this run finds it.
     if (options.context !== undefined) run.recorder.keepContext(plan.context);
-    return this.drive(run, plan.context, plan.stored.rootPrompt, undefined, plan);
+    // Runs with typed answers are not resumed (planResume), so the response is the answer's text.
+    return (await this.drive(run, plan.context, plan.stored.rootPrompt, undefined, plan)) as CompletionResult;
   }
 
   /** The loop: a fresh run from turn 1, or a resumed one from after its replay. */

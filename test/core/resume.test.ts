@@ -158,6 +158,8 @@ describe('resume', () => {
     expect(await rejection(rlm.resume('nope', { store: source }))).toMatchObject({ reason: 'not_found' });
     source.runs.set('done', { ...first.result.trajectory, id: 'done' });
     expect(await rejection(rlm.resume('done', { store: source }))).toMatchObject({ reason: 'not_resumable' });
+    source.runs.set('typed', { ...source.runs.get(first.id)!, id: 'typed', schema: { vendor: 'json-schema' } });
+    expect(await rejection(rlm.resume('typed', { store: source }))).toMatchObject({ reason: 'not_resumable' });
     const other = makeRLM({ root: new FakeClient('another-model', () => 'FINAL(x)'), cells }).rlm;
     const wrongModel = await rejection(other.resume(first.id, { store: source }));
     expect((wrongModel as Error).message).toContain("'root-model'");
