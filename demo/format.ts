@@ -31,6 +31,11 @@ export function formatCost(usd: number): string {
   return usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
 }
 
+/** The models of `usage` with calls of unknown cost (the price database does not list them). */
+export function unpricedOf(usage: { models: Record<string, { unpricedCalls?: number | undefined } | undefined> }): string[] {
+  return Object.keys(usage.models).filter((model) => (usage.models[model]?.unpricedCalls ?? 0) > 0);
+}
+
 /** A run's cost: list or reported prices, and the models whose cost is unknown (never shown as $0). */
 export function formatRunCost(usd: number, unpriced: readonly string[]): string {
   if (unpriced.length === 0) return formatCost(usd);

@@ -2,9 +2,9 @@
  * The History panel: stored runs newest first (status, model, question, cost), opening one
  * into the run view, resuming one that did not finish, delete, JSONL export and import.
  */
-import { unpricedModels, type RunStatus, type Trajectory, type UsageSummary } from '../src/index';
+import type { RunStatus, Trajectory, UsageSummary } from '../src/index';
 import { explainError } from './errors';
-import { el, formatDate, formatRunCost } from './format';
+import { el, formatDate, formatRunCost, unpricedOf } from './format';
 
 /** What the panel needs of a run summary (a subset of the store's RunSummary). */
 export interface HistoryEntry {
@@ -97,7 +97,7 @@ export class HistoryView {
         open.append(
           el('span', 'history-question', entry.question || '(no question)'),
           pill,
-          el('span', 'history-meta', `${entry.model} · ${entry.iterationCount} iteration${entry.iterationCount === 1 ? '' : 's'}${entry.usage.calls > 0 ? ` · ${formatRunCost(entry.usage.costUSD, unpricedModels(entry.usage))}` : ''} · ${formatDate(entry.startedAt)}`),
+          el('span', 'history-meta', `${entry.model} · ${entry.iterationCount} iteration${entry.iterationCount === 1 ? '' : 's'}${entry.usage.calls > 0 ? ` · ${formatRunCost(entry.usage.costUSD, unpricedOf(entry.usage))}` : ''} · ${formatDate(entry.startedAt)}`),
         );
         open.addEventListener('click', () => void this.open(entry.id));
         item.append(open);

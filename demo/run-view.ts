@@ -3,9 +3,9 @@
  * Markdown, code cells with their output and sub-calls, child RLMs as nested timelines) and
  * the answer. Built live from `onEvent`, or at once from a stored Trajectory.
  */
-import { unpricedModels, type CodeBlockRecord, type CompletionResult, type IterationRecord, type ReplInfo, type RLMEvent, type RunStatus, type SubcallRecord, type Trajectory, type UsageSummary } from '../src/index';
+import type { CodeBlockRecord, CompletionResult, IterationRecord, ReplInfo, RLMEvent, RunStatus, SubcallRecord, Trajectory, UsageSummary } from '../src/index';
 import type { Explained } from './errors';
-import { el, formatBytes, formatCost, formatCount, formatDate, formatDuration, formatRunCost } from './format';
+import { el, formatBytes, formatCost, formatCount, formatDate, formatDuration, formatRunCost, unpricedOf } from './format';
 import { codeElement, renderMarkdown } from './markdown';
 
 const PREVIEW_CHARS = 4000;
@@ -378,7 +378,7 @@ export class RunView {
     const items: [string, string][] = [
       ['Tokens', `${formatCount(u.inputTokens + this.extra.inputTokens)} in · ${formatCount(u.outputTokens + this.extra.outputTokens)} out`],
       // A model the price database does not list is named, never counted as $0.
-      ['Cost', formatRunCost(u.costUSD + this.extra.costUSD, [...new Set([...(this.base ? unpricedModels(this.base) : []), ...this.unpriced])])],
+      ['Cost', formatRunCost(u.costUSD + this.extra.costUSD, [...new Set([...(this.base ? unpricedOf(this.base) : []), ...this.unpriced])])],
       ['Sub-calls', String(this.subcalls)],
       ['Iterations', String(this.iterations.size)],
       ['Time', this.elapsedMs === undefined ? '—' : formatDuration(this.elapsedMs)],
@@ -471,7 +471,7 @@ export class RunView {
 
   private countSubcall(record: SubcallRecord): void {
     if (record.kind === 'llm') {
-      for (const model of unpricedModels(record.usage)) this.unpriced.add(model);
+      for (const model of unpricedOf(record.usage)) this.unpriced.add(model);
       this.addExtra(record.usage.inputTokens, record.usage.outputTokens, record.usage.costUSD);
     }
     this.subcalls++;

@@ -1,6 +1,6 @@
 /** The demo's pure logic: splitting replies into prose and cells, settings → RLM options, formatting. */
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatCost, formatDuration, formatRunCost } from '../../demo/format';
+import { formatBytes, formatCost, formatDuration, formatRunCost, unpricedOf } from '../../demo/format';
 import { splitReply } from '../../demo/run-view';
 import { defaultSettings, toRLMOptions, validateSettings } from '../../demo/settings';
 
@@ -64,5 +64,6 @@ describe('format', () => {
     expect(formatRunCost(0.25, [])).toBe('$0.25');
     expect(formatRunCost(0, ['local-model'])).toBe('cost unknown for local-model');
     expect(formatRunCost(0.25, ['a', 'b'])).toBe('$0.25 + cost unknown for a, b');
+    expect(unpricedOf({ models: { a: { unpricedCalls: 0 }, b: { unpricedCalls: 2 }, old: {} } })).toEqual(['b']);
   });
 });
