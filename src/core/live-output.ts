@@ -12,10 +12,12 @@ export const LIVE_OUTPUT_CHARS = 200_000;
 /** Shortest time between two `code_output` events of one cell (ms). */
 export const LIVE_OUTPUT_INTERVAL_MS = 100;
 
+/** Which stream a chunk of live output was written to. */
 export type OutputStream = 'stdout' | 'stderr';
 
 type CodeOutputEvent = Extract<RLMEvent, { type: 'code_output' }>;
 
+/** One running cell's live output: `write` is handed to the REPL as `onOutput`, `close` ends it. */
 export class LiveOutput {
   private pending: { stream: OutputStream; text: string }[] = [];
   private streamed = 0;

@@ -18,6 +18,7 @@ export interface RunBase {
   parentCallId?: string | undefined;
 }
 
+/** What a run's record starts from. */
 export interface RecorderInit {
   config: RunConfig;
   depth: number;
