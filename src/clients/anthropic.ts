@@ -5,7 +5,8 @@
 import type { BackendOptions } from '../core/options';
 import type { ChatMessage, LMClient, LMRequest, LMResult, ResponseFormat, SamplingArgs } from '../core/types';
 import { malformed, toLMError } from './errors';
-import { contextWindowOf, loadPrices, priceTargets, withCost } from './prices';
+import { priceTargets, withCost } from './prices';
+import { SDKClient } from './sdk-client';
 import { sdkOptions } from './sdk-options';
 import { providerSchema, readStructured, type ProviderSchema } from './structured';
 
@@ -26,28 +27,16 @@ interface TextBlock {
  * @example
  * const rlm = new RLM({ backend: new AnthropicClient({ model: 'claude-sonnet-4-5', apiKey }) });
  */
-export class AnthropicClient implements LMClient {
-  readonly provider = 'anthropic';
-  readonly model: string;
-  private client: Promise<InstanceType<AnthropicModule['default']>> | undefined;
-
-  constructor(private readonly options: BackendOptions) {
-    this.model = options.model;
+export class AnthropicClient extends SDKClient<InstanceType<AnthropicModule['default']>> implements LMClient {
+  constructor(options: BackendOptions) {
+    super(options, 'anthropic');
   }
 
-  private sdkClient() {
-    this.client ??= (sdk ??= import('@anthropic-ai/sdk')).then(({ default: Anthropic }) => new Anthropic(sdkOptions(this.options)));
-    return this.client;
-  }
-
-  /** The model's context window from the price database, when it knows the model. */
-  contextWindow(): Promise<number | undefined> {
-    return contextWindowOf(priceTargets(this.provider, this.model, this.options.baseURL));
+  protected createClient() {
+    return (sdk ??= import('@anthropic-ai/sdk')).then(({ default: Anthropic }) => new Anthropic(sdkOptions(this.options)));
   }
 
   async complete(request: LMRequest): Promise<LMResult> {
-    // The price data loads while the request is in flight.
-    loadPrices().catch(() => undefined);
     const client = await this.sdkClient();
     const { system, messages } = toAnthropicMessages(request.messages, request.cachePrefix !== undefined);
     const structured = request.responseFormat ? await anthropicSchema(request.responseFormat) : undefined;

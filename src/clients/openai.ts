@@ -6,7 +6,8 @@ import type { BackendOptions } from '../core/options';
 import type { LMClient, LMRequest, LMResult, LMUsage, SamplingArgs } from '../core/types';
 import { LMResponseError } from '../core/errors';
 import { malformed, toLMError } from './errors';
-import { contextWindowOf, loadPrices, priceTargets, withCost } from './prices';
+import { priceTargets, withCost } from './prices';
+import { SDKClient } from './sdk-client';
 import { sdkOptions } from './sdk-options';
 import { isStrictReady, providerSchema, readStructured } from './structured';
 
@@ -27,30 +28,16 @@ interface ChatUsage {
  * @example
  * const client = new OpenAIClient({ model: 'llama3.1', baseURL: 'http://localhost:11434/v1' }, 'ollama');
  */
-export class OpenAIClient implements LMClient {
-  readonly model: string;
-  private client: Promise<InstanceType<OpenAIModule['default']>> | undefined;
-
-  constructor(
-    private readonly options: BackendOptions,
-    readonly provider = 'openai',
-  ) {
-    this.model = options.model;
+export class OpenAIClient extends SDKClient<InstanceType<OpenAIModule['default']>> implements LMClient {
+  constructor(options: BackendOptions, provider = 'openai') {
+    super(options, provider);
   }
 
-  private sdkClient() {
-    this.client ??= (sdk ??= import('openai')).then(({ default: OpenAI }) => new OpenAI(sdkOptions(this.options)));
-    return this.client;
-  }
-
-  /** The model's context window from the price database, when it knows the model. */
-  contextWindow(): Promise<number | undefined> {
-    return contextWindowOf(priceTargets(this.provider, this.model, this.options.baseURL));
+  protected createClient() {
+    return (sdk ??= import('openai')).then(({ default: OpenAI }) => new OpenAI(sdkOptions(this.options)));
   }
 
   async complete(request: LMRequest): Promise<LMResult> {
-    // The price data loads while the request is in flight.
-    loadPrices().catch(() => undefined);
     const client = await this.sdkClient();
     const structured = request.responseFormat ? providerSchema(request.responseFormat) : undefined;
     let reply: unknown;

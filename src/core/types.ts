@@ -121,17 +121,10 @@ export interface ModelUsage {
   unpricedCalls?: number | undefined;
 }
 
-/** A run's usage: per model and in total (children included). */
-export interface UsageSummary {
+/** A run's usage: in total (children included; the fields of `ModelUsage` summed) and per model. */
+export interface UsageSummary extends ModelUsage {
   /** Per model name. */
   models: Record<string, ModelUsage>;
-  calls: number;
-  inputTokens: number;
-  outputTokens: number;
-  cachedInputTokens: number;
-  costUSD: number;
-  /** Calls whose cost is unknown, summed over the models. Absent in older runs. */
-  unpricedCalls?: number | undefined;
 }
 
 // ------------------------------------------------------------------ contexts
