@@ -4,7 +4,7 @@
  * freeze the page); several files become a list of { name, content } records.
  */
 import type { ContextInput } from '../src/index';
-import { el, formatBytes, formatCount } from './format';
+import { el, formatBytes, formatCount } from '../ui/format';
 
 /** Several files are read as text to build the list; past this, ask for one file instead. */
 const MAX_LIST_BYTES = 200 * 1024 * 1024;

@@ -2,134 +2,47 @@
  * The demo page: settings, context, question, Run/Stop, the live run view, and History.
  * It uses rlm-web's public API only.
  */
-import { RLM, type CompletionResult, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
+import { RLM, type ReplInfo } from '../src/index';
+import { explainError, type Explained } from '../ui/errors';
+import { el, formatDuration } from '../ui/format';
+import { RunPane } from '../ui/run-pane';
+import { toRLMOptions, validateSettings } from '../ui/settings';
+import { SettingsForm } from '../ui/settings-form';
+import { connectHistory } from '../ui/store';
 import { ContextInputView } from './context-input';
-import { explainError, type Explained } from './errors';
-import { el, formatDuration } from './format';
-import { connectHistory } from './store';
-import { RunView } from './run-view';
-import { loadSettings, presetOf, PRESETS, saveSettings, toRLMOptions, validateSettings, type PresetId, type Settings } from './settings';
+import { loadSettings, saveSettings } from './settings';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 const form = $<HTMLFormElement>('run-form');
-const settingsPanel = $<HTMLDetailsElement>('settings');
-const settingsSummary = $('settings-summary');
-const presetSelect = $<HTMLSelectElement>('preset');
-const baseURLField = $('base-url-field');
-const baseURLInput = $<HTMLInputElement>('base-url');
-const keyInput = $<HTMLInputElement>('api-key');
-const keyOptional = $('key-optional');
-const showKey = $<HTMLButtonElement>('show-key');
-const rememberKey = $<HTMLInputElement>('remember-key');
-const rememberWarning = $('remember-warning');
-const rootModel = $<HTMLInputElement>('root-model');
-const subModel = $<HTMLInputElement>('sub-model');
-const maxIterations = $<HTMLInputElement>('max-iterations');
-const maxDepth = $<HTMLInputElement>('max-depth');
-const maxBudget = $<HTMLInputElement>('max-budget');
-const maxMinutes = $<HTMLInputElement>('max-minutes');
 const coi = $<HTMLInputElement>('coi');
-const bridgeChoice = $<HTMLSelectElement>('bridge-choice');
-const bridgeHint = $('bridge-hint');
 const question = $<HTMLTextAreaElement>('question');
 const runButton = $<HTMLButtonElement>('run');
 const stopButton = $<HTMLButtonElement>('stop');
 const formError = $('form-error');
 const bridgeBadge = $('bridge');
-const runArea = $('run-area');
-const runSlot = $('run-slot');
-const viewingBar = $('viewing-bar');
-const viewingLabel = $('viewing-label');
-const exportButton = $<HTMLButtonElement>('export-run');
-const deleteButton = $<HTMLButtonElement>('delete-run');
-const backButton = $<HTMLButtonElement>('back-to-live');
 
 const contextView = new ContextInputView($('context-text'), $('file-picker'), $('drop-zone'), $('file-list'), $('context-summary'));
 
 // ------------------------------------------------------------------ settings
 
-for (const preset of PRESETS) presetSelect.append(new Option(preset.label, preset.id));
-
-function readSettings(): Settings {
-  const number = (input: HTMLInputElement, fallback: number) => (input.value.trim() === '' ? fallback : Number(input.value));
-  return {
-    preset: presetSelect.value as PresetId,
-    rootModel: rootModel.value,
-    subModel: subModel.value,
-    baseURL: baseURLInput.value,
-    apiKey: keyInput.value,
-    rememberKey: rememberKey.checked,
-    maxIterations: number(maxIterations, 20),
-    maxDepth: number(maxDepth, 1),
-    maxBudget: number(maxBudget, 0),
-    maxMinutes: number(maxMinutes, 0),
-    bridge: bridgeChoice.value === 'jspi' ? 'jspi' : 'auto',
-  };
-}
-
-function writeSettings(s: Settings): void {
-  presetSelect.value = s.preset;
-  rootModel.value = s.rootModel;
-  subModel.value = s.subModel;
-  baseURLInput.value = s.baseURL;
-  keyInput.value = s.apiKey;
-  rememberKey.checked = s.rememberKey;
-  maxIterations.value = String(s.maxIterations);
-  maxDepth.value = String(s.maxDepth);
-  maxBudget.value = String(s.maxBudget);
-  maxMinutes.value = String(s.maxMinutes);
-  bridgeChoice.value = s.bridge === 'jspi' ? 'jspi' : 'auto';
-  reflectPreset();
-}
-
-function reflectPreset(): void {
-  const preset = presetOf(presetSelect.value);
-  baseURLField.hidden = preset.id !== 'local';
-  keyOptional.textContent = preset.needsKey ? '' : '(optional for most local servers)';
-  keyInput.placeholder = preset.keyHint;
-  rememberWarning.hidden = !rememberKey.checked;
+const settings = new SettingsForm(document, {
+  onChange: (s) => {
+    try {
+      saveSettings(s);
+    } catch {
+      // storage full or disabled: settings simply are not remembered
+    }
+  },
   // SharedArrayBuffer exists only on cross-origin isolated pages.
-  bridgeHint.textContent = crossOriginIsolated
-    ? 'This page is cross-origin isolated: Automatic uses SharedArrayBuffer, and a stopped or timed-out cell keeps its variables on either bridge.'
-    : 'This page is not cross-origin isolated: Automatic uses JSPI, and stopping a cell restarts Python. Tick the box below, or serve with npm run demo -- --isolated.';
-  settingsSummary.textContent = `${preset.id === 'local' ? 'Local' : preset.label} · ${rootModel.value || 'no model'}${keyInput.value || !preset.needsKey ? '' : ' · no key yet'}`;
-}
-
-presetSelect.addEventListener('change', () => {
-  const preset = presetOf(presetSelect.value);
-  rootModel.value = preset.rootModel;
-  subModel.value = preset.subModel;
-  baseURLInput.value = preset.baseURL;
-  reflectPreset();
-  persist();
+  bridgeHint: () =>
+    crossOriginIsolated
+      ? 'This page is cross-origin isolated: Automatic uses SharedArrayBuffer, and a stopped or timed-out cell keeps its variables on either bridge.'
+      : 'This page is not cross-origin isolated: Automatic uses JSPI, and stopping a cell restarts Python. Tick the box below, or serve with npm run demo -- --isolated.',
 });
-form.addEventListener('input', (event) => {
-  if (settingsPanel.contains(event.target as Node)) persist();
-});
-rememberKey.addEventListener('change', () => {
-  reflectPreset();
-  persist();
-});
-showKey.addEventListener('click', () => {
-  const shown = keyInput.type === 'text';
-  keyInput.type = shown ? 'password' : 'text';
-  showKey.textContent = shown ? 'Show' : 'Hide';
-  showKey.setAttribute('aria-pressed', String(!shown));
-});
-
-function persist(): void {
-  reflectPreset();
-  try {
-    saveSettings(readSettings());
-  } catch {
-    // storage full or disabled: settings simply are not remembered
-  }
-}
-
 const initial = loadSettings();
-writeSettings(initial);
-settingsPanel.open = Boolean(validateSettings(initial));
+settings.write(initial);
+settings.panel.open = Boolean(validateSettings(initial));
 
 // ------------------------------------------------------------------ cross-origin isolation by service worker
 
@@ -188,92 +101,49 @@ showBridge(undefined);
 
 // ------------------------------------------------------------------ the RLM
 
-/** rlm-web's isolation frame host, emitted beside index.html by the build (scripts/isolated-sources.ts). */
-const SANDBOX_URL = new URL('./sandbox.html', location.href).href;
-
-let rlm: RLM | undefined;
-let rlmKey = '';
-let onEvent: (event: RLMEvent) => void = () => undefined;
-let warming: Promise<unknown> | undefined;
 const history = connectHistory();
-
-function getRLM(options: RLMOptions): RLM {
-  const key = JSON.stringify(options);
-  if (rlm && key === rlmKey) return rlm;
-  void rlm?.close();
-  // Python runs in rlm-web's sandbox page (this page's CSP forbids the default srcdoc frame's inline script).
-  const environmentOptions: PyodideEnvironmentOptions = { ...(options.environmentOptions as PyodideEnvironmentOptions | undefined), sandboxURL: SANDBOX_URL };
-  rlm = new RLM({ ...options, environment: 'pyodide', environmentOptions, logger: history?.logger, onEvent: (event) => onEvent(event) });
-  rlmKey = key;
-  warming = undefined;
-  showBridge(undefined);
-  return rlm;
-}
-
-/** Boots Python as soon as the user shows intent, so the first cell does not wait for it. */
-function warmUp(): void {
-  const s = readSettings();
-  if (validateSettings(s) || warming) return;
-  let instance: RLM;
-  try {
-    instance = getRLM(toRLMOptions(s));
-  } catch {
-    return;
-  }
-  if (instance.replInfo) return;
-  showBridge(undefined, 'starting');
-  warming = instance.warmUp().then(
-    (info) => {
-      if (instance === rlm) showBridge(info);
-    },
-    () => {
-      // The run reports boot failures where the user looks; keep the badge honest here.
-      if (instance === rlm) showBridge(undefined);
-    },
-  );
-}
-for (const target of [question, $('context-text'), $('file-picker')]) target.addEventListener('focus', warmUp, { once: true });
-
-// ------------------------------------------------------------------ showing runs
-
-let live: RunView | undefined;
-let liveRunId: string | undefined;
-let shownRunId: string | undefined;
-let controller: AbortController | undefined;
-
-function show(view: RunView, runId: string | undefined, saved: boolean): void {
-  runSlot.replaceChildren(view.root);
-  shownRunId = runId;
-  const isLive = view === live;
-  viewingBar.hidden = isLive && controller !== undefined;
-  viewingLabel.textContent = saved ? 'Saved run' : 'This run';
-  exportButton.hidden = deleteButton.hidden = !history || !runId;
-  backButton.hidden = isLive || !live;
-}
-
-function showFormError(explained: Explained): void {
-  formError.replaceChildren(el('strong', undefined, explained.title), el('p', undefined, explained.detail));
-  formError.hidden = false;
-}
 
 function setRunning(running: boolean): void {
   runButton.disabled = running;
   stopButton.disabled = !running;
   runButton.textContent = running ? 'Running…' : 'Run';
   form.setAttribute('aria-busy', String(running));
+  if (running) stopButton.focus();
 }
 
 const narrow = matchMedia('(max-width: 900px)');
+// Python runs in rlm-web's sandbox.html, emitted beside index.html by the build (scripts/isolated-sources.ts):
+// this page's CSP forbids the default srcdoc frame's inline script.
+const sandboxURL = new URL('./sandbox.html', location.href).href;
+const pane = new RunPane(document, { history, narrow, sandboxURL, showRepl: showBridge, onRunning: setRunning });
+
+/** Boots Python as soon as the user shows intent, so the first cell does not wait for it. */
+function warmUp(): void {
+  const s = settings.read();
+  if (validateSettings(s)) return;
+  try {
+    pane.warmUp(toRLMOptions(s));
+  } catch {
+    // Settings the RLM refuses: Run says what is wrong.
+  }
+}
+for (const target of [question, $('context-text'), $('file-picker')]) target.addEventListener('focus', warmUp, { once: true });
+
+// ------------------------------------------------------------------ running
+
+function showFormError(explained: Explained): void {
+  formError.replaceChildren(el('strong', undefined, explained.title), el('p', undefined, explained.detail));
+  formError.hidden = false;
+}
 
 async function run(): Promise<void> {
   const clickedAt = performance.now();
   formError.hidden = true;
-  const s = readSettings();
+  const s = settings.read();
   const problem = validateSettings(s);
   if (problem) {
     showFormError({ title: 'Settings needed.', detail: problem });
-    settingsPanel.open = true;
-    (presetOf(s.preset).needsKey && !s.apiKey.trim() ? keyInput : s.rootModel.trim() ? baseURLInput : rootModel).focus();
+    settings.focusProblem(s);
     return;
   }
   let prepared;
@@ -283,136 +153,56 @@ async function run(): Promise<void> {
     showFormError({ title: 'No context to run on.', detail: (error as Error).message });
     return;
   }
-  let instance: RLM;
+  let rlm: RLM;
   try {
-    instance = getRLM(toRLMOptions(s));
+    rlm = pane.rlmFor(toRLMOptions(s));
   } catch (error) {
     showFormError(explainError(error));
     return;
   }
-  const view = new RunView({ question: question.value.trim(), model: s.rootModel.trim(), contextLabel: prepared.label, startedAt: new Date().toISOString() }, 'running');
-  view.setStatus('running', instance.replInfo ? 'Asking the model…' : 'Asking the model while Python starts…');
-  await watch(view, instance, s, clickedAt, (signal) => instance.completion(prepared.context, { rootPrompt: question.value.trim() || undefined, signal }));
-}
-
-/**
- * Continues a stored run that did not finish: its cells are replayed from History (no model
- * calls), then the model takes the next turn. A context too large to have been kept is taken
- * from the Context pane.
- */
-async function resumeRun(id: string): Promise<void> {
-  if (controller || !history) return;
-  const clickedAt = performance.now();
-  formError.hidden = true;
-  const s = readSettings();
-  const problem = validateSettings(s);
-  if (problem) {
-    showFormError({ title: 'Settings needed to resume.', detail: problem });
-    settingsPanel.open = true;
-    return;
-  }
-  let instance: RLM;
-  let stored: Trajectory | undefined;
-  try {
-    instance = getRLM(toRLMOptions(s));
-    stored = await history.store.getRun(id);
-  } catch (error) {
-    showFormError(explainError(error));
-    return;
-  }
-  if (!stored) return;
-  // The iteration the tab closed in is asked again: show the finished ones.
-  const view = RunView.fromTrajectory({ ...stored, iterations: stored.iterations.filter((it) => !it.partial) }, 'running');
-  view.setStatus('running', 'Replaying the saved cells (no model calls)…');
-  await watch(view, instance, s, clickedAt, async (signal) => {
-    try {
-      return await instance.resume(id, { signal });
-    } catch (error) {
-      if ((error as { reason?: string }).reason !== 'context_missing') throw error;
-      const prepared = await contextView.prepare().catch(() => undefined);
-      if (!prepared) throw error;
-      return instance.resume(id, { signal, context: prepared.context });
-    }
+  settings.panel.open = false;
+  await pane.run({
+    rlm,
+    context: prepared.context,
+    question: question.value.trim(),
+    settings: s,
+    contextLabel: prepared.label,
+    clickedAt,
   });
 }
 
-/** Shows a live run in `view` until it ends: events, Stop, History, focus. */
-async function watch(view: RunView, instance: RLM, s: ReturnType<typeof readSettings>, clickedAt: number, start: (signal: AbortSignal) => Promise<CompletionResult>): Promise<void> {
-  live = view;
-  liveRunId = undefined;
-  settingsPanel.open = false;
-  controller = new AbortController();
-  if (history) history.view.busy = true;
-  show(view, undefined, false);
-  setRunning(true);
-  stopButton.focus();
-  if (narrow.matches) runArea.scrollIntoView({ behavior: 'smooth', block: 'start' });
-  if (!instance.replInfo) {
-    showBridge(undefined, 'starting');
-    // Python boots alongside the first LM call (idempotent): the badge follows it even if the run ends first.
-    instance.warmUp().then(
-      (info) => instance === rlm && showBridge(info),
-      () => instance === rlm && showBridge(undefined),
-    );
+/**
+ * Continues a stored run that did not finish (History's Resume). A context too large to have
+ * been kept is taken from the Context pane.
+ */
+async function resumeRun(id: string): Promise<void> {
+  if (pane.running) return;
+  const clickedAt = performance.now();
+  formError.hidden = true;
+  const s = settings.read();
+  const problem = validateSettings(s);
+  if (problem) {
+    showFormError({ title: 'Settings needed to resume.', detail: problem });
+    settings.focusProblem(s);
+    return;
   }
-  view.startClock(clickedAt);
-  onEvent = (event) => {
-    const follow = runArea.scrollHeight - runArea.scrollTop - runArea.clientHeight < 80;
-    if (event.type === 'run_start' && event.depth === 0) {
-      liveRunId = event.runId;
-      shownRunId = event.runId;
-      if (history) history.view.liveRunId = event.runId;
-    }
-    // run_start comes before the logger's first write; by iteration_start the run is stored.
-    if (event.type === 'iteration_start' && event.depth === 0 && event.iteration === 1 && history) void history.view.refresh();
-    if (event.type === 'repl_ready' && event.depth === 0) showBridge(event.info);
-    if (event.type === 'iteration_end' && event.depth === 0 && history) void history.view.refresh();
-    view.handleEvent(event);
-    if (follow && !narrow.matches && runSlot.contains(view.root)) runArea.scrollTop = runArea.scrollHeight;
-  };
+  let rlm: RLM;
   try {
-    const result = await start(controller.signal);
-    view.finish(result);
+    rlm = pane.rlmFor(toRLMOptions(s));
   } catch (error) {
-    const explained = explainError(error, { baseURL: s.baseURL || presetOf(s.preset).baseURL || undefined, provider: presetOf(s.preset).label });
-    const name = (error as { name?: string }).name;
-    const status: RunStatus = name === 'CancellationError' ? 'cancelled' : 'failed';
-    const ended = error as { partialAnswer?: string; usage?: Trajectory['usage'] };
-    // Shown at the top of the run view, which is in sight after Run (scrolled to on phones).
-    view.fail(explained, status, { answer: ended.partialAnswer, usage: ended.usage });
-  } finally {
-    if (instance.replInfo) showBridge(instance.replInfo);
-    controller = undefined;
-    onEvent = () => undefined;
-    setRunning(false);
-    if (runSlot.contains(view.root)) {
-      show(view, liveRunId, false);
-      // The answer (or what went wrong) is where the eyes go next.
-      const target = view.answer.hidden ? view.title : view.answer;
-      target.focus({ preventScroll: true });
-      if (narrow.matches) target.scrollIntoView({ block: 'start', behavior: 'smooth' });
-      else {
-        // Below the sticky totals bar.
-        const totals = view.root.querySelector<HTMLElement>('.totals')?.offsetHeight ?? 0;
-        runArea.scrollTop += target.getBoundingClientRect().top - runArea.getBoundingClientRect().top - totals - 12;
-      }
-    }
-    if (history) {
-      history.view.liveRunId = undefined;
-      history.view.busy = false;
-      await history.view.refresh();
-    }
+    showFormError(explainError(error));
+    return;
   }
+  settings.panel.open = false;
+  await pane.resume({ rlm, id, settings: s, clickedAt, context: async () => (await contextView.prepare()).context }).catch((error: unknown) => showFormError(explainError(error)));
 }
+if (history) history.view.onResume = (id) => void resumeRun(id);
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
-  if (!controller) void run();
+  if (!pane.running) void run();
 });
-stopButton.addEventListener('click', () => {
-  controller?.abort();
-  live?.setStatus('running', 'Stopping…');
-});
+stopButton.addEventListener('click', () => pane.stop());
 for (const area of [question, $<HTMLTextAreaElement>('context-text')]) {
   area.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
@@ -422,45 +212,5 @@ for (const area of [question, $<HTMLTextAreaElement>('context-text')]) {
   });
 }
 
-backButton.addEventListener('click', () => {
-  if (live) show(live, liveRunId, false);
-  if (history) history.view.selectedId = undefined;
-});
-
-// ------------------------------------------------------------------ history
-
-if (history) {
-  // A write that failed mid-run (storage full): the run goes on, History is what suffers.
-  history.onStorageError = (error) => showFormError(explainError(error));
-  history.view.onOpenRun = (trajectory: Trajectory, status: RunStatus) => {
-    // The run in progress is shown live; anything else (this page's finished run too) as stored.
-    if (trajectory.id === liveRunId && live && controller) {
-      show(live, liveRunId, false);
-      return;
-    }
-    const view = RunView.fromTrajectory(trajectory, status);
-    show(view, trajectory.id, true);
-    runArea.focus({ preventScroll: true });
-    if (narrow.matches) runArea.scrollIntoView({ behavior: 'smooth', block: 'start' });
-  };
-  history.view.onResume = (id) => void resumeRun(id);
-  exportButton.addEventListener('click', () => {
-    if (shownRunId) void history.view.export(shownRunId);
-  });
-  deleteButton.addEventListener('click', async () => {
-    const id = shownRunId;
-    if (!id || !confirm('Delete this run from History? This cannot be undone.')) return;
-    await history.view.remove(id);
-    if (id === liveRunId) live = undefined;
-    backButton.hidden = !live;
-    if (live) show(live, liveRunId, false);
-    else {
-      runSlot.replaceChildren(el('p', 'muted', 'The run was deleted.'));
-      viewingBar.hidden = true;
-    }
-  });
-  void history.view.refresh();
-} else {
-  $('history').hidden = true;
-}
-
+// A write that failed mid-run (storage full): the run goes on, History is what suffers.
+if (history) history.onStorageError = (error) => showFormError(explainError(error));

@@ -1,58 +1,11 @@
 /**
- * Settings: provider presets, models, API key, limits. Everything but the key is kept in
- * localStorage; the key only when the user ticks "remember on this device".
+ * The demo keeps its settings in localStorage; the key only when the user ticks "remember
+ * on this device".
  */
-import type { BackendSpec, RLMOptions } from '../src/index';
-
-export type PresetId = 'openai' | 'anthropic' | 'openrouter' | 'local';
-
-export interface Preset {
-  id: PresetId;
-  label: string;
-  backend: string;
-  rootModel: string;
-  subModel: string;
-  /** Shown as the base URL field's default; the field is shown only when editable. */
-  baseURL: string;
-  needsKey: boolean;
-  keyHint: string;
-}
-
-export const PRESETS: readonly Preset[] = [
-  { id: 'openai', label: 'OpenAI', backend: 'openai', rootModel: 'gpt-5-mini', subModel: 'gpt-5-nano', baseURL: '', needsKey: true, keyHint: 'sk-…' },
-  { id: 'anthropic', label: 'Anthropic', backend: 'anthropic', rootModel: 'claude-sonnet-4-5', subModel: 'claude-haiku-4-5', baseURL: '', needsKey: true, keyHint: 'sk-ant-…' },
-  { id: 'openrouter', label: 'OpenRouter', backend: 'openrouter', rootModel: 'openai/gpt-5-mini', subModel: 'openai/gpt-5-nano', baseURL: 'https://openrouter.ai/api/v1', needsKey: true, keyHint: 'sk-or-…' },
-  { id: 'local', label: 'Local server (Ollama, vLLM, LM Studio)', backend: 'openai', rootModel: 'qwen3:8b', subModel: 'qwen3:8b', baseURL: 'http://localhost:11434/v1', needsKey: false, keyHint: 'optional' },
-];
-
-export interface Settings {
-  preset: PresetId;
-  rootModel: string;
-  subModel: string;
-  baseURL: string;
-  apiKey: string;
-  rememberKey: boolean;
-  maxIterations: number;
-  maxDepth: number;
-  /** USD; 0 means no limit. */
-  maxBudget: number;
-  /** Minutes; 0 means no limit. */
-  maxMinutes: number;
-  /** How Python blocks on sub-calls: 'auto' (SharedArrayBuffer on a cross-origin isolated page, else JSPI) or 'jspi'. */
-  bridge: 'auto' | 'jspi';
-}
+import { defaultSettings, type Settings } from '../ui/settings';
 
 const SETTINGS_KEY = 'rlm-web-demo:settings';
 const API_KEY_KEY = 'rlm-web-demo:api-key';
-
-export function presetOf(id: string): Preset {
-  return PRESETS.find((p) => p.id === id) ?? PRESETS[0]!;
-}
-
-export function defaultSettings(preset: PresetId = 'openai'): Settings {
-  const p = presetOf(preset);
-  return { preset: p.id, rootModel: p.rootModel, subModel: p.subModel, baseURL: p.baseURL, apiKey: '', rememberKey: false, maxIterations: 20, maxDepth: 1, maxBudget: 1, maxMinutes: 10, bridge: 'auto' };
-}
 
 function storage(): Storage | undefined {
   try {
@@ -85,41 +38,4 @@ export function saveSettings(settings: Settings): void {
   store.setItem(SETTINGS_KEY, JSON.stringify({ ...rest, rememberKey: settings.rememberKey }));
   if (settings.rememberKey && apiKey) store.setItem(API_KEY_KEY, apiKey);
   else store.removeItem(API_KEY_KEY);
-}
-
-/** What the settings say that is wrong, in words that say what to do; undefined when fine. */
-export function validateSettings(s: Settings): string | undefined {
-  const preset = presetOf(s.preset);
-  if (!s.rootModel.trim()) return 'Enter a root model name in Settings.';
-  if (preset.needsKey && !s.apiKey.trim()) return `Enter your ${preset.label} API key in Settings. It stays in this tab unless you tick "Remember on this device".`;
-  if (preset.id === 'local') {
-    try {
-      const url = new URL(s.baseURL);
-      if (!/^https?:$/.test(url.protocol)) throw new Error('protocol');
-    } catch {
-      return 'Enter the base URL of your local server in Settings, e.g. http://localhost:11434/v1 for Ollama.';
-    }
-  }
-  if (!(s.maxIterations >= 1)) return 'Max iterations must be at least 1.';
-  if (!(s.maxDepth >= 1)) return 'Max depth must be at least 1.';
-  return undefined;
-}
-
-/** RLM options for these settings (without onEvent and logger). */
-export function toRLMOptions(s: Settings): RLMOptions {
-  const preset = presetOf(s.preset);
-  const baseURL = preset.id === 'local' ? s.baseURL.trim() : undefined;
-  const backendOptions = { model: s.rootModel.trim(), apiKey: s.apiKey.trim() || undefined, baseURL };
-  const sub = s.subModel.trim();
-  const otherBackends: BackendSpec[] = sub ? [{ backend: preset.backend, backendOptions: { ...backendOptions, model: sub } }] : [];
-  return {
-    backend: preset.backend,
-    backendOptions,
-    otherBackends,
-    maxIterations: Math.round(s.maxIterations),
-    maxDepth: Math.round(s.maxDepth),
-    maxBudget: s.maxBudget > 0 ? s.maxBudget : undefined,
-    maxTimeMs: s.maxMinutes > 0 ? s.maxMinutes * 60_000 : undefined,
-    environmentOptions: { bridge: s.bridge === 'jspi' ? 'jspi' : 'auto' },
-  };
 }

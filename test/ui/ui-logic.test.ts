@@ -1,8 +1,8 @@
-/** The demo's pure logic: splitting replies into prose and cells, settings → RLM options, formatting. */
+/** The shared UI's pure logic (demo and extension): splitting replies into prose and cells, settings → RLM options, formatting. */
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatCost, formatDuration, formatRunCost, unpricedOf } from '../../demo/format';
-import { splitReply } from '../../demo/run-view';
-import { defaultSettings, toRLMOptions, validateSettings } from '../../demo/settings';
+import { formatBytes, formatCost, formatDuration, formatRunCost, unpricedOf } from '../../ui/format';
+import { splitReply } from '../../ui/run-view';
+import { defaultSettings, toRLMOptions, validateSettings } from '../../ui/settings';
 
 describe('splitReply', () => {
   it('separates ```repl blocks from the prose around them, in order', () => {
