@@ -1,0 +1,52 @@
+/**
+ * The browser extension (extension/): `npm run build:extension` writes the unpacked
+ * extension to extension-dist/ (load it with "Load unpacked") and a zip of it for a store.
+ * @crxjs/vite-plugin reads extension/manifest.json, bundles what it names (the service
+ * worker) plus the side panel page, and builds the content script as a self-contained IIFE
+ * (`?iife` import in the panel). The panel imports the library's public entry (src/index.ts),
+ * like the demo, and `rlm-web/vite` copies Pyodide next to the bundled REPL worker: the
+ * package carries all of its code (no remote code).
+ */
+import { fileURLToPath } from 'node:url';
+import { crx, type CrxPlugin } from '@crxjs/vite-plugin';
+import { defineConfig } from 'vite';
+import manifest from './extension/manifest.json' with { type: 'json' };
+import { rlmWeb } from './src/vite/plugin';
+
+const root = fileURLToPath(new URL('./extension', import.meta.url));
+
+/**
+ * crxjs lists a script imported with `?iife` under web_accessible_resources (for loaders
+ * that import it from a page) and also emits its ES-module form. The panel injects it with
+ * chrome.scripting.executeScript, which needs neither; a web-accessible file would only let
+ * any site detect the extension. This drops both.
+ */
+function contentScriptNotWebAccessible(): CrxPlugin {
+  return {
+    name: 'rlm-web:content-script-not-web-accessible',
+    enforce: 'post',
+    generateBundle(_options, bundle) {
+      for (const [name, item] of Object.entries(bundle)) {
+        if (item.type === 'chunk' && item.isEntry && item.facadeModuleId?.endsWith('/extension/content.ts')) delete bundle[name];
+      }
+    },
+    renderCrxManifest(manifest) {
+      const kept = manifest.web_accessible_resources?.filter((war) => war.resources.some((r) => r !== 'content.js'));
+      if (kept?.length) manifest.web_accessible_resources = kept;
+      else delete manifest.web_accessible_resources;
+      return manifest;
+    },
+  };
+}
+
+export default defineConfig({
+  root,
+  build: {
+    outDir: fileURLToPath(new URL('./extension-dist', import.meta.url)),
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: false,
+    rollupOptions: { input: { panel: fileURLToPath(new URL('./extension/panel.html', import.meta.url)) } },
+  },
+  plugins: [crx({ manifest }), rlmWeb(), contentScriptNotWebAccessible()],
+});
