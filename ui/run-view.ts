@@ -3,58 +3,24 @@
  * Markdown, code cells with their output and sub-calls, child RLMs as nested timelines) and
  * the answer. Built live from `onEvent`, or at once from a stored Trajectory.
  */
-import type { CodeBlockRecord, CompletionResult, IterationRecord, ReplInfo, RLMEvent, RunStatus, SubcallRecord, Trajectory, UsageSummary } from '../src/index';
+import { segmentReply, type CodeBlockRecord, type CompletionResult, type IterationRecord, type ReplInfo, type RLMEvent, type RunStatus, type SubcallRecord, type Trajectory, type UsageSummary } from '../src/index';
 import type { Explained } from './errors';
 import { el, formatBytes, formatCost, formatCount, formatDate, formatDuration, formatRunCost, unpricedOf } from './format';
 import { codeElement, renderMarkdown } from './markdown';
 
 const PREVIEW_CHARS = 4000;
 
-type Part = { kind: 'prose'; text: string } | { kind: 'code'; code: string };
+/** What an iteration shows of a reply, in order: prose, the cells the engine runs, and the empty blocks it skips. */
+export type ReplyPiece = { kind: 'prose'; text: string } | { kind: 'cell'; code: string } | { kind: 'skipped' };
 
-const OPEN_REPL = /^\s*```repl[^\S\n]*$/;
-const OPEN_ANY = /^\s*```[\w+-]*[^\S\n]*$/;
-const CLOSE = /^\s*```[^\S\n]*$/;
-
-/** Splits a reply into prose and ```repl blocks, the way the engine finds blocks to run. */
-export function splitReply(text: string): Part[] {
-  const parts: Part[] = [];
-  let prose: string[] = [];
-  let code: string[] | undefined;
-  let foreign = false;
-  const flush = () => {
-    if (prose.join('').trim()) parts.push({ kind: 'prose', text: prose.join('\n') });
-    prose = [];
-  };
-  for (const line of text.replace(/\r\n?/g, '\n').split('\n')) {
-    if (code) {
-      if (CLOSE.test(line)) {
-        parts.push({ kind: 'code', code: code.join('\n').trim() });
-        code = undefined;
-      } else code.push(line);
-      continue;
-    }
-    if (foreign) {
-      prose.push(line);
-      if (CLOSE.test(line)) foreign = false;
-      continue;
-    }
-    if (OPEN_REPL.test(line)) {
-      flush();
-      code = [];
-    } else {
-      if (OPEN_ANY.test(line)) foreign = true;
-      prose.push(line);
-    }
-  }
-  if (code) parts.push({ kind: 'code', code: code.join('\n').trim() });
-  flush();
-  return parts;
+/** The engine's own reading of a reply (segmentReply), so that cell i is the i-th block it runs. */
+export function layoutReply(text: string): ReplyPiece[] {
+  return segmentReply(text).map((segment) => (segment.kind === 'text' ? { kind: 'prose', text: segment.text } : segment.runs ? { kind: 'cell', code: segment.code } : { kind: 'skipped' }));
 }
 
 /** A reply that is words, not code to run: worth showing as a partial answer. */
 function isProse(text: string): boolean {
-  return text.trim().length > 0 && splitReply(text).every((p) => p.kind === 'prose');
+  return text.trim().length > 0 && segmentReply(text).every((segment) => segment.kind === 'text');
 }
 
 function preview(text: string): string {
@@ -212,15 +178,17 @@ class IterationView {
   setText(text: string): void {
     this.body.replaceChildren();
     this.cells = [];
-    for (const part of splitReply(text)) {
-      if (part.kind === 'prose') {
+    for (const piece of layoutReply(text)) {
+      if (piece.kind === 'prose') {
         const prose = el('div', 'prose');
-        renderMarkdown(prose, part.text);
+        renderMarkdown(prose, piece.text);
         this.body.append(prose);
-      } else {
-        const cell = new CellView(part.code, this.cells.length);
+      } else if (piece.kind === 'cell') {
+        const cell = new CellView(piece.code, this.cells.length);
         this.cells.push(cell);
         this.body.append(cell.root);
+      } else {
+        this.body.append(el('p', 'muted', 'An empty repl block (not run).'));
       }
     }
     if (!text.trim()) this.body.append(el('p', 'muted', '(the model sent an empty reply)'));

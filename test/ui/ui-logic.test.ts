@@ -1,28 +1,34 @@
-/** The shared UI's pure logic (demo and extension): splitting replies into prose and cells, settings → RLM options, formatting. */
+/** The shared UI's pure logic (demo and extension): replies laid out as the engine runs them, settings → RLM options, formatting. */
 import { describe, expect, it } from 'vitest';
 import { formatBytes, formatCost, formatDuration, formatRunCost, unpricedOf } from '../../ui/format';
-import { splitReply } from '../../ui/run-view';
+import { layoutReply } from '../../ui/run-view';
+import { FakeClient, makeRLM, scripted } from '../core/fakes/fakes';
 import { defaultSettings, toRLMOptions, validateSettings } from '../../ui/settings';
 
-describe('splitReply', () => {
-  it('separates ```repl blocks from the prose around them, in order', () => {
-    const parts = splitReply('Look first.\n\n```repl\nprint(1)\n```\n\nThen:\n```repl\nx = 2\n```\nDone.');
-    expect(parts).toEqual([
-      { kind: 'prose', text: 'Look first.\n' },
-      { kind: 'code', code: 'print(1)' },
-      { kind: 'prose', text: '\nThen:' },
-      { kind: 'code', code: 'x = 2' },
-      { kind: 'prose', text: 'Done.' },
-    ]);
-  });
+describe('layoutReply: the view draws the cells the engine runs', () => {
+  const tricky: Record<string, string> = {
+    'an empty repl block, then a real one': 'First:\n```repl\n```\nThen:\n```repl\nprint("real")\n```',
+    'an unclosed trailing block': 'Look:\n```repl\nprint("one")\n```\nAnd:\n```repl\nprint("cut off")',
+    '```python fences (shown, not run) around a repl block': '```python\nprint("not run")\n```\n```repl\nprint("run")\n```\n```python\nx = 1\n```',
+    'a repl fence inside a python fence': '```python\n```repl\nprint("inside")\n```\n```repl\nprint("outside")\n```',
+    'blocks with blank lines and indentation': '  ```repl  \n\nfor i in range(2):\n    print(i)\n\n  ```\n```repl\nprint(2)\n```',
+  };
+  for (const [name, reply] of Object.entries(tricky)) {
+    it(name, async () => {
+      const cells = layoutReply(reply).flatMap((piece) => (piece.kind === 'cell' ? [piece.code] : []));
+      const root = new FakeClient('root-model', scripted(reply, 'FINAL(done)'));
+      const { rlm, env } = makeRLM({ root, cells: Object.fromEntries(cells.map((code) => [code, { stdout: 'ok' }])) });
+      const result = await rlm.completion('context');
+      expect(result.response).toBe('done');
+      expect(cells.length).toBeGreaterThan(0);
+      expect(env().executed).toEqual(cells);
+      expect(result.trajectory.iterations[0]?.codeBlocks.map((b) => b.code)).toEqual(cells);
+    });
+  }
 
-  it('keeps other fences (```python) in the prose, where Markdown shows them as code', () => {
-    const parts = splitReply('Not run:\n```python\nprint(1)\n```');
-    expect(parts).toEqual([{ kind: 'prose', text: 'Not run:\n```python\nprint(1)\n```' }]);
-  });
-
-  it('treats an unclosed repl block as code (the engine runs it too)', () => {
-    expect(splitReply('```repl\nprint(2)')).toEqual([{ kind: 'code', code: 'print(2)' }]);
+  it('keeps prose and foreign fences as Markdown, and marks empty blocks as skipped', () => {
+    expect(layoutReply('Hi.\n```python\nx\n```\n```repl\n```').map((p) => p.kind)).toEqual(['prose', 'skipped']);
+    expect(layoutReply('Hi.\n```python\nx\n```')[0]).toEqual({ kind: 'prose', text: 'Hi.\n```python\nx\n```' });
   });
 });
 
