@@ -8,7 +8,7 @@
  * the scripted LM server listens on 127.0.0.1, so reading a page rests on activeTab alone.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -215,7 +215,9 @@ test('the toolbar button opens the side panel for the tab, with its title and si
   expect(facts).toMatch(/^text\/html · [\d.]+M characters of text \([\d.]+ MB\) · nothing selected$/);
   const png = (await call('Page.captureScreenshot', { format: 'png' })).result?.data;
   expect(png?.length).toBeGreaterThan(1000);
-  await testInfo.attach('side-panel', { body: Buffer.from(png!, 'base64'), contentType: 'image/png' });
+  const path = testInfo.outputPath('side-panel.png');
+  await writeFile(path, Buffer.from(png!, 'base64'));
+  await testInfo.attach('side-panel', { path, contentType: 'image/png' });
   await page.close();
 });
 
@@ -340,6 +342,11 @@ test(`a ${LARGE_MB} MB text/plain page`, async ({ ext, pages, lm }, testInfo) =>
 });
 
 test('a page that carries a prompt injection: the steered code cannot send the context anywhere', async ({ ext, pages, lm }) => {
+  // Until the library's sandboxed REPL (issue 11, isolation: 'sandbox') is on main and used by
+  // the panel, Python runs in a worker of the extension's own origin, which has host access to
+  // the endpoint's origin: this is what the test shows today (fetch, sync XHR and WebSocket
+  // all reach the loopback server). Expected to fail until then; an unexpected pass fails too.
+  test.fail(true, 'the extension does not yet run Python in the isolated frame of issue 11');
   const thief = await startThief();
   const page = await open(ext, `${pages.origin}/article.html`);
   await page.evaluate((url) => {
