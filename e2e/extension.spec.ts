@@ -76,6 +76,8 @@ interface Loaded {
   browser: CDPSession;
   /** chrome://extensions, where a user grants site access by hand (developerPrivate). */
   settingsPage: Page;
+  /** The profile folder: names this browser's process among the machine's. */
+  profile: string;
 }
 
 const test = base.extend<{ lm: LMServer }, { pages: Pages; ext: Loaded }>({
@@ -107,7 +109,7 @@ const test = base.extend<{ lm: LMServer }, { pages: Pages; ext: Loaded }>({
       // The LM endpoint's origin, as if the user had allowed it at the first Run's prompt
       // (the prompt is browser UI, out of a headless test's reach; request() then resolves at once).
       await settingsPage.evaluate(([extensionId]) => (globalThis as unknown as { chrome: { developerPrivate: { addHostPermission(id: string, host: string): Promise<void> } } }).chrome.developerPrivate.addHostPermission(extensionId!, 'http://127.0.0.1/*'), [id]);
-      await use({ context, id, browser, settingsPage });
+      await use({ context, id, browser, settingsPage, profile });
       await context.close();
       await rm(profile, { recursive: true, force: true });
     },
@@ -330,7 +332,7 @@ test(`a ${LARGE_MB} MB text/plain page`, async ({ ext, pages, lm }, testInfo) =>
   const panel = await openPanel(ext, page);
   await expect(panel.locator('#page-facts')).toContainText('text/plain');
   await configure(panel, lm);
-  const memory = sampleMemory();
+  const memory = sampleMemory(ext.profile);
   const clicked = await ask(panel, 'text', 'Find the error line and its code');
   const progress = setInterval(() => {
     void panel
@@ -346,7 +348,7 @@ test(`a ${LARGE_MB} MB text/plain page`, async ({ ext, pages, lm }, testInfo) =>
   const peak = memory.stop();
   await expect(panel.locator('.run-facts')).toContainText(`full text of “large.txt”, ${LARGE_MB}.0 MB`);
   // Printed, not asserted (load-dependent): Run → answer, and the peak memory of Chromium's processes.
-  console.log(`${LARGE_MB} MB text/plain page: Run → answer ${toAnswer} ms; peak RSS: extension renderer ${peak.extension} MB, page renderer ${peak.page} MB, all Chromium processes ${peak.total} MB`);
+  console.log(`${LARGE_MB} MB text/plain page: Run → answer ${toAnswer} ms; peak RSS: extension renderer ${peak.extension} MB, largest page renderer ${peak.page} MB, the whole browser ${peak.total} MB`);
   await page.close();
   await panel.close();
 });
@@ -496,25 +498,38 @@ async function startThief(): Promise<{ url: string; received: string[]; close():
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/steal`, received, close: () => closeServer(server) };
 }
 
-/** Samples the RSS of Chromium's processes every 250 ms (Linux /proc); `stop` gives the peaks in MB. */
-function sampleMemory(): { stop(): { extension: number; page: number; total: number } } {
+/**
+ * Samples the RSS of this browser's processes (the one started with `profile`, and its
+ * descendants: other sessions' Chromiums are left out) every 250 ms; `stop` gives the peaks
+ * in MB: the extension's renderer (panel, History, the REPL's page side), the largest other
+ * renderer (the page read), and all of them together.
+ */
+function sampleMemory(profile: string): { stop(): { extension: number; page: number; total: number } } {
   const peak = { extension: 0, page: 0, total: 0 };
   const sample = () => {
     let out = '';
     try {
-      out = execFileSync('ps', ['-eo', 'rss=,args='], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      out = execFileSync('ps', ['-eo', 'pid=,ppid=,rss=,args='], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     } catch {
       return;
+    }
+    const rows = out.split('\n').flatMap((line) => {
+      const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/.exec(line);
+      return m ? [{ pid: m[1]!, ppid: m[2]!, mb: Number(m[3]) / 1024, args: m[4]! }] : [];
+    });
+    const ours = new Set(rows.filter((r) => r.args.includes(`--user-data-dir=${profile}`) && !r.args.includes('--type=')).map((r) => r.pid));
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const r of rows) if (!ours.has(r.pid) && ours.has(r.ppid)) (ours.add(r.pid), (grew = true));
     }
     let total = 0;
     let extension = 0;
     let page = 0;
-    for (const line of out.split('\n')) {
-      if (!line.includes('chromium') || line.includes('crashpad')) continue;
-      const rss = Number(line.trim().split(/\s+/, 1)[0]) / 1024;
-      total += rss;
-      if (line.includes('--type=renderer') && line.includes('--extension-process')) extension = Math.max(extension, rss);
-      else if (line.includes('--type=renderer')) page = Math.max(page, rss);
+    for (const r of rows) {
+      if (!ours.has(r.pid)) continue;
+      total += r.mb;
+      if (r.args.includes('--type=renderer') && r.args.includes('--extension-process')) extension = Math.max(extension, r.mb);
+      else if (r.args.includes('--type=renderer')) page = Math.max(page, r.mb);
     }
     peak.extension = Math.max(peak.extension, Math.round(extension));
     peak.page = Math.max(peak.page, Math.round(page));
