@@ -320,6 +320,8 @@ test('all tabs of the window as a list of {url, title, content}', async ({ ext, 
     await expect(panel.locator('.run-facts')).toContainText(/\d+ tabs \(\d+ skipped\)/);
   } finally {
     await sites(false);
+    // Taking back every site also takes back the endpoint's origin (the user would see Run ask again).
+    await ext.settingsPage.evaluate(([id]) => (globalThis as unknown as { chrome: { developerPrivate: { addHostPermission(id: string, host: string): Promise<void> } } }).chrome.developerPrivate.addHostPermission(id!, 'http://127.0.0.1/*'), [ext.id]);
   }
   await Promise.all([a.close(), b.close(), panel.close()]);
 });

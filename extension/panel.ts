@@ -170,7 +170,10 @@ async function run(): Promise<void> {
   const origin = endpointOrigin(s)!;
   const what = choice();
   // First thing after the click: the permission prompt needs the user's gesture.
-  const access = await requestAccess(origin, what === 'tabs');
+  const asking = requestAccess(origin, what === 'tabs');
+  reading.textContent = `Asking for access to ${origin}${what === 'tabs' ? ' and your tabs’ sites' : ''} (answered at once if you allowed it before)…`;
+  const access = await asking;
+  reading.textContent = '';
   if (!access.granted) {
     showFormError({ title: 'The extension was not allowed to reach the model.', detail: `Run needs access to ${origin}${what === 'tabs' ? ' and, to read all tabs, to their sites' : ''}. Press Run again and allow it.` });
     return;

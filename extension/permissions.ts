@@ -16,7 +16,10 @@ export function originPattern(origin: string): string {
 
 export interface Access {
   granted: boolean;
-  /** Gives back what was asked for only this run (all sites); the endpoint's access is kept. */
+  /**
+   * Gives back what was asked for only this run (all sites). Chrome drops the endpoint's
+   * origin with it (it is covered by all sites): the next Run asks for it again.
+   */
   release(): Promise<void>;
 }
 
