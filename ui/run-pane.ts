@@ -150,8 +150,11 @@ export class RunPane {
     if (this.rlm && key === this.rlmKey) return this.rlm;
     void this.rlm?.close();
     const sandboxURL = this.options.sandboxURL;
-    const environmentOptions = sandboxURL ? { ...(options.environmentOptions as PyodideEnvironmentOptions | undefined), sandboxURL } : options.environmentOptions;
-    this.rlm = new RLM({ ...options, environmentOptions, logger: this.options.history?.logger, onEvent: (event) => this.forward(event) });
+    // The pages' settings always run Pyodide here (toRLMOptions sets no other environment).
+    const environment: RLMOptions = sandboxURL
+      ? { ...options, environment: 'pyodide', environmentOptions: { ...(options.environmentOptions as PyodideEnvironmentOptions | undefined), sandboxURL } }
+      : options;
+    this.rlm = new RLM({ ...environment, logger: this.options.history?.logger, onEvent: (event) => this.forward(event) });
     this.rlmKey = key;
     this.options.showRepl?.(undefined, 'idle');
     return this.rlm;

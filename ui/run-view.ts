@@ -3,7 +3,9 @@
  * Markdown, code cells with their output and sub-calls, child RLMs as nested timelines) and
  * the answer. Built live from `onEvent`, or at once from a stored Trajectory.
  */
-import { segmentReply, type CodeBlockRecord, type CompletionResult, type IterationRecord, type ReplInfo, type RLMEvent, type RunStatus, type SubcallRecord, type Trajectory, type UsageSummary } from '../src/index';
+// The parser itself, not the package entry: unit tests load this module without the build's isolation sources.
+import { segmentReply } from '../src/core/parsing';
+import type { CodeBlockRecord, CompletionResult, IterationRecord, ReplInfo, RLMEvent, RunStatus, SubcallRecord, Trajectory, UsageSummary } from '../src/index';
 import type { Explained } from './errors';
 import { el, formatBytes, formatCost, formatCount, formatDate, formatDuration, formatRunCost, unpricedOf } from './format';
 import { codeElement, renderMarkdown } from './markdown';
