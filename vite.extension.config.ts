@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { crx, type CrxPlugin } from '@crxjs/vite-plugin';
 import { defineConfig } from 'vite';
 import manifest from './extension/manifest.json' with { type: 'json' };
+import { isolatedSources, type IsolatedSourcesApi } from './scripts/isolated-sources';
 import { rlmWeb } from './src/vite/plugin';
 
 const root = fileURLToPath(new URL('./extension', import.meta.url));
@@ -39,6 +40,32 @@ function contentScriptNotWebAccessible(): CrxPlugin {
   };
 }
 
+/**
+ * Python runs in rlm-web's isolation frame (docs/architecture.md, "Isolation"), here the
+ * emitted sandbox.html listed as a sandbox page: the panel's CSP forbids the default srcdoc
+ * frame's inline script. Listed at render time, not in extension/manifest.json, because
+ * crxjs would otherwise rebuild the page as an HTML entry (and change the inline script its
+ * CSP allows by hash). The manifest's sandbox policy applies on top of the page's own: the
+ * host script by hash, workers and modules from the blobs the panel hands in, wasm, and no
+ * connection of any kind.
+ */
+function sandboxPage(isolation: { api: IsolatedSourcesApi }): CrxPlugin {
+  return {
+    name: 'rlm-web:extension-sandbox-page',
+    async renderCrxManifest(manifest) {
+      const { hash } = await isolation.api.hostPage();
+      manifest.sandbox = { pages: ['sandbox.html'] };
+      manifest.content_security_policy = {
+        ...manifest.content_security_policy,
+        sandbox: `sandbox allow-scripts; default-src 'none'; script-src '${hash}' blob: 'wasm-unsafe-eval'; worker-src blob:; connect-src 'none'`,
+      };
+      return manifest;
+    },
+  };
+}
+
+const isolation = isolatedSources({ emitHostPage: true });
+
 export default defineConfig({
   root,
   build: {
@@ -48,5 +75,5 @@ export default defineConfig({
     sourcemap: false,
     rollupOptions: { input: { panel: fileURLToPath(new URL('./extension/panel.html', import.meta.url)) } },
   },
-  plugins: [crx({ manifest }), rlmWeb(), contentScriptNotWebAccessible()],
+  plugins: [crx({ manifest }), rlmWeb(), isolation, sandboxPage(isolation), contentScriptNotWebAccessible()],
 });

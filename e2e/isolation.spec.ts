@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Page } from '@playwright/test';
 import { expect, haystack, PLAIN_ORIGIN, test } from './support/fixtures';
 import { isRootCall, lastUser, repl } from './support/lm-server';
+import { recordPostedMessages } from './support/post-spy';
 
 interface Exfil {
   port: number;
@@ -186,28 +187,11 @@ test('the API key never appears in any message posted into the isolated context'
     }
     return 'FINAL(done)';
   });
+  // Every way the page sends into the frame and its workers: frame window, ports, workers.
+  await harness.evaluate(recordPostedMessages);
   const result = await harness.evaluate(
     async ({ baseURL, KEY }) => {
-      const seen: string[] = [];
-      const decoder = new TextDecoder();
-      const text = (value: unknown, depth = 0): string => {
-        if (depth > 6 || value == null) return String(value);
-        if (typeof value === 'string') return value;
-        if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
-          const view = value instanceof ArrayBuffer ? new Uint8Array(value) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-          return view.byteLength < 50_000_000 ? decoder.decode(view) : '';
-        }
-        if (typeof value === 'object') return Object.entries(value as object).map(([k, v]) => `${k}=${text(v, depth + 1)}`).join(',');
-        return String(value);
-      };
-      // Every way the page sends into the frame and its workers: frame window, ports, workers.
-      for (const proto of [MessagePort.prototype, Worker.prototype, Window.prototype] as { postMessage: (...args: unknown[]) => void }[]) {
-        const original = proto.postMessage;
-        proto.postMessage = function (this: unknown, message: unknown, ...rest: unknown[]) {
-          seen.push(text(message));
-          return original.call(this, message, ...rest);
-        };
-      }
+      const seen: string[] = (globalThis as any).postedMessages;
       const { RLM } = (window as any).rlmWeb;
       const rlm = new RLM({
         backend: 'openai',

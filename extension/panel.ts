@@ -1,8 +1,9 @@
 /**
  * The side panel ("Ask this page"): the tab's title and size, what to ask about, the
  * question, Settings, and the demo's run view and History. The panel is an extension page:
- * the RLM, its LM clients and the key live here, and Python runs in a worker started from
- * here. The page being read only ever sends text (see page-source.ts).
+ * the RLM, its LM clients and the key live here; Python runs in a worker inside the
+ * extension's sandbox page (an opaque origin with no network), started from here. The page
+ * being read only ever sends text (see page-source.ts).
  */
 import { RLM, type ContextInput, type ReplInfo } from '../src/index';
 import { explainError, type Explained } from '../ui/errors';
@@ -105,8 +106,9 @@ function showBridge(info: ReplInfo | undefined, state: 'idle' | 'starting' | 're
   else if (state === 'starting') bridgeBadge.textContent = 'Python: starting…';
   else if (info) {
     const bridge = info.bridge === 'jspi' ? 'JSPI' : info.bridge === 'sab' ? 'SharedArrayBuffer' : 'remote';
-    bridgeBadge.textContent = `Python ready · ${bridge} · booted in ${formatDuration(info.bootMs)}`;
-    bridgeBadge.title = info.runtime;
+    const isolation = info.isolation === 'sandbox' ? ' · no network, no storage' : info.isolation === 'none' ? ' · not isolated' : '';
+    bridgeBadge.textContent = `Python ready${isolation} · ${bridge} · booted in ${formatDuration(info.bootMs)}`;
+    bridgeBadge.title = `${info.runtime}${info.isolation === 'sandbox' ? '; sandboxed: Python cannot reach the network, the extension’s storage or this panel' : ''}`;
   }
   bridgeBadge.dataset.state = state;
   bridgeBadge.dataset.bridge = info?.bridge ?? '';
@@ -125,7 +127,10 @@ function setRunning(running: boolean): void {
 }
 
 // One column in the panel's own scroll, whatever its width.
-const pane = new RunPane(document, { history, narrow: matchMedia('all'), showRepl: showBridge, onRunning: setRunning });
+// Python runs in rlm-web's sandbox.html, a sandbox page of the manifest (opaque origin, no
+// network): the panel's CSP forbids the default srcdoc frame's inline script.
+const sandboxURL = chrome.runtime.getURL('sandbox.html');
+const pane = new RunPane(document, { history, narrow: matchMedia('all'), sandboxURL, showRepl: showBridge, onRunning: setRunning });
 if (history) history.onStorageError = (error) => showFormError(explainError(error));
 
 /** Boots Python as soon as the user shows intent, so the first cell does not wait for it. */

@@ -71,7 +71,13 @@ async function bundle(entry: string, format: 'es' | 'iife'): Promise<{ code: str
   return { code: chunks[0].code, files: chunks[0].moduleIds.filter((id) => id.startsWith(ROOT) && !id.includes('node_modules')) };
 }
 
-export function isolatedSources(options: { emitHostPage?: boolean } = {}): Plugin {
+/** What other build plugins can ask of isolatedSources (e.g. an extension's manifest needs the host's hash). */
+export interface IsolatedSourcesApi {
+  /** The frame document and the CSP hash of its inline host script, as emitted. */
+  hostPage(): Promise<{ html: string; hash: string }>;
+}
+
+export function isolatedSources(options: { emitHostPage?: boolean } = {}): Plugin<IsolatedSourcesApi> & { api: IsolatedSourcesApi } {
   let sources: Promise<{ host: string; worker: string; files: string[] }> | undefined;
   const load = () =>
     (sources ??= Promise.all([bundle(HOST_ENTRY, 'iife'), bundle(WORKER_ENTRY, 'es')]).then(([host, worker]) => ({
@@ -81,6 +87,7 @@ export function isolatedSources(options: { emitHostPage?: boolean } = {}): Plugi
     })));
   return {
     name: 'rlm-web:isolated-sources',
+    api: { hostPage: async () => hostPage((await load()).host) },
     resolveId(id) {
       return id === VIRTUAL_ID ? RESOLVED_ID : undefined;
     },
