@@ -351,7 +351,7 @@ test(`a ${LARGE_MB} MB text/plain page`, async ({ ext, pages, lm }, testInfo) =>
   const peak = memory.stop();
   await expect(panel.locator('.run-facts')).toContainText(`full text of “large.txt”, ${LARGE_MB}.0 MB`);
   // Printed, not asserted (load-dependent): Run → answer, and the peak memory of Chromium's processes.
-  console.log(`${LARGE_MB} MB text/plain page: Run → answer ${toAnswer} ms; peak RSS: extension renderer ${peak.extension} MB, largest page renderer ${peak.page} MB, the whole browser ${peak.total} MB`);
+  console.log(`${LARGE_MB} MB text/plain page: Run → answer ${toAnswer} ms; peak RSS: extension renderer ${peak.extension} MB, largest other renderer ${peak.page} MB, the whole browser ${peak.total} MB; each renderer's peak: ${peak.renderers.join(', ')} MB (before Run: ${peak.before.join(', ')} MB)`);
   await page.close();
   await panel.close();
 });
@@ -532,10 +532,13 @@ async function startThief(): Promise<{ url: string; received: string[]; close():
  * Samples the RSS of this browser's processes (the one started with `profile`, and its
  * descendants: other sessions' Chromiums are left out) every 250 ms; `stop` gives the peaks
  * in MB: the extension's renderer (panel, History, the REPL's page side), the largest other
- * renderer (the page read), and all of them together.
+ * renderer (the page read, or the isolation frame with Python's worker, which runs in a
+ * process of its own), each renderer's own peak (largest first) and its size before the run,
+ * and all of them together.
  */
-function sampleMemory(profile: string): { stop(): { extension: number; page: number; total: number } } {
+function sampleMemory(profile: string): { stop(): { extension: number; page: number; total: number; renderers: number[]; before: number[] } } {
   const peak = { extension: 0, page: 0, total: 0 };
+  const renderers = new Map<string, number>();
   const sample = () => {
     let out = '';
     try {
@@ -558,6 +561,7 @@ function sampleMemory(profile: string): { stop(): { extension: number; page: num
     for (const r of rows) {
       if (!ours.has(r.pid)) continue;
       total += r.mb;
+      if (r.args.includes('--type=renderer')) renderers.set(r.pid, Math.max(renderers.get(r.pid) ?? 0, Math.round(r.mb)));
       if (r.args.includes('--type=renderer') && r.args.includes('--extension-process')) extension = Math.max(extension, r.mb);
       else if (r.args.includes('--type=renderer')) page = Math.max(page, r.mb);
     }
@@ -566,12 +570,14 @@ function sampleMemory(profile: string): { stop(): { extension: number; page: num
     peak.total = Math.max(peak.total, Math.round(total));
   };
   sample();
+  // Before the run: the page read is already loaded, the panel not yet running Python.
+  const before = [...renderers.values()].sort((a, b) => b - a);
   const timer = setInterval(sample, 250);
   return {
     stop() {
       clearInterval(timer);
       sample();
-      return peak;
+      return { ...peak, renderers: [...renderers.values()].sort((a, b) => b - a), before };
     },
   };
 }
