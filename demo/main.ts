@@ -6,7 +6,7 @@ import { RLM, type ReplInfo } from '../src/index';
 import { explainError, type Explained } from '../ui/errors';
 import { el, formatDuration } from '../ui/format';
 import { RunPane } from '../ui/run-pane';
-import { toRLMOptions, validateSettings } from '../ui/settings';
+import { answerSchemaOf, toRLMOptions, validateSettings } from '../ui/settings';
 import { SettingsForm } from '../ui/settings-form';
 import { connectHistory } from '../ui/store';
 import { ContextInputView } from './context-input';
@@ -168,6 +168,7 @@ async function run(): Promise<void> {
     settings: s,
     contextLabel: prepared.label,
     clickedAt,
+    schema: answerSchemaOf(s),
   });
 }
 

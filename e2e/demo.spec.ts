@@ -616,3 +616,43 @@ test('History: Resume continues a run whose tab closed, replaying its cells with
   await expect(item.locator('.history-resume')).toHaveCount(0);
   await shot(next, testInfo, '11-laptop-light-resumed');
 });
+
+test('an answer format (JSON Schema): invalid JSON is refused before any request; a list of objects shows as a table, nested data as a tree, as text', async ({ page, demo, lm }) => {
+  const rows = '[{"line": 3, "level": "ERROR", "text": "<img src=x onerror=alert(1)> disk full"}, {"line": 9, "level": "WARN", "text": "slow"}]';
+  const nested = '{"verdict": "broken", "evidence": {"lines": [3, 9], "first": {"level": "ERROR"}}}';
+  let reply = rows;
+  lm.setScript((request) => (isRootCall(request) ? repl(`import json\nanswer["content"] = json.loads(${JSON.stringify(reply)})\nanswer["ready"] = True`) : 'unused'));
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.getByLabel('Context text').fill('line 3: ERROR disk full\nline 9: WARN slow');
+  await page.getByLabel('Question').fill('List the problems.');
+  const format = page.getByLabel('Answer format (JSON Schema, optional)');
+
+  await openSettings(page);
+  await format.fill('{"type": "array", items: {}}');
+  await run(page).click();
+  await expect(page.locator('#form-error')).toContainText('The answer format is not valid JSON');
+  await expect(format).toBeFocused();
+  expect(lm.requests).toHaveLength(0);
+
+  await openSettings(page);
+  await format.fill(JSON.stringify({ type: 'array', items: { type: 'object', properties: { line: { type: 'integer' }, level: { type: 'string' }, text: { type: 'string' } }, required: ['line', 'level', 'text'] } }));
+  await run(page).click();
+  const table = page.locator('.answer table');
+  await expect(table.locator('th')).toHaveText(['line', 'level', 'text']);
+  await expect(table.locator('tbody tr')).toHaveCount(2);
+  await expect(table.locator('tbody tr').first().locator('td')).toHaveText(['3', 'ERROR', '<img src=x onerror=alert(1)> disk full']);
+  await expect(page.locator('.answer img')).toHaveCount(0);
+  await expect(page.locator('#form-error')).toBeHidden();
+  // The schema went to the model with the run (the system prompt tells it the shape).
+  expect(JSON.stringify(lm.requests[0]!.body)).toContain('integer');
+
+  reply = nested;
+  await openSettings(page);
+  await format.fill(JSON.stringify({ type: 'object', properties: { verdict: { type: 'string' }, evidence: { type: 'object' } }, required: ['verdict', 'evidence'] }));
+  await run(page).click();
+  const tree = page.locator('.answer .structured-tree').first();
+  await expect(tree).toContainText('verdict broken');
+  await expect(tree.locator('.structured-key')).toContainText(['verdict', 'evidence', 'lines', '[0]', '[1]', 'first', 'level']);
+  await expect(page.locator('.answer table')).toHaveCount(0);
+});

@@ -3,7 +3,7 @@
  * events), Stop, the bar over a shown run (export JSONL, delete, back to the live run) and
  * History opening stored runs into it. Both pages use the same element ids.
  */
-import { RLM, type CompletionResult, type ContextInput, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
+import { RLM, type CompletionResult, type ContextInput, type JSONSchema, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
 import { explainError } from './errors';
 import { el } from './format';
 import { RunView } from './run-view';
@@ -53,6 +53,8 @@ export interface RunRequest {
   contextLabel: string;
   /** performance.now() at the user's click: the run's clock starts there. */
   clickedAt: number;
+  /** The answer's JSON Schema (see answerSchemaOf): the answer is then a value, shown as a table or tree. Default: a text answer. */
+  schema?: JSONSchema | undefined;
 }
 
 export interface ResumeRequest {
@@ -178,7 +180,10 @@ export class RunPane {
     const { rlm, settings } = request;
     const view = new RunView({ question: request.question, model: settings.rootModel.trim(), contextLabel: request.contextLabel, startedAt: new Date().toISOString() }, 'running');
     view.setStatus('running', rlm.replInfo ? 'Asking the model…' : 'Asking the model while Python starts…');
-    await this.watch(view, rlm, settings, request.clickedAt, (signal) => rlm.completion(request.context, { rootPrompt: request.question || undefined, signal }));
+    await this.watch(view, rlm, settings, request.clickedAt, (signal) => {
+      const options = { rootPrompt: request.question || undefined, signal };
+      return request.schema ? rlm.completion(request.context, { ...options, schema: request.schema }) : rlm.completion(request.context, options);
+    });
   }
 
   /**
@@ -206,7 +211,7 @@ export class RunPane {
   }
 
   /** Shows a live run in `view` until it ends: events, Stop, History, focus. */
-  private async watch(view: RunView, rlm: RLM, settings: Settings, clickedAt: number, start: (signal: AbortSignal) => Promise<CompletionResult>): Promise<void> {
+  private async watch(view: RunView, rlm: RLM, settings: Settings, clickedAt: number, start: (signal: AbortSignal) => Promise<CompletionResult<unknown>>): Promise<void> {
     const { history, narrow } = this.options;
     const preset = presetOf(settings.preset);
     const where = { baseURL: settings.baseURL || preset.baseURL || undefined, provider: preset.label };

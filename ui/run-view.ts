@@ -8,6 +8,7 @@ import { segmentReply } from '../src/core/parsing';
 import type { CodeBlockRecord, CompletionResult, IterationRecord, ReplInfo, RLMEvent, RunStatus, SubcallRecord, Trajectory, UsageSummary } from '../src/index';
 import type { Explained } from './errors';
 import { el, formatBytes, formatCost, formatCount, formatDate, formatDuration, formatRunCost, unpricedOf } from './format';
+import { renderStructured } from './structured';
 import { codeElement, renderMarkdown } from './markdown';
 
 const PREVIEW_CHARS = 4000;
@@ -448,8 +449,8 @@ export class RunView {
     this.renderTotals();
   }
 
-  /** The run answered. */
-  finish(result: CompletionResult): void {
+  /** The run answered: with text, or with a value when the run had an answer format. */
+  finish(result: CompletionResult<unknown>): void {
     this.stopClock();
     this.base = result.usage;
     this.extra = { inputTokens: 0, outputTokens: 0, costUSD: 0 };
@@ -481,11 +482,13 @@ export class RunView {
     this.errorBox.hidden = false;
   }
 
-  private showAnswer(text: string, heading: string): void {
+  private showAnswer(answer: unknown, heading: string): void {
     const h = el('h3', undefined, heading);
     h.id = 'answer-heading';
     const body = el('div', 'prose answer-body');
-    renderMarkdown(body, text);
+    const text = typeof answer === 'string' ? answer : JSON.stringify(answer, null, 2);
+    if (typeof answer === 'string') renderMarkdown(body, answer);
+    else body.append(renderStructured(answer));
     const copy = el('button', 'secondary small', 'Copy answer');
     copy.type = 'button';
     copy.addEventListener('click', () => {
@@ -526,7 +529,8 @@ export class RunView {
     const n = t.iterations.length;
     if (t.response !== undefined && (status === 'completed' || status === 'imported')) {
       view.setStatus(status, `Answered after ${n} iteration${n === 1 ? '' : 's'}.`);
-      view.showAnswer(t.response, 'Answer');
+      // With an answer format the stored response is the value as JSON text.
+      view.showAnswer(t.schema ? parseStored(t.response) : t.response, 'Answer');
     } else {
       const finished = t.iterations.filter((it) => !it.partial).length;
       const saved = `${finished} iteration${finished === 1 ? ' was' : 's were'} saved${finished < n ? ', and the reply of the one in progress' : ''}.`;
@@ -537,6 +541,15 @@ export class RunView {
       if (partial && isProse(partial)) view.showAnswer(partial, 'Best answer so far (the run did not finish)');
     }
     return view;
+  }
+}
+
+/** A stored structured answer; its text as is if it does not parse (an edited or damaged log). */
+function parseStored(response: string): unknown {
+  try {
+    return JSON.parse(response);
+  } catch {
+    return response;
   }
 }
 

@@ -1,9 +1,10 @@
 /**
  * The Settings form of the demo and the extension: provider, base URL, key (with Show and
- * "remember"), models, limits and, where the page has it, the bridge choice. Both pages use
- * the same element ids; where the settings are kept is the caller's `onChange`.
+ * "remember"), models, limits and, where the page has them, the bridge choice and the answer
+ * format (a JSON Schema). Both pages use the same element ids; where the settings are kept
+ * is the caller's `onChange`.
  */
-import { presetOf, PRESETS, type PresetId, type Settings } from './settings';
+import { answerSchemaProblem, presetOf, PRESETS, type PresetId, type Settings } from './settings';
 
 export interface SettingsFormOptions {
   /** Called with the new settings after every edit. */
@@ -31,6 +32,8 @@ export class SettingsForm {
   private readonly maxMinutes: HTMLInputElement;
   private readonly bridge: HTMLSelectElement | null;
   private readonly bridgeHintEl: HTMLElement | null;
+  /** The answer format (JSON Schema), where the page has `#answer-schema`. */
+  private readonly answerSchema: HTMLTextAreaElement | null;
 
   constructor(
     doc: Document,
@@ -59,6 +62,7 @@ export class SettingsForm {
     this.maxMinutes = $('max-minutes');
     this.bridge = doc.getElementById('bridge-choice') as HTMLSelectElement | null;
     this.bridgeHintEl = doc.getElementById('bridge-hint');
+    this.answerSchema = doc.getElementById('answer-schema') as HTMLTextAreaElement | null;
 
     for (const preset of PRESETS) this.preset.append(new Option(preset.label, preset.id));
     this.preset.addEventListener('change', () => {
@@ -94,6 +98,7 @@ export class SettingsForm {
       maxBudget: number(this.maxBudget, 0),
       maxMinutes: number(this.maxMinutes, 0),
       bridge: this.bridge?.value === 'jspi' ? 'jspi' : 'auto',
+      answerSchema: this.answerSchema?.value ?? '',
     };
   }
 
@@ -109,6 +114,7 @@ export class SettingsForm {
     this.maxBudget.value = String(s.maxBudget);
     this.maxMinutes.value = String(s.maxMinutes);
     if (this.bridge) this.bridge.value = s.bridge === 'jspi' ? 'jspi' : 'auto';
+    if (this.answerSchema) this.answerSchema.value = s.answerSchema ?? '';
     this.reflect();
   }
 
@@ -126,6 +132,7 @@ export class SettingsForm {
   /** Puts the focus where the missing setting goes. */
   focusProblem(s: Settings): void {
     this.panel.open = true;
+    if (this.answerSchema && answerSchemaProblem(s)) return this.answerSchema.focus();
     (presetOf(s.preset).needsKey && !s.apiKey.trim() ? this.key : s.rootModel.trim() ? this.baseURL : this.rootModel).focus();
   }
 

@@ -3,7 +3,7 @@
  * what is wrong with them, and the RLM options they make. Where they are kept is each
  * app's business (the demo: localStorage; the extension: chrome.storage).
  */
-import type { BackendSpec, RLMOptions } from '../src/index';
+import type { BackendSpec, JSONSchema, RLMOptions } from '../src/index';
 
 export type PresetId = 'openai' | 'anthropic' | 'openrouter' | 'local';
 
@@ -43,6 +43,8 @@ export interface Settings {
   maxMinutes: number;
   /** How Python blocks on sub-calls: 'auto' (SharedArrayBuffer on a cross-origin isolated page, else JSPI) or 'jspi'. */
   bridge: 'auto' | 'jspi';
+  /** A JSON Schema for the answer, as typed; '' for a text answer. Pages without the field keep ''. */
+  answerSchema: string;
 }
 
 export function presetOf(id: string): Preset {
@@ -51,7 +53,7 @@ export function presetOf(id: string): Preset {
 
 export function defaultSettings(preset: PresetId = 'openai'): Settings {
   const p = presetOf(preset);
-  return { preset: p.id, rootModel: p.rootModel, subModel: p.subModel, baseURL: p.baseURL, apiKey: '', rememberKey: false, maxIterations: 20, maxDepth: 1, maxBudget: 1, maxMinutes: 10, bridge: 'auto' };
+  return { preset: p.id, rootModel: p.rootModel, subModel: p.subModel, baseURL: p.baseURL, apiKey: '', rememberKey: false, maxIterations: 20, maxDepth: 1, maxBudget: 1, maxMinutes: 10, bridge: 'auto', answerSchema: '' };
 }
 
 /** What the settings say that is wrong, in words that say what to do; undefined when fine. */
@@ -69,7 +71,27 @@ export function validateSettings(s: Settings): string | undefined {
   }
   if (!(s.maxIterations >= 1)) return 'Max iterations must be at least 1.';
   if (!(s.maxDepth >= 1)) return 'Max depth must be at least 1.';
+  return answerSchemaProblem(s);
+}
+
+/** What is wrong with the answer format, if anything: it must be a JSON object (a JSON Schema). */
+export function answerSchemaProblem(s: Settings): string | undefined {
+  const text = (s.answerSchema ?? '').trim();
+  if (!text) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return `The answer format is not valid JSON (${(error as Error).message}). Paste a JSON Schema, e.g. {"type": "array", "items": {"type": "object"}}, or leave the field empty for a text answer.`;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return 'The answer format must be a JSON Schema object, e.g. {"type": "object", "properties": {…}}, or empty for a text answer.';
   return undefined;
+}
+
+/** The answer format as a JSON Schema for `completion({ schema })`; undefined for a text answer (or one that answerSchemaProblem refuses). */
+export function answerSchemaOf(s: Settings): JSONSchema | undefined {
+  if (answerSchemaProblem(s) || !(s.answerSchema ?? '').trim()) return undefined;
+  return JSON.parse(s.answerSchema) as JSONSchema;
 }
 
 /** RLM options for these settings (without onEvent and logger). */

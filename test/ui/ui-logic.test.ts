@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { formatBytes, formatCost, formatDuration, formatRunCost, unpricedOf } from '../../ui/format';
 import { layoutReply } from '../../ui/run-view';
 import { FakeClient, makeRLM, scripted } from '../core/fakes/fakes';
-import { defaultSettings, toRLMOptions, validateSettings } from '../../ui/settings';
+import { answerSchemaOf, defaultSettings, toRLMOptions, validateSettings } from '../../ui/settings';
 
 describe('layoutReply: the view draws the cells the engine runs', () => {
   const tricky: Record<string, string> = {
@@ -53,6 +53,23 @@ describe('settings', () => {
 
   it('never sends a base URL for hosted presets', () => {
     expect(toRLMOptions({ ...defaultSettings('anthropic'), apiKey: 'k', baseURL: 'http://evil' }).backendOptions?.baseURL).toBeUndefined();
+  });
+});
+
+describe('answer format', () => {
+  const base = { ...defaultSettings('openai'), apiKey: 'sk-x' };
+  it('is optional: empty means a text answer', () => {
+    expect(validateSettings(base)).toBeUndefined();
+    expect(answerSchemaOf({ ...base, answerSchema: '  ' })).toBeUndefined();
+  });
+  it('refuses what is not a JSON object, saying so', () => {
+    expect(validateSettings({ ...base, answerSchema: '{"type": "array", items: {}}' })).toMatch(/^The answer format is not valid JSON \(/);
+    expect(validateSettings({ ...base, answerSchema: '[1, 2]' })).toMatch(/must be a JSON Schema object/);
+    expect(validateSettings({ ...base, answerSchema: '"object"' })).toMatch(/must be a JSON Schema object/);
+    expect(answerSchemaOf({ ...base, answerSchema: '[1, 2]' })).toBeUndefined();
+  });
+  it('becomes the schema of the run', () => {
+    expect(answerSchemaOf({ ...base, answerSchema: '{"type": "object", "required": ["a"]}' })).toEqual({ type: 'object', required: ['a'] });
   });
 });
 
