@@ -239,7 +239,7 @@ test('recursion: 64 child RLMs (rlm_query_batched) against an LM with 200 ms lat
         return { text, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'x' };
       },
     };
-    const rlm = new RLM({ backend: client, maxDepth: 2, maxConcurrentSubcalls: 16 });
+    const rlm = new RLM({ backend: client, maxDepth: 2, maxConcurrentSubcalls: 16, maxConcurrentChildren: 16 });
     await rlm.warmUp();
     const result = await rlm.completion('ctx', { rootPrompt: 'fan out' });
     await rlm.close();
