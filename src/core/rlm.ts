@@ -2,16 +2,18 @@
  * The RLM loop. The root model writes ```repl code turn after turn; the REPL runs it; the
  * model's sub-calls (llm_query, rlm_query, tools) come back here to be answered with the
  * page's LM clients, metered against the run's limits. The steps live in their own files:
- * options, events, recorder, session, turn, compaction, subcalls, children.
+ * options, events, recorder, session, turn, compaction, subcalls, children, plain (the call at
+ * the depth limit), resume, schema-answers.
  */
 import { raceAbort } from './abort';
 import { runChild, type ChildContext } from './children';
 import { Compactor } from './compaction';
-import { contextAsText, describeInput, isEmptyContext } from './context-input';
+import { describeInput, isEmptyContext } from './context-input';
 import { ConfigurationError, RLMError, StorageError } from './errors';
 import { EventHub, streamRun, type RLMStream } from './events';
 import { RunGuard } from './limits';
 import { DEFAULT_ANSWER_ATTEMPTS, resolveOptions, runConfig, SUBCALL_CHARS, type BackendSpec, type CompletionOptions, type ResolvedOptions, type RLMCoreOptions } from './options';
+import { plainCompletion } from './plain';
 import { EnvironmentPool } from './pool';
 import { buildAnswerFormatSection, buildMetadataMessage, buildOpening, buildSystemPrompt, buildTurnPrompt, FINAL_REQUEST, FINAL_REQUEST_STRUCTURED, withOrchestratorGuidance } from './prompts';
 import { RunRecorder } from './recorder';
@@ -146,7 +148,9 @@ export class RLMCore {
     this.assertIdle();
     // Input errors throw before any run state exists: nothing to clean up.
     const answers = options.schema === undefined ? undefined : await AnswerChecker.create(options.schema, options.maxAnswerAttempts ?? DEFAULT_ANSWER_ATTEMPTS);
-    if (this.depth >= this.opts.maxDepth) return this.plainCompletion(context, options, answers);
+    if (this.depth >= this.opts.maxDepth) {
+      return plainCompletion({ client: this.rootClient, hub: this.hub, logger: this.opts.given.logger, config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, parentUsage: this.child?.parentUsage, parentCallId: this.child?.parentCallId, sampling: this.opts.samplingArgs }, context, options, answers);
+    }
     const described = describeInput(context);
     if (isEmptyContext(context)) {
       throw new ConfigurationError('The context is empty: pass the text (or data, or a File) the question is about as the first argument of completion().');
@@ -344,35 +348,6 @@ export class RLMCore {
     const told = ready.then(() => env.setVariable(STRUCTURED_ANSWER_VARIABLE, structured, true));
     told.catch(() => undefined);
     return told;
-  }
-
-  /** At the depth limit (maxDepth: 0 for the root) an RLM is a plain LM call, recorded as one iteration. */
-  private async plainCompletion(context: ContextInput, options: CompletionOptions, answers: AnswerChecker | undefined): Promise<CompletionResult<unknown>> {
-    const started = performance.now();
-    const usage = new UsageTracker(this.child?.parentUsage);
-    const recorder = new RunRecorder(this.hub, this.opts.given.logger, usage, { config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, rootPrompt: options.rootPrompt, context: describeInput(context), parentCallId: this.child?.parentCallId });
-    if (answers) recorder.trajectory.schema = answers.schema.recorded;
-    recorder.start();
-    try {
-      const text = await contextAsText(context);
-      const format = answers?.schema.jsonSchema;
-      const question = options.rootPrompt ? `${text}\n\n${options.rootPrompt}` : text;
-      const messages: ChatMessage[] = [{ role: 'user', content: answers ? `${question}\n\n${buildAnswerFormatSection(format, answers.schema.recorded.vendor)}` : question }];
-      const timestamp = new Date().toISOString();
-      const lm = await this.rootClient.complete({ messages, signal: options.signal, sampling: this.opts.samplingArgs, ...(format ? { responseFormat: { name: 'answer', schema: format } } : {}) });
-      usage.add(this.rootClient.model, lm.usage);
-      const answer = lm.parsed !== undefined ? JSON.stringify(lm.parsed) : lm.text;
-      // One call, so one attempt: a reply that does not match ends the run.
-      const checked = answers ? await answers.check(answer, true) : undefined;
-      recorder.iteration({ iteration: 1, timestamp, prompt: messages, response: lm.text, reasoning: lm.reasoning, codeBlocks: [], finalAnswer: checked?.ok === false ? null : answer, iterationTimeMs: performance.now() - started, usage: lm.usage, validation: checked?.record });
-      if (checked?.ok === false) throw checked.error;
-      if (checked?.ok) return recorder.succeed(toJSONText(checked.value, answer), 'answer', performance.now() - started, { value: checked.value });
-      return recorder.succeed(lm.text, 'answer', performance.now() - started);
-    } catch (error) {
-      throw recorder.fail(error, performance.now() - started);
-    } finally {
-      await recorder.flush();
-    }
   }
 
   /** How this RLM starts children (children.ts). */
