@@ -53,6 +53,22 @@ test('SharedArrayBuffer bridge: chosen by default on a cross-origin isolated pag
   expect(run.response).toBe('4817305');
 });
 
+test('SharedArrayBuffer bridge: live output reaches the page while the worker waits in Atomics.wait for a sub-call', async ({ isolated, lm }) => {
+  lm.setScript((request) => {
+    if (!isRootCall(request)) return { content: `echo:${lastUser(request)}`, delayMs: 1500 };
+    return turnOf(request) === 0 ? repl('print("first")\nreply = llm_query("slow")\nprint("second", reply)') : 'FINAL(done)';
+  });
+  const run = await runCompletion(isolated, lm, { context: 'x', environmentOptions: { bridge: 'sab' } });
+  if (!run.ok) throw new Error(`${run.errorName}: ${run.errorMessage}`);
+  expect(run.bridge).toBe('sab');
+  expect(run.blocks[0]!.stdout).toBe('first\nsecond echo:slow\n');
+  const first = run.output.find((o) => o.text.includes('first'));
+  expect(first!.stream).toBe('stdout');
+  expect(first!.text).not.toContain('second');
+  // Before the sub-call ended, let alone the cell.
+  expect(first!.at).toBeLessThan(run.events.indexOf('subcall_end'));
+});
+
 test('JSPI can be forced on an isolated page; SAB forced on a plain page fails with BridgeUnavailableError', async ({ isolated, lm }) => {
   const run = await runNeedle(isolated, lm, 'openai', 'jspi', haystack(1_000, NEEDLE, 0.5));
   expect(run.bridge).toBe('jspi');

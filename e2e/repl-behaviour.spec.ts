@@ -72,6 +72,17 @@ for (const environment of ['pyodide', 'remote'] as const) {
       expect(r.response).toBe('done');
     });
 
+    test('live output: what a cell prints reaches the page as code_output while the cell still runs', async ({ harness, lm }) => {
+      const r = await run(harness, lm, [['import sys, time\nprint("first")\nsys.stderr.write("careful\\n")\ntime.sleep(1.5)\nprint("second")']]);
+      expect(r.turns[0]![0]!.stdout).toBe('first\nsecond\n');
+      // The chunk with the first line came on its own (the second was not printed yet), before code_end.
+      const first = r.output.find((o) => o.text.includes('first'));
+      expect(first!.stream).toBe('stdout');
+      expect(first!.text).not.toContain('second');
+      expect(first!.at).toBeLessThan(r.events.indexOf('code_end'));
+      expect(r.output.filter((o) => o.stream === 'stderr').map((o) => o.text).join('')).toBe('careful\n');
+    });
+
     test('llm_query_batched keeps prompt order and isolates a failed item', async ({ harness, lm }) => {
       const r = await run(harness, lm, [['rs = llm_query_batched(["slow a", "fail b", "c"])\nfor x in rs: print(repr(x))']]);
       const lines = r.turns[0]![0]!.stdout.trim().split('\n');

@@ -62,6 +62,8 @@ export interface RunOutcome {
   blocks: RunBlock[];
   /** The types of every event, in order. */
   events: string[];
+  /** The root run's `code_output` chunks, each with its index in `events`. */
+  output: { stream: string; text: string; at: number }[];
   /** The root run's trajectory (when it completed). */
   trajectory?: Trajectory;
 }
@@ -92,6 +94,7 @@ export async function runCompletion(page: Page, lm: LMServer, spec: RunSpec): Pr
       const { RLM } = (window as any).rlmWeb;
       const backend = spec.backend ?? 'openai';
       const events: string[] = [];
+      const output: { stream: string; text: string; at: number }[] = [];
       const turns: RunBlock[][] = [];
       const tools: Record<string, unknown> = { ...spec.dataTools };
       // The functions' sources come from the test itself.
@@ -106,6 +109,7 @@ export async function runCompletion(page: Page, lm: LMServer, spec: RunSpec): Pr
         ...spec.options,
         onEvent: (e: any) => {
           events.push(e.type);
+          if (e.type === 'code_output' && e.depth === 0) output.push({ stream: e.stream, text: e.text, at: events.length - 1 });
           if (e.type !== 'code_end' || e.depth !== 0) return;
           const r = e.record;
           (turns[e.iteration - 1] ??= []).push({
@@ -124,10 +128,10 @@ export async function runCompletion(page: Page, lm: LMServer, spec: RunSpec): Pr
         const result = await rlm.completion(spec.context, { rootPrompt: spec.rootPrompt ?? 'What is the magic number?' });
         const iterations = result.trajectory.iterations.length;
         const byIteration = dense(iterations);
-        return { ok: true, response: result.response, iterations, calls: result.usage.calls, bridge: rlm.replInfo?.bridge, turns: byIteration, blocks: byIteration.flat(), events, trajectory: result.trajectory };
+        return { ok: true, response: result.response, iterations, calls: result.usage.calls, bridge: rlm.replInfo?.bridge, turns: byIteration, blocks: byIteration.flat(), events, output, trajectory: result.trajectory };
       } catch (error) {
         const byIteration = dense(0);
-        return { ok: false, errorName: (error as Error).name, errorMessage: (error as Error).message, iterations: 0, turns: byIteration, blocks: byIteration.flat(), events };
+        return { ok: false, errorName: (error as Error).name, errorMessage: (error as Error).message, iterations: 0, turns: byIteration, blocks: byIteration.flat(), events, output };
       } finally {
         await rlm.close();
       }

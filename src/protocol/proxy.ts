@@ -21,9 +21,9 @@
  *
  * Every failure is a JSON ErrorBody with an HTTP status and an ErrorCode.
  */
-import { parseCellOutput, parseSubcallReply, type CellOutput, type ContextKind, type SubcallReply, type SubcallRequest } from './stdio.js';
+import { isOutputStream, parseCellOutput, parseSubcallReply, type CellOutput, type ContextKind, type OutputStream, type SubcallReply, type SubcallRequest } from './stdio.js';
 
-export type { CellOutput, ContextDescription, ContextKind, SubcallReply, SubcallRequest } from './stdio.js';
+export type { CellOutput, ContextDescription, ContextKind, OutputStream, SubcallReply, SubcallRequest } from './stdio.js';
 
 // ------------------------------------------------------------------ routes
 
@@ -257,11 +257,24 @@ export function parseErrorBody(body: unknown, status: number, statusText = ''): 
 
 // ------------------------------------------------------------------ cell events (SSE)
 
-/** The events of POST …/cells, in order: any number of `request`, then one `result` or `error`. */
+/**
+ * The events of POST …/cells, in order: any number of `request` and `output` (what the cell
+ * prints while it runs, at most {@link MAX_LIVE_OUTPUT_CHARS} a cell), then one `result` or `error`.
+ */
 export type CellEvent =
   | { type: 'request'; data: { seq: number; request: SubcallRequest } }
+  | { type: 'output'; data: { stream: OutputStream; text: string } }
   | { type: 'result'; data: CellOutput }
   | { type: 'error'; data: { code: ErrorCode | string; message: string } };
+
+/**
+ * Characters of live output the proxy relays for one cell (each event counts
+ * {@link LIVE_OUTPUT_EVENT_COST} more): a sandbox that floods its protocol channel with output
+ * lines gets no further; the `result` event carries the cell's whole capped output anyway.
+ */
+export const MAX_LIVE_OUTPUT_CHARS = 1024 * 1024;
+/** What each `output` event costs on top of its text, in {@link MAX_LIVE_OUTPUT_CHARS}. */
+export const LIVE_OUTPUT_EVENT_COST = 64;
 
 /** The proxy sends this comment every HEARTBEAT_MS so that idle intermediaries keep the stream open. */
 export const SSE_HEARTBEAT = ': ping\n\n';
@@ -284,6 +297,10 @@ function toCellEvent(type: string, data: string): CellEvent | undefined {
   if (type === 'request') {
     if (typeof value.seq !== 'number' || !isPlainObject(value.request)) throw new ProtocolError('The proxy sent a request event without seq and request.');
     return { type, data: { seq: value.seq, request: value.request as SubcallRequest } };
+  }
+  if (type === 'output') {
+    if (!isOutputStream(value.stream) || typeof value.text !== 'string') throw new ProtocolError('The proxy sent an output event without a stream (stdout or stderr) and a text.');
+    return { type, data: { stream: value.stream, text: value.text } };
   }
   if (type === 'result') {
     const output = parseCellOutput(value);

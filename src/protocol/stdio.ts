@@ -138,8 +138,18 @@ export interface StdioRequest {
   request: SubcallRequest;
 }
 
+/** Which stream a cell wrote to. */
+export type OutputStream = 'stdout' | 'stderr';
+
+/** What the running cell printed since the last one (throttled by the runtime; no reply). */
+export interface StdioOutput {
+  type: 'output';
+  stream: OutputStream;
+  text: string;
+}
+
 /** Any line the process writes. */
-export type StdioMessage = StdioReady | StdioResult | StdioError | StdioRequest;
+export type StdioMessage = StdioReady | StdioResult | StdioError | StdioRequest | StdioOutput;
 
 /**
  * The longest line the proxy reads from a sandbox, in characters. A cell's result holds at most
@@ -193,9 +203,16 @@ export function parseStdioMessage(line: string): StdioMessage | undefined {
       const request = parseRequest(value.request);
       return request ? { type: 'request', request } : undefined;
     }
+    case 'output':
+      return isOutputStream(value.stream) && typeof value.text === 'string' ? { type: 'output', stream: value.stream, text: value.text } : undefined;
     default:
       return undefined;
   }
+}
+
+/** Whether a value names one of a cell's two output streams. */
+export function isOutputStream(value: unknown): value is OutputStream {
+  return value === 'stdout' || value === 'stderr';
 }
 
 /** The value of a `result` line as a cell's output, or undefined when it is not shaped like one. */

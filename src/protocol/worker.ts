@@ -4,7 +4,7 @@
  * Both sides import this file and nothing else of each other; it imports nothing from src/
  * but the other protocol modules.
  */
-import type { CellOutput, ContextDescription, ContextKind } from './stdio';
+import type { CellOutput, ContextDescription, ContextKind, OutputStream } from './stdio';
 
 /** How Python's synchronous `llm_query` waits for the page. */
 export type BridgeKind = 'jspi' | 'sab';
@@ -25,6 +25,12 @@ export type HostReply = { results: string[] } | { value: unknown } | { error: st
  */
 export interface HostEndpoint {
   call(request: HostRequest): Promise<HostReply>;
+  /**
+   * What the running cell printed since the last call (throttled by the runtime). The worker
+   * does not wait for it: it posts and goes on, also on the SharedArrayBuffer bridge, where it
+   * blocks in Atomics.wait during sub-calls and could not read a reply.
+   */
+  output(stream: OutputStream, text: string): void;
 }
 
 /**
@@ -71,7 +77,8 @@ export interface BootInfo {
 
 // What the Python runtime reports is the same whichever transport carries it (Pyodide here,
 // stdio in a remote sandbox): one definition, in the stdio protocol.
-export type { CellOutput, ContextDescription, ContextKind } from './stdio';
+export type { CellOutput, ContextDescription, ContextKind, OutputStream } from './stdio';
+export { isOutputStream } from './stdio';
 
 /** A custom tool as Python registers it: functions call back to the page, data is bound as a value. */
 export interface ToolSpec {

@@ -1,8 +1,8 @@
 /**
  * One sandbox as the proxy sees it: a provider process running rlm_stdio.py, spoken to in
  * JSON lines. Commands are serialized (the Python loop does one thing at a time); while a
- * cell runs, the runtime's sub-call requests are handed to the cell's listener and the
- * page's answers written back.
+ * cell runs, the runtime's sub-call requests and live output are handed to the cell's
+ * listener and the page's answers written back.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -13,6 +13,7 @@ import {
   type CellOutput,
   type ContextDescription,
   type ContextKind,
+  type OutputStream,
   type StdioCommandFields,
   type StdioCommandName,
   type StdioCommandResults,
@@ -20,6 +21,7 @@ import {
   type SubcallReply,
   type SubcallRequest,
 } from '../protocol/stdio.js';
+import { LIVE_OUTPUT_EVENT_COST, MAX_LIVE_OUTPUT_CHARS } from '../protocol/proxy.js';
 import { LineReader } from './lines.js';
 import { runtimePayload, RUNTIME_ARGV } from './runtime-files.js';
 import type { SandboxProcess, SandboxProvider, StartPhase } from './types.js';
@@ -49,8 +51,11 @@ export class SandboxFailure extends Error {
   }
 }
 
+/** Receives what the running cell asks for and prints. */
 export interface CellListener {
   request(seq: number, request: SubcallRequest): void;
+  /** Live output, at most MAX_LIVE_OUTPUT_CHARS a cell (the rest is dropped here). */
+  output(stream: OutputStream, text: string): void;
 }
 
 interface Waiter {
@@ -90,6 +95,8 @@ export class Sandbox {
   private readyWaiter: Waiter | undefined;
   private cell: CellListener | undefined;
   private pendingSeq: number | undefined;
+  /** Live output relayed for the running cell (with each event's cost). */
+  private liveOutput = 0;
   private seq = 0;
   /** Set by kill(): why we ended it, reported instead of "crashed". */
   private killReason: SandboxFailure | undefined;
@@ -186,6 +193,12 @@ export class Sandbox {
     if (message.type === 'ready') {
       this.readyWaiter?.resolve({ pid: message.pid, python: message.python });
       this.readyWaiter = undefined;
+    } else if (message.type === 'output') {
+      const room = MAX_LIVE_OUTPUT_CHARS - this.liveOutput - LIVE_OUTPUT_EVENT_COST;
+      if (!this.cell || room <= 0) return;
+      const text = message.text.length > room ? message.text.slice(0, room) : message.text;
+      this.liveOutput += text.length + LIVE_OUTPUT_EVENT_COST;
+      this.cell.output(message.stream, text);
     } else if (message.type === 'request') {
       const seq = ++this.seq;
       if (!this.cell) {
@@ -327,6 +340,7 @@ export class Sandbox {
     this.lastActive = Date.now();
     return this.serialized(async () => {
       this.cell = listener;
+      this.liveOutput = 0;
       try {
         return await this.send('execute', { code });
       } finally {

@@ -304,7 +304,10 @@ export function createProxyServer(options: ProxyOptions): ProxyServer {
     });
     const started = performance.now();
     try {
-      const output = await sandbox.execute(code, { request: (seq, request) => event({ type: 'request', data: { seq, request } }) });
+      const output = await sandbox.execute(code, {
+        request: (seq, request) => event({ type: 'request', data: { seq, request } }),
+        output: (stream, text) => event({ type: 'output', data: { stream, text } }),
+      });
       event({ type: 'result', data: output });
       log('debug', 'cell finished', { sandbox: shortId(sandbox.id), ms: Math.round(performance.now() - started) });
     } catch (error) {

@@ -1,6 +1,7 @@
 # The Pyodide side of the REPL worker (src/worker/worker.ts): wraps rlm_runtime.Runtime for
 # the page. The worker evaluates this file with runPython; its value is its last line, the
-# function _rlm_make(call, jspi), which returns the functions the worker calls. `call` sends a request
+# function _rlm_make(call, jspi, output), which returns the functions the worker calls. `output(stream,
+# text)` posts a running cell's output to the page without waiting. `call` sends a request
 # to the page and returns a PackedReply (src/protocol/worker.ts): a Promise on the JSPI
 # bridge (awaited with run_sync), the reply itself on the SharedArrayBuffer bridge.
 
@@ -23,7 +24,7 @@ def _rlm_unpack(packed):
         return {"results": out}
     return json.loads(packed.json)
 
-def _rlm_make(call, jspi):
+def _rlm_make(call, jspi, output):
     if jspi:
         from pyodide.ffi import run_sync
         def transport(req):
@@ -31,7 +32,7 @@ def _rlm_make(call, jspi):
     else:
         def transport(req):
             return _rlm_unpack(call(to_js(req, dict_converter=Object.fromEntries)))
-    rt = rlm_runtime.Runtime(transport)
+    rt = rlm_runtime.Runtime(transport, output=output)
 
     def write_chunk(buf, offset, chunk):
         chunk.assign_to(memoryview(buf)[offset:offset + chunk.byteLength])

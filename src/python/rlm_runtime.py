@@ -92,13 +92,61 @@ def _short_repr(value, depth):
 MAX_OUTPUT_CHARS = 4_000_000
 
 
-class _CappedOutput(io.StringIO):
-    """A cell's sys.stdout / sys.stderr: keeps the first `limit` characters, counts the rest."""
+# Live output: while a cell runs, what its streams keep goes to the runtime's output sink as
+# it is written, throttled: a burst of up to OUTPUT_BURST forwards, then at most one per
+# OUTPUT_FORWARD_SECONDS; what is held back goes with the next forward, before a sub-call, or
+# when the cell ends.
+OUTPUT_FORWARD_SECONDS = 0.05
+OUTPUT_BURST = 8
 
-    def __init__(self, limit):
+
+class _LiveForward:
+    """Passes a running cell's kept output to `sink(stream, text)`, throttled. Only text within
+    the streams' cap arrives here, so the sink gets a bounded amount; a sink that fails is not
+    called again for this cell, and the cell goes on."""
+
+    def __init__(self, sink):
+        self._sink = sink
+        self._pending = []
+        self._tokens = float(OUTPUT_BURST)
+        self._last = time.monotonic()
+
+    def add(self, stream, text):
+        if self._sink is None or not text:
+            return
+        if self._pending and self._pending[-1][0] == stream:
+            self._pending[-1][1].append(text)
+        else:
+            self._pending.append((stream, [text]))
+        now = time.monotonic()
+        self._tokens = min(float(OUTPUT_BURST), self._tokens + (now - self._last) / OUTPUT_FORWARD_SECONDS)
+        self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self.flush()
+
+    def flush(self):
+        pending, self._pending = self._pending, []
+        sink = self._sink
+        if sink is None or not pending:
+            return
+        try:
+            for stream, pieces in pending:
+                sink(stream, "".join(pieces))
+        except Exception:
+            self._sink = None
+
+
+class _CappedOutput(io.StringIO):
+    """A cell's sys.stdout / sys.stderr: keeps the first `limit` characters, counts the rest;
+    what it keeps also goes to `live` (a _LiveForward) under the name `stream`."""
+
+    def __init__(self, limit, live=None, stream="stdout"):
         super().__init__()
         self._room = limit
         self._limit = limit
+        self._live = live
+        self._stream = stream
         self.dropped = 0
 
     def write(self, s):
@@ -107,9 +155,15 @@ class _CappedOutput(io.StringIO):
         n = len(s)
         if n <= self._room:
             self._room -= n
-            return super().write(s)
+            written = super().write(s)
+            if self._live is not None:
+                self._live.add(self._stream, s)
+            return written
         if self._room > 0:
-            super().write(s[: self._room])
+            kept = s[: self._room]
+            super().write(kept)
+            if self._live is not None:
+                self._live.add(self._stream, kept)
         self.dropped += n - self._room
         self._room = 0
         return n
@@ -145,8 +199,12 @@ def _jsonable(value):
 
 
 class Runtime:
-    def __init__(self, transport, max_output_chars=MAX_OUTPUT_CHARS):
+    def __init__(self, transport, max_output_chars=MAX_OUTPUT_CHARS, output=None):
+        """`output(stream, text)`, when given, receives a running cell's output as it is
+        printed (throttled, within the cap); it must not block, and its failures are ignored."""
         self._transport = transport
+        self._output = output
+        self._live = None
         self._max_output_chars = max_output_chars
         self._cell_count = 0
         self._final = _UNSET
@@ -252,6 +310,9 @@ class Runtime:
     # ---------------------------------------------------------------- sub-calls
 
     def _request(self, request):
+        # What the cell printed so far reaches the page before the cell waits for it.
+        if self._live is not None:
+            self._live.flush()
         return self._transport(request)
 
     def _query(self, op, prompts, model, schema=None):
@@ -384,7 +445,9 @@ class Runtime:
         self._cell_count += 1
         filename = "<cell-%d>" % self._cell_count
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        out, err = _CappedOutput(self._max_output_chars), _CappedOutput(self._max_output_chars)
+        live = self._live = _LiveForward(self._output) if self._output is not None else None
+        out = _CappedOutput(self._max_output_chars, live, "stdout")
+        err = _CappedOutput(self._max_output_chars, live, "stderr")
         failure = ""
         old_out, old_err = sys.stdout, sys.stderr
         self._saved_streams = (old_out, old_err)
@@ -405,6 +468,9 @@ class Runtime:
         finally:
             sys.stdout, sys.stderr = old_out, old_err
             self._saved_streams = None
+            self._live = None
+            if live is not None:
+                live.flush()
         elapsed = time.perf_counter() - started
         final = self._collect_answer()
         names = self._user_names()

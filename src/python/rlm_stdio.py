@@ -25,6 +25,8 @@ Replies (stdout):   {"type": "ready", "pid": ..., "python": "3.11.2"}  (once, at
                     {"type": "result", "id": 1, "value": ...}
                     {"type": "error", "id": 1, "error": "...", "error_type": "ValueError"}
                     {"type": "request", "request": {...}}   (from the runtime's transport)
+                    {"type": "output", "stream": "stdout", "text": "..."}  (a running cell's
+                     output as it is printed, throttled; no reply)
 
 The cell's code runs in this process and can reach the protocol descriptor anyway: the proxy
 treats every line as hostile, caps line length and ends a sandbox that exceeds it. A cell's
@@ -104,12 +106,15 @@ class Loop:
     def __init__(self, proto_in, proto_out):
         self.proto_in = proto_in
         self.proto_out = proto_out
-        self.runtime = rlm_runtime.Runtime(rlm_runtime.make_stdio_transport(proto_in, proto_out))
+        self.runtime = rlm_runtime.Runtime(rlm_runtime.make_stdio_transport(proto_in, proto_out), output=self.output)
         self.upload = None
 
     def send(self, message):
         self.proto_out.write(json.dumps(message) + "\n")
         self.proto_out.flush()
+
+    def output(self, stream, text):
+        self.send({"type": "output", "stream": stream, "text": text})
 
     def handle(self, message):
         cmd = message["cmd"]

@@ -8,10 +8,11 @@
  */
 import * as Comlink from 'comlink';
 import { BridgeUnavailableError, ConfigurationError, ReplCrashedError } from '../core/errors';
-import type { ReplInfo } from '../core/types';
+import type { ExecuteOptions, ReplInfo } from '../core/types';
 import type { RelayedCall, RelayedReply } from '../protocol/frame';
 import {
   encodeSharedReply,
+  isOutputStream,
   writeSharedReply,
   type BootInfo,
   type ContextDescription,
@@ -82,6 +83,8 @@ export class PyodideTransport implements ReplTransport {
   /** Rejects when the current worker dies (an uncaught error, out of memory) or is terminated. */
   private crashed: Promise<never> = new Promise<never>(() => undefined);
   private stop: ((error: Error) => void) | undefined;
+  /** The running cell's `onOutput` (kept after it ends: a late chunk of it goes to its closed receiver). */
+  private onOutput: ExecuteOptions['onOutput'];
   /** Counts terminations: a worker created after its boot was given up on is ended at once. */
   private generation = 0;
 
@@ -141,7 +144,13 @@ export class PyodideTransport implements ReplTransport {
       const crashed = Promise.race([worker.crashed, stopped]);
       crashed.catch(() => undefined);
       this.crashed = crashed;
-      const endpoint: HostEndpoint = { call: answer };
+      const endpoint: HostEndpoint = {
+        call: answer,
+        // What the worker posts is checked: the page never passes on anything but two strings.
+        output: (stream, text) => {
+          if (isOutputStream(stream) && typeof text === 'string') this.onOutput?.(stream, text);
+        },
+      };
       // 'sandbox': the frame took the shared-call port (it relays that bridge).
       const own = this.isolation === 'none' ? sharedPort : undefined;
       const options = { indexURL: own && this.options.indexURL, bridge: this.options.bridge ?? 'auto', interruptBuffer: this.interruptBuffer, sharedPort: own, snapshot: stored ?? snapshot };
@@ -213,8 +222,9 @@ export class PyodideTransport implements ReplTransport {
     return this.api().reset();
   }
 
-  async run(code: string): Promise<CellEnd> {
+  async run(code: string, _cancel: AbortSignal, onOutput: ExecuteOptions['onOutput']): Promise<CellEnd> {
     if (this.interruptBuffer) this.interruptBuffer[0] = 0;
+    this.onOutput = onOutput;
     const died = (error: unknown): CellEnd => ({
       kind: 'lost',
       errorType: 'ReplCrashedError',

@@ -6,7 +6,7 @@
  * typed errors of remote-errors.ts.
  */
 import { ConfigurationError } from '../core/errors';
-import type { ReplInfo } from '../core/types';
+import type { ExecuteOptions, ReplInfo } from '../core/types';
 import {
   CellEventParser,
   contextPath,
@@ -215,7 +215,7 @@ export class RemoteTransport implements ReplTransport {
   // ---------------------------------------------------------------- cells
 
   /** Posts the cell and reads its event stream to the end, answering sub-calls on the way. */
-  async run(code: string, cancel: AbortSignal): Promise<CellEnd> {
+  async run(code: string, cancel: AbortSignal, onOutput: ExecuteOptions['onOutput']): Promise<CellEnd> {
     const path = sandboxPath(this.id(), 'cells');
     let response: Response;
     try {
@@ -247,6 +247,7 @@ export class RemoteTransport implements ReplTransport {
         }
         for (const event of events) {
           if (event.type === 'request') this.reply(event.data.seq, event.data.request);
+          else if (event.type === 'output') onOutput?.(event.data.stream, event.data.text);
           else if (event.type === 'result') return { kind: 'output', output: event.data };
           else return this.lost(event.data.code, event.data.message);
         }

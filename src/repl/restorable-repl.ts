@@ -37,8 +37,11 @@ export interface ReplTransport {
   registerTools(tools: ToolSpec[]): Promise<void>;
   resolveVariable(name: string): Promise<string | null>;
   reset(): Promise<void>;
-  /** Runs a cell. Resolves 'lost' when the process dies under it; `cancel` drops the cell's connection. */
-  run(code: string, cancel: AbortSignal): Promise<CellEnd>;
+  /**
+   * Runs a cell. Resolves 'lost' when the process dies under it; `cancel` drops the cell's
+   * connection; `onOutput` gets what the cell prints while it runs.
+   */
+  run(code: string, cancel: AbortSignal, onOutput: ExecuteOptions['onOutput']): Promise<CellEnd>;
   /** Asks the running cell to stop with KeyboardInterrupt; false when this process cannot be interrupted. */
   interrupt(): Promise<boolean>;
   /** Ends the current process (nothing to end when `gone`: it died by itself). The next boot starts another. */
@@ -160,7 +163,7 @@ export class RestorableRepl implements ReplEnvironment {
     const started = performance.now();
     const deadline = cellDeadline(options.timeoutMs, options.signal);
     const connection = new AbortController();
-    const running = this.transport.run(code, connection.signal);
+    const running = this.transport.run(code, connection.signal, options.onOutput);
     running.catch(() => undefined);
     try {
       const first = await Promise.race([running, deadline.stop]);

@@ -20,6 +20,7 @@ import {
   type ContextKind,
   type HostEndpoint,
   type HostRequest,
+  type OutputStream,
   type PackedReply,
   type SharedCallMessage,
   type ToolSpec,
@@ -142,7 +143,9 @@ export const api: WorkerAPI = {
     loaded.FS.writeFile('/rlm/rlm_runtime.py', runtimeSource);
     const make = loaded.runPython(glueSource) as PyCallable;
     const call = jspi ? async (request: HostRequest) => packReply(await host!.call(request)) : callShared;
-    const side = make(call, jspi) as { get(key: string): PyCallable; destroy(): void };
+    // Fire and forget: Comlink posts at once, and its reply is read whenever the worker is free.
+    const output = (stream: OutputStream, text: string) => void host!.output(stream, text).catch(() => undefined);
+    const side = make(call, jspi, output) as { get(key: string): PyCallable; destroy(): void };
     const names: (keyof PythonSide)[] = ['execute', 'loadContext', 'allocate', 'writeChunk', 'setVariable', 'registerTool', 'resolveVariable', 'reset'];
     py = Object.fromEntries(names.map((name) => [name, side.get(name)])) as unknown as PythonSide;
     side.destroy();

@@ -22,6 +22,8 @@ const ID = 'AbCdEfGhIjKlMnOpQrStUvWxYz012345';
 const EVENTS: CellEvent[] = [
   { type: 'request', data: { seq: 1, request: { op: 'llm_query', prompts: ['a\nb', 'é ✓ 日本'], model: null } } },
   { type: 'request', data: { seq: 2, request: { op: 'tool', name: 'lookup', args: [1, 'x'], kwargs: { deep: { list: [null] } } } } },
+  { type: 'output', data: { stream: 'stdout', text: 'partial é\nline\r\n' } },
+  { type: 'output', data: { stream: 'stderr', text: '' } },
   { type: 'result', data: { stdout: 'line\n\nblank above\r\n', stderr: '', locals: ['x'], previews: { x: '[1, 2]' }, execution_time: 0.25, final_answer: null, error_type: null, interrupted: false } },
   { type: 'error', data: { code: 'crashed', message: 'the sandbox process ended unexpectedly' } },
 ];
@@ -53,6 +55,8 @@ describe('cell events', () => {
   it('refuse data that is not JSON, a result that is not a cell result, and an event over the limit', () => {
     expect(() => new CellEventParser().push('event: result\ndata: {nope\n\n')).toThrow(ProtocolError);
     expect(() => new CellEventParser().push('event: result\ndata: {"stdout": 1}\n\n')).toThrow(/not a cell result/);
+    expect(() => new CellEventParser().push('event: output\ndata: {"stream": "stdin", "text": "x"}\n\n')).toThrow(/output event/);
+    expect(() => new CellEventParser().push('event: output\ndata: {"stream": "stdout"}\n\n')).toThrow(/output event/);
     const small = new CellEventParser(100);
     expect(() => {
       for (let i = 0; i < 20; i++) small.push('data: xxxxxxxxxx');

@@ -19,6 +19,10 @@ describe('parseStdioMessage', () => {
     expect(parseStdioMessage('{"type":"ready","pid":2,"python":"3.11.7"}')).toEqual({ type: 'ready', pid: 2, python: '3.11.7' });
     expect(parseStdioMessage('{"type":"error","id":3,"error":"boom"}')).toEqual({ type: 'error', id: 3, error: 'boom', error_type: 'Error' });
     expect(parseStdioMessage('{"type":"request","request":{"op":"llm_query","prompts":["p"]}}')).toEqual({ type: 'request', request: { op: 'llm_query', prompts: ['p'], model: null } });
+    expect(parseStdioMessage('{"type":"output","stream":"stderr","text":"é\\n"}')).toEqual({ type: 'output', stream: 'stderr', text: 'é\n' });
+    for (const bad of ['{"type":"output","stream":"stdin","text":"x"}', '{"type":"output","stream":"stdout","text":1}', '{"type":"output","stream":"stdout"}']) {
+      expect(parseStdioMessage(bad)).toBeUndefined();
+    }
     expect(parseStdioMessage('{"type":"request","request":{"op":"llm_query","prompts":["p"],"model":null,"schema":{"type":"object"}}}')).toEqual({ type: 'request', request: { op: 'llm_query', prompts: ['p'], model: null, schema: { type: 'object' } } });
     for (const bad of ['', 'not json', '[]', '{"type":"ready","pid":"2","python":"x"}', '{"type":"result","id":1}', '{"type":"request","request":{"op":"llm_query","prompts":[1]}}', '{"type":"request","request":{"op":"rm"}}', '{"type":"other"}']) {
       expect(parseStdioMessage(bad)).toBeUndefined();
@@ -39,6 +43,9 @@ describe('round trip with rlm_stdio.py', () => {
     const [python, ...args] = RUNTIME_ARGV;
     const child = spawn(python!, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     const messages: StdioMessage[] = [];
+    /** Live output, kept apart: it arrives between the other messages, and in no fixed number of pieces. */
+    const outputs: { stream: string; text: string; beforeResult: number }[] = [];
+    let results = 0;
     let buffer = '';
     let wake: () => void = () => undefined;
     child.stdout.setEncoding('utf8');
@@ -49,7 +56,9 @@ describe('round trip with rlm_stdio.py', () => {
         const message = parseStdioMessage(buffer.slice(0, i));
         buffer = buffer.slice(i + 1);
         expect(message).toBeDefined();
-        messages.push(message!);
+        if (message!.type === 'output') outputs.push({ stream: message!.stream, text: message!.text, beforeResult: results + 1 });
+        else messages.push(message!);
+        if (message!.type === 'result') results++;
         wake();
       }
     });
@@ -86,6 +95,35 @@ describe('round trip with rlm_stdio.py', () => {
       expect(result.type === 'result' && parseCommandResult('execute', result.value)).toMatchObject({ stdout: 'answer é d\n', error_type: null, interrupted: false });
       send({ id: 7, cmd: 'register_tool', name: 'llm_query', kind: 'function', value_json: null });
       expect(await next()).toMatchObject({ type: 'error', id: 7, error_type: 'ValueError' });
+      const printed = (cell: number, stream: string) =>
+        outputs
+          .filter((o) => o.beforeResult === cell && o.stream === stream)
+          .map((o) => o.text)
+          .join('');
+      // Cell 6 was the sixth result: its printed line went out as live output before its result.
+      expect(printed(6, 'stdout')).toBe('answer é d\n');
+
+      // A cell streams while it runs: the first line arrives while it still sleeps, before its result.
+      outputs.length = 0;
+      send({ id: 8, cmd: 'execute', code: 'import sys, time\nprint("first")\nsys.stderr.write("warn\\n")\ntime.sleep(0.3)\nprint("second")' });
+      while (!outputs.some((o) => o.text.includes('first'))) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(messages).toEqual([]);
+      expect((await next()).type).toBe('result');
+      expect(printed(7, 'stdout')).toBe('first\nsecond\n');
+      expect(printed(7, 'stderr')).toBe('warn\n');
+
+      // A sink that fails is dropped for the rest of the cell; the cell runs on and keeps its output.
+      send({ id: 10, cmd: 'execute', code: 'import sys\ndef broken(stream, text):\n    raise OSError("gone")\nsys.stdout._live._sink = broken\nfor i in range(20):\n    print(i)\nprint("end")' });
+      const survived = await next();
+      expect(survived.type === 'result' && parseCommandResult('execute', survived.value)).toMatchObject({ error_type: null, stdout: expect.stringMatching(/^0\n1\n[\s\S]*19\nend\n$/) });
+
+      // A cell printing far past the cap forwards no more than the cap (the test runtime keeps 4 M characters a stream).
+      outputs.length = 0;
+      send({ id: 9, cmd: 'execute', code: 'for _ in range(3000):\n    print("x" * 9999)' });
+      const flood = await next();
+      expect(flood.type === 'result' && parseCommandResult('execute', flood.value)?.stdout).toMatch(/more characters dropped/);
+      expect(printed(9, 'stdout').length).toBe(4_000_000);
+      expect(outputs.length).toBeLessThan(200);
     } finally {
       child.kill('SIGKILL');
     }

@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { MAX_LIVE_OUTPUT_CHARS } from '../../src/protocol/proxy.js';
 import { createLocalProvider } from '../../src/proxy/providers/local.js';
 import { createProxyServer, type ProxyOptions, type ProxyServer } from '../../src/proxy/server.js';
 import { driver } from './drive.js';
@@ -209,7 +210,10 @@ describe('finding 2 — output that floods the proxy (high)', () => {
     expect(stdout.length).toBeLessThan(4_100_000);
     expect(stdout).toMatch(/\.\.\. \[\d+ more characters dropped: the cell printed more than 4000000; print a smaller slice\]\n$/);
     expect(stdout).not.toContain('never shown');
-    console.log(`[abuse] 1 GB printed: cell done in ${seconds.toFixed(1)} s, result ${(stdout.length / 1e6).toFixed(2)} MB; ${health}`);
+    // Live output: only what the runtime kept, and no more than the proxy relays for a cell.
+    expect(result.live).toBeGreaterThan(0);
+    expect(result.live).toBeLessThanOrEqual(MAX_LIVE_OUTPUT_CHARS);
+    console.log(`[abuse] 1 GB printed: cell done in ${seconds.toFixed(1)} s, result ${(stdout.length / 1e6).toFixed(2)} MB, live ${(result.live / 1e6).toFixed(2)} MB; ${health}`);
   }, 180_000);
 
   test('a cell writing 1 GB to stderr (as a chatty subprocess would) completes while the proxy keeps answering', async () => {
@@ -217,6 +221,15 @@ describe('finding 2 — output that floods the proxy (high)', () => {
     expect(result.event).toBe('result');
     expect(result.data.stdout).toBe('done\n');
     console.log(`[abuse] 1 GB to stderr: cell done in ${seconds.toFixed(1)} s; ${health}`);
+  }, 180_000);
+
+  test('a cell that calls the live-output sink itself, 50 000 times past the throttle, gets no more than the cap relayed', async () => {
+    const raw = 'import sys\nsink = sys.stdout._live._sink\nfor _ in range(50000):\n    sink("stdout", "y" * 1000)\nprint("done")';
+    const { result, seconds, health } = await floodAndWatch(raw);
+    expect(result.event).toBe('result');
+    expect(result.data.stdout).toBe('done\n');
+    expect(result.live).toBeLessThanOrEqual(MAX_LIVE_OUTPUT_CHARS);
+    console.log(`[abuse] 50 MB of output lines: cell done in ${seconds.toFixed(1)} s, live ${(result.live / 1e6).toFixed(2)} MB relayed; ${health}`);
   }, 180_000);
 
   test('a cell writing 1 GB with no newline to the protocol channel ends its own sandbox only, with a clear error', async () => {

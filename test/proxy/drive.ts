@@ -5,13 +5,13 @@ import { request } from 'node:http';
  * run a cell reading its event stream (with the protocol's one parser) and answering
  * sub-calls, delete.
  */
-import { CellEventParser, sandboxPath } from '../../src/protocol/proxy.js';
+import { CellEventParser, LIVE_OUTPUT_EVENT_COST, sandboxPath } from '../../src/protocol/proxy.js';
 
 export interface Driver {
   create(provider: string): Promise<{ id: string; python: string }>;
   upload(id: string, index: number, text: string): Promise<unknown>;
   /** Runs a cell; `answer` gets each sub-call request. Returns the result (or the error event). */
-  cell(id: string, code: string, answer?: (request: { op: string; prompts: string[] }) => unknown): Promise<{ event: string; data: Record<string, unknown>; requests: number }>;
+  cell(id: string, code: string, answer?: (request: { op: string; prompts: string[] }) => unknown): Promise<{ event: string; data: Record<string, unknown>; requests: number; live: number }>;
   post(id: string, action: string, body?: unknown): Promise<Response>;
   remove(id: string): Promise<Response>;
 }
@@ -33,17 +33,19 @@ export function driver(url: string, token: string): Driver {
       const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
       const parser = new CellEventParser();
       let requests = 0;
+      let live = 0;
       for (;;) {
         const { value, done } = await reader.read();
         if (done) throw new Error('the cell stream ended without a result');
         for (const event of parser.push(value)) {
-          if (event.type === 'request') {
+          if (event.type === 'output') live += event.data.text.length + LIVE_OUTPUT_EVENT_COST;
+          else if (event.type === 'request') {
             requests++;
             const reply = answer ? answer(event.data.request as { op: string; prompts: string[] }) : { error: 'no answers' };
             await fetch(`${url}${sandboxPath(id, 'answers')}`, { method: 'POST', headers, body: JSON.stringify({ seq: event.data.seq, reply }) });
           } else {
             await reader.cancel();
-            return { event: event.type, data: event.data as unknown as Record<string, unknown>, requests };
+            return { event: event.type, data: event.data as unknown as Record<string, unknown>, requests, live };
           }
         }
       }

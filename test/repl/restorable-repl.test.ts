@@ -4,7 +4,7 @@
  * share. The transports themselves run in e2e (real worker, real proxy).
  */
 import { describe, expect, it } from 'vitest';
-import type { CellResult, HostReply, HostRequest, ReplInfo, SubcallHost } from '../../src/core/types';
+import type { CellResult, ExecuteOptions, HostReply, HostRequest, ReplInfo, SubcallHost } from '../../src/core/types';
 import type { CellOutput, ContextDescription, ToolSpec } from '../../src/protocol/worker';
 import type { EncodedContext } from '../../src/repl/context-bytes';
 import { RestorableRepl, type AnswerRequest, type CellEnd, type ReplTransport } from '../../src/repl/restorable-repl';
@@ -71,8 +71,9 @@ class FakeTransport implements ReplTransport {
     this.op('reset', 'reset');
   }
 
-  async run(code: string, cancel: AbortSignal): Promise<CellEnd> {
+  async run(code: string, cancel: AbortSignal, onOutput: ExecuteOptions['onOutput']): Promise<CellEnd> {
     this.log.push(`run ${code}`);
+    if (code.startsWith('live:')) onOutput?.('stdout', code.slice(5));
     cancel.addEventListener('abort', () => this.log.push(`cancel ${code}`));
     if (code === 'die') return { kind: 'lost', errorType: 'FakeCrashError', message: 'the process died under the cell.' };
     if (code.startsWith('ask:')) {
@@ -147,6 +148,14 @@ describe('RestorableRepl', () => {
     expect(a).toBe(b);
     expect(transport.boots).toBe(1);
     expect(repl.info?.runtime).toBe('fake 1');
+  });
+
+  it('hands the cell\'s onOutput to the transport', async () => {
+    const { repl } = setUp();
+    const chunks: string[] = [];
+    const cell = await repl.execute('live:partial', { timeoutMs: 1000, onOutput: (stream, text) => chunks.push(`${stream}:${text}`) });
+    expect(chunks).toEqual(['stdout:partial']);
+    expect(cell.stdout).toBe('live:partial\n');
   });
 
   it('a restart reloads contexts, reserved variables and tools, in that order, and the model is told which', async () => {
