@@ -23,7 +23,9 @@ export type { PyodideEnvironmentOptions };
  */
 export class PyodideRepl extends RestorableRepl {
   constructor(host: SubcallHost, options: PyodideEnvironmentOptions = {}) {
-    super(host, new PyodideTransport(options), options.interruptGraceMs ?? 2000);
+    // In the isolation frame the interrupt crosses to another renderer process (page → frame
+    // → the worker's interrupt byte): under load that hop alone has taken longer than 2 s.
+    super(host, new PyodideTransport(options), options.interruptGraceMs ?? ((options.isolation ?? 'sandbox') === 'sandbox' ? 5000 : 2000));
   }
 }
 

@@ -52,7 +52,7 @@ export interface PyodideEnvironmentOptions {
   workerURL?: string | URL | undefined;
   /** 'auto' (default) prefers SharedArrayBuffer when the page is cross-origin isolated, else JSPI; force one to test. */
   bridge?: 'auto' | 'jspi' | 'sab' | undefined;
-  /** How long an interrupted cell may take to stop before the worker is restarted. Default: 2000 ms. */
+  /** How long an interrupted cell may take to stop before the worker is restarted. Default: 5000 ms isolated ('sandbox'), 2000 ms with 'none'. */
   interruptGraceMs?: number | undefined;
   /** A worker not booted by then is replaced once (without the snapshot). Default: 60 000 ms. */
   bootTimeoutMs?: number | undefined;
