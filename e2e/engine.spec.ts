@@ -5,7 +5,7 @@
 import type { Page } from '@playwright/test';
 import { expect, haystack, openHarness, PLAIN_ORIGIN, test } from './support/fixtures';
 import { isRootCall, lastUser, repl, turnOf, type LMServer } from './support/lm-server';
-import { countSubcalls, NEEDLE, needleScript, runCompletion, type CountedOutcome } from './support/run';
+import { countSubcalls, NEEDLE, needleScript, replStartError, runCompletion, type CountedOutcome } from './support/run';
 
 /** The needle run of these tests: chunks of 1 MB, on the page's default environment; a failed run throws. */
 async function runNeedle(page: Page, lm: LMServer, backend: 'openai' | 'anthropic', bridge: 'auto' | 'sab' | 'jspi', text: string): Promise<CountedOutcome> {
@@ -75,18 +75,7 @@ test('JSPI can be forced on an isolated page; SAB forced on a plain page fails w
   expect(run.response).toBe('4817305');
   const plain = await isolated.context().newPage();
   await openHarness(plain, PLAIN_ORIGIN);
-  const error = await plain.evaluate(async () => {
-    const { PyodideRepl } = (window as any).rlmWeb;
-    const repl = new PyodideRepl({ handle: async () => ({ results: [] }) }, { bridge: 'sab' });
-    try {
-      await repl.start();
-      return 'started';
-    } catch (e: any) {
-      return `${e.name}: ${e.message}`;
-    } finally {
-      await repl.close();
-    }
-  });
+  const error = await replStartError(plain, { bridge: 'sab' });
   expect(error).toContain('BridgeUnavailableError');
   expect(error).toContain('cross-origin isolated');
 });

@@ -12,6 +12,7 @@ import type { Page } from '@playwright/test';
 import { expect, haystack, PLAIN_ORIGIN, test } from './support/fixtures';
 import { isRootCall, lastUser, repl } from './support/lm-server';
 import { recordPostedMessages } from './support/post-spy';
+import { replStartError } from './support/run';
 
 interface Exfil {
   port: number;
@@ -358,18 +359,7 @@ test('a page whose CSP forbids inline scripts: the srcdoc frame fails with a cle
   const viaURL = await runCell(page, 'import js\nprint(sum(range(10)), js.self.origin)', { sandboxURL: '/dist/sandbox.html' });
   expect(viaURL.stdout.trim()).toBe('45 null');
   expect(viaURL.info.isolation).toBe('sandbox');
-  const error = await page.evaluate(async () => {
-    const { PyodideRepl } = (window as any).rlmWeb;
-    const repl = new PyodideRepl({ handle: async () => ({ results: [] }) }, {});
-    try {
-      await repl.start();
-      return 'started';
-    } catch (e: any) {
-      return `${e.name}: ${e.message}`;
-    } finally {
-      await repl.close();
-    }
-  });
+  const error = await replStartError(page, {});
   expect(error).toContain('ReplCrashedError');
   expect(error).toContain("script-src 'sha256-");
   expect(error).toContain('sandboxURL');

@@ -4,15 +4,12 @@
  * blocked-upgrade failures turned into StorageErrors while the run goes on.
  */
 import type { BrowserContext, Page } from '@playwright/test';
-import { expect, PLAIN_ORIGIN, test } from './support/fixtures';
+import { expect, openHarness, PLAIN_ORIGIN, test } from './support/fixtures';
 import { isRootCall, repl, turnOf, type ScriptedRequest } from './support/lm-server';
 
+/** A new tab of the same browser context (same IndexedDB), on the harness. */
 async function openPage(context: BrowserContext): Promise<Page> {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
-  await page.goto(`${PLAIN_ORIGIN}/e2e/harness/`);
-  await page.waitForFunction(() => (window as unknown as { harnessReady?: boolean }).harnessReady === true);
-  return page;
+  return openHarness(await context.newPage(), PLAIN_ORIGIN);
 }
 
 async function reload(page: Page): Promise<void> {

@@ -146,3 +146,19 @@ export type CountedOutcome = Omit<RunOutcome, 'blocks'> & { blocks: (Omit<RunBlo
 export function countSubcalls(outcome: RunOutcome): CountedOutcome {
   return { ...outcome, blocks: outcome.blocks.map((b) => ({ ...b, subcalls: b.subcalls.length })) };
 }
+
+/** Starts a PyodideRepl with `options` in the page and returns "Name: message" of the error it fails with ("started" if none). */
+export function replStartError(page: Page, options: Record<string, unknown>): Promise<string> {
+  return page.evaluate(async (opts) => {
+    const { PyodideRepl } = (window as any).rlmWeb;
+    const repl = new PyodideRepl({ handle: async () => ({ results: [] }) }, opts);
+    try {
+      await repl.start();
+      return 'started';
+    } catch (e: any) {
+      return `${e.name}: ${e.message}`;
+    } finally {
+      await repl.close();
+    }
+  }, options);
+}
