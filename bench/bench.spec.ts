@@ -41,19 +41,50 @@ function fmt(x: number): string {
   return x.toFixed(3);
 }
 
+const listening = new WeakSet<Page>();
+
 async function open(page: Page, origin: string): Promise<void> {
-  page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+  if (!listening.has(page)) page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+  listening.add(page);
   await page.goto(`${origin}/bench/page/`);
   await page.waitForFunction(() => (window as any).benchReady === true);
 }
 
-/** Total RSS (MB) of Chromium renderer processes, read from /proc. */
+/** Processes under the Chromium this run launched (marked by bench/playwright.config.ts), as pid → parent pid. */
+function benchBrowserProcesses(): Map<number, string> {
+  const parents = new Map<number, number>();
+  const cmdlines = new Map<number, string>();
+  for (const entry of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const pid = Number(entry);
+      // The parent pid is the 2nd field after the parenthesized command name.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parents.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      cmdlines.set(pid, readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const mark = `--rlm-bench-mark=${process.env.RLM_BENCH_MARK}`;
+  const ours = new Set([...cmdlines].filter(([, cmd]) => cmd.includes(mark)).map(([pid]) => pid));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, parent] of parents) {
+      if (!ours.has(pid) && ours.has(parent)) {
+        ours.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return new Map([...ours].map((pid) => [pid, cmdlines.get(pid) ?? '']));
+}
+
+/** Total RSS (MB) of this run's Chromium renderer processes, read from /proc (other browsers on the machine are not counted). */
 function rendererRSS(): number {
   let kb = 0;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+  for (const [pid, cmd] of benchBrowserProcesses()) {
+    if (!cmd.includes('--type=renderer')) continue;
     try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmd.includes('--type=renderer')) continue;
       const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       if (m) kb += Number(m[1]);
     } catch {
@@ -223,37 +254,69 @@ test('fan-out: llm_query_batched against an LM with 100 ms latency', async ({ pa
   }
 });
 
-test('recursion: 64 child RLMs (rlm_query_batched) against an LM with 200 ms latency at concurrency 16', async ({ page }) => {
-  await open(page, PLAIN);
+test('recursion: 64 child RLMs (rlm_query_batched) against an LM with 200 ms latency: shared interpreter vs a worker per child', async ({ page }) => {
   const n = QUICK ? 8 : 64;
-  const out = await page.evaluate(async (n) => {
-    const { RLM } = (window as any).rlmWeb;
-    const code = `import time\nt = time.perf_counter()\nr = rlm_query_batched([f"task {i}" for i in range(${n})])\nassert r[3] == "done task 3", r[3]\nanswer["content"] = str((time.perf_counter() - t) * 1000)\nanswer["ready"] = True`;
-    const client = {
-      provider: 'bench',
-      model: 'latency-200ms',
-      async complete({ messages }: any) {
-        const isRoot = messages[1]?.content.includes('The question to answer');
-        await new Promise((r) => setTimeout(r, isRoot ? 0 : 200));
-        const text = isRoot ? '```repl\n' + code + '\n```' : '```repl\nanswer["content"] = "done " + context\nanswer["ready"] = True\n```';
-        return { text, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'x' };
+  const settings: { interpreters: 'shared' | 'separate'; concurrency: number }[] = [
+    { interpreters: 'shared', concurrency: 4 },
+    { interpreters: 'shared', concurrency: 16 },
+    { interpreters: 'separate', concurrency: 4 },
+    { interpreters: 'separate', concurrency: 16 },
+  ];
+  for (const { interpreters, concurrency } of settings) {
+    // A fresh page for each setting: memory left by the previous one is not counted.
+    await page.goto('about:blank');
+    await open(page, PLAIN);
+    // What the page holds with one REPL (the root's): children are measured above this.
+    await page.evaluate(async () => {
+      const { RLM } = (window as any).rlmWeb;
+      const alone = new RLM({ backend: { provider: 'bench', model: 'none', complete: async () => ({ text: 'FINAL(x)', usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 }, model: 'x' }) } });
+      await alone.warmUp();
+      (window as any).benchAlone = alone;
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const rootOnly = rendererRSS();
+    await page.evaluate(() => (window as any).benchAlone.close());
+    await page.evaluate(
+      async ({ interpreters, concurrency }) => {
+        const { RLM } = (window as any).rlmWeb;
+        const client = {
+          provider: 'bench',
+          model: 'latency-200ms',
+          async complete({ messages }: any) {
+            const isRoot = messages[1]?.content.includes('The question to answer');
+            await new Promise((r) => setTimeout(r, isRoot ? 0 : 200));
+            const code = (window as any).benchRootCode as string;
+            const text = isRoot ? '```repl\n' + code + '\n```' : '```repl\nanswer["content"] = "done " + context\nanswer["ready"] = True\n```';
+            return { text, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'x' };
+          },
+        };
+        const rlm = new RLM({ backend: client, maxDepth: 2, maxConcurrentSubcalls: 16, maxConcurrentChildren: concurrency, environmentOptions: { childInterpreters: interpreters } });
+        await rlm.warmUp();
+        (window as any).benchRLM = rlm;
       },
-    };
-    const rlm = new RLM({ backend: client, maxDepth: 2, maxConcurrentSubcalls: 16, maxConcurrentChildren: 16 });
-    await rlm.warmUp();
-    const result = await rlm.completion('ctx', { rootPrompt: 'fan out' });
-    await rlm.close();
-    return Number(result.response);
-  }, n);
-  const ideal = Math.ceil(n / 16) * 200;
-  rows.push({
-    group: 'Recursion',
-    name: `${n} child RLMs at concurrency 16, child LM latency 200 ms`,
-    unit: 'ms',
-    samples: [out],
-    reference: { name: 'ideal ceil(N/C) × 200 ms', samples: [ideal] },
-    note: 'each child needs a REPL: pooled, booted from the memory snapshot',
-  });
+      { interpreters, concurrency },
+    );
+    await page.evaluate((n) => {
+      (window as any).benchRootCode = `import time\nt = time.perf_counter()\nr = rlm_query_batched([f"task {i}" for i in range(${n})])\nassert r[3] == "done task 3", r[3]\nanswer["content"] = str((time.perf_counter() - t) * 1000)\nanswer["ready"] = True`;
+    }, n);
+    const { value: ms, peakMB } = await withPeakMemory(() =>
+      page.evaluate(async () => {
+        const rlm = (window as any).benchRLM;
+        const result = await rlm.completion('ctx', { rootPrompt: 'fan out' });
+        await rlm.close();
+        return Number(result.response);
+      }),
+    );
+    const ideal = Math.ceil(n / concurrency) * 200;
+    rows.push({
+      group: 'Recursion',
+      name: `${n} child RLMs at concurrency ${concurrency}, child LM 200 ms, ${interpreters === 'shared' ? 'one shared interpreter (default)' : 'a worker per concurrent child'}`,
+      unit: 'ms',
+      samples: [ms],
+      reference: { name: 'ideal ceil(N/C) × 200 ms', samples: [ideal] },
+      note: `${((peakMB - rootOnly) / concurrency).toFixed(1)} MB of renderer memory per concurrent child: peak ${peakMB.toFixed(0)} MB, ${rootOnly.toFixed(0)} MB with the root's REPL alone`,
+    });
+  }
 });
 
 test('context: time until Python holds `context`, and peak renderer memory', async ({ page }) => {

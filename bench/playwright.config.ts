@@ -1,6 +1,10 @@
 import { defineConfig } from '@playwright/test';
 import { ISOLATED_ORIGIN, ISOLATED_PORT, PLAIN_ORIGIN, PLAIN_PORT } from '../e2e/support/ports';
 
+// Marks this run's Chromium (its processes are told apart from other browsers on the machine
+// by it): set once by the runner, inherited by its workers.
+const mark = (process.env.RLM_BENCH_MARK ??= `${process.pid}-${Date.now()}`);
+
 export default defineConfig({
   testDir: '.',
   testMatch: 'bench.spec.ts',
@@ -12,7 +16,7 @@ export default defineConfig({
     browserName: 'chromium',
     launchOptions: {
       executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--rlm-bench-mark=${mark}`],
     },
   },
   webServer: [

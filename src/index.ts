@@ -95,7 +95,7 @@ export { AnthropicClient } from './clients/anthropic';
 export { createClient, OPENAI_COMPATIBLE } from './clients/registry';
 
 // Python environments (src/repl).
-export { PyodideRepl } from './repl/pyodide-repl';
+export { createPyodideEnvironment, PyodideRepl } from './repl/pyodide-repl';
 export type { PyodideEnvironmentOptions } from './repl/pyodide-repl';
 export { RemoteRepl, createRemoteEnvironment } from './repl/remote-repl';
 export type { RemoteEnvironmentOptions } from './repl/remote-repl';

@@ -22,6 +22,19 @@ export class EnvironmentPool {
     private readonly maxIdle: number,
   ) {}
 
+  /**
+   * Starts a REPL before the first child asks for one (with the Pyodide environment, this
+   * boots the interpreter the children share) and keeps it idle. Does nothing once the pool
+   * holds a REPL.
+   */
+  warm(): void {
+    if (this.closed || this.idle.length > 0 || this.leased.size > 0) return;
+    const entry = this.create();
+    this.idle.push(entry);
+    // A failed boot is retried by the child that takes this REPL, and reported to it.
+    entry.env.start().catch(() => undefined);
+  }
+
   acquire(host: SubcallHost): ReplEnvironment {
     const entry = this.idle.pop() ?? this.create();
     entry.binding.host = host;
@@ -37,6 +50,8 @@ export class EnvironmentPool {
           binding.host ? binding.host.handle(request, signal) : Promise.resolve({ error: 'This REPL is idle: no run answers its sub-calls.' }),
       },
       environmentOptions: this.environmentOptions,
+      // Children of one root may share a process, each REPL a namespace of its own.
+      group: this,
     });
     return { env, binding };
   }

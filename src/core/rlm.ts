@@ -95,9 +95,14 @@ export class RLMCore {
     return this.session.current?.info;
   }
 
-  /** Boots the REPL now (it otherwise boots during the first root LM call). */
+  /**
+   * Boots the REPL now (it otherwise boots during the first root LM call), and with
+   * `maxDepth` > 1 the REPL of the first child RLM too.
+   */
   async warmUp(): Promise<ReplInfo> {
-    return this.session.environment().start();
+    const started = this.session.environment().start();
+    this.warmChildren();
+    return started;
   }
 
   /** Releases the REPL worker(s). The instance cannot be used afterwards. */
@@ -200,6 +205,8 @@ export class RLMCore {
     const elapsed = () => before + guard.elapsedMs();
     try {
       const opened = this.session.open(context, recorder, this.hub);
+      // Children's REPLs boot while the root's first LM call is in flight.
+      this.warmChildren();
       const { env, index } = opened;
       const sampling = this.opts.samplingArgs;
       const compactor = this.opts.compaction ? new Compactor(this.rootClient, env, { threshold: this.opts.compactionThreshold, contextWindows: this.opts.given.contextWindows, sampling }) : undefined;
@@ -361,6 +368,11 @@ export class RLMCore {
       emit: (event: Parameters<EventHub['emit']>[0]) => this.hub.emit(event),
       create: (options: RLMCoreOptions, child: ChildContext) => new RLMCore(options, this.deps, child),
     };
+  }
+
+  /** When this RLM can start children: their first REPL boots now, not at the first rlm_query. */
+  private warmChildren(): void {
+    if (this.depth + 1 < this.opts.maxDepth) this.childPool().warm();
   }
 
   /** The pool child RLMs take their REPLs from (created by the root on first use). */

@@ -228,6 +228,12 @@ export interface ReplEnvironment {
 export interface EnvironmentFactoryOptions {
   host: SubcallHost;
   environmentOptions: Record<string, unknown>;
+  /**
+   * Set for the REPLs of child RLMs: the same object for every child of one root. A factory
+   * may run the REPLs of one group in one process, as separate namespaces (the Pyodide
+   * environment does); it must keep their variables apart.
+   */
+  group?: object | undefined;
 }
 
 /** Makes a REPL; pass one as `environment` to run Python somewhere of your own. */

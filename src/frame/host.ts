@@ -6,7 +6,7 @@
  * terminates or interrupts them. It listens to the page only; it never reads what a
  * worker posts, so Python code has no way to address it.
  */
-import { writeSharedReply, type SharedCallMessage, type SharedPayload } from '../protocol/worker';
+import { makeInterruptBuffer, raiseInterrupt, writeSharedReply, type SharedCallMessage, type SharedPayload } from '../protocol/worker';
 import { isMessage, type FrameToPage, type HandedFiles, type PageToFrame, type RelayedCall, type RelayedReply, type WorkerInit } from '../protocol/frame';
 
 /**
@@ -21,8 +21,6 @@ const BOOTSTRAP = [
   '  import(URL.createObjectURL(init.code)).then((m) => m.start(init), (error) => setTimeout(() => { throw error; }));',
   '};',
 ].join('\n');
-
-const INTERRUPT_SIGNAL = 2; // SIGINT, as Pyodide's interrupt buffer expects
 
 interface Running {
   worker: Worker;
@@ -73,7 +71,7 @@ async function start(id: number, key: string, code: Blob, port: MessagePort, ans
   if (!handed) throw new Error(`no Pyodide files under '${key}' were handed to the frame`);
   const ready = await handed;
   const worker = new Worker(bootstrapURL, { name: 'rlm-web-repl' });
-  const interruptBuffer = interruptible ? new Uint8Array(new SharedArrayBuffer(1)) : undefined;
+  const interruptBuffer = interruptible ? makeInterruptBuffer() : undefined;
   const sharedPort = interruptible ? relaySharedCalls(answers) : undefined;
   if (!sharedPort) answers.close();
   workers.set(id, { worker, interruptBuffer, answers });
@@ -106,7 +104,7 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
       break;
     case 'interrupt': {
       const buffer = workers.get(message.id)?.interruptBuffer;
-      if (buffer) buffer[0] = INTERRUPT_SIGNAL;
+      if (buffer && Number.isInteger(message.tenant)) raiseInterrupt(buffer, message.tenant);
       break;
     }
     case 'terminate':

@@ -36,8 +36,8 @@ export type PageToFrame =
    * frame relays them, because only it shares memory with the worker.
    */
   | { type: 'start'; id: number; key: string; code: Blob; port: MessagePort; answers: MessagePort }
-  /** Raise KeyboardInterrupt in worker `id` (only when the frame reported `interruptible`). */
-  | { type: 'interrupt'; id: number }
+  /** Raise KeyboardInterrupt in `tenant`'s cell in worker `id` (only when the frame reported `interruptible`). */
+  | { type: 'interrupt'; id: number; tenant: number }
   | { type: 'terminate'; id: number };
 
 /** Frame → page. */
@@ -66,7 +66,7 @@ export interface WorkerInit {
   /** Comlink is served on this port; its other end is on the page. */
   port: MessagePort;
   files: HandedFiles;
-  /** One shared byte for KeyboardInterrupt, written by the frame; absent without SharedArrayBuffer. */
+  /** The interrupt buffer (see makeInterruptBuffer), written by the frame; absent without SharedArrayBuffer. */
   interruptBuffer: Uint8Array | undefined;
   /** The SharedArrayBuffer bridge's port (its other end is the frame's relay); absent without SharedArrayBuffer. */
   sharedPort: MessagePort | undefined;

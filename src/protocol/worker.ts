@@ -4,6 +4,7 @@
  * Both sides import this file and nothing else of each other; it imports nothing from src/
  * but the other protocol modules.
  */
+import type { ProxyMarked } from 'comlink';
 import type { CellOutput, ContextDescription, ContextKind, OutputStream } from './stdio';
 
 /** How Python's synchronous `llm_query` waits for the page. */
@@ -15,8 +16,11 @@ export type HostRequest =
   | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null; schema?: Record<string, unknown> | null }
   | { op: 'tool'; name: string; args: unknown[]; kwargs: Record<string, unknown> };
 
-/** The page's answer: `results` for queries (one per prompt), `value` for tools. */
-export type HostReply = { results: string[] } | { value: unknown } | { error: string };
+/**
+ * The page's answer: `results` for queries (one per prompt), `value` for tools. `interrupted`:
+ * the page is stopping the cell that made the request (it raises KeyboardInterrupt there).
+ */
+export type HostReply = { results: string[] } | { value: unknown } | { error: string; interrupted?: true };
 
 /**
  * Page-side object the worker calls (through Comlink) when Python needs the page, on the
@@ -44,13 +48,37 @@ export type SharedCallMessage =
   /** After status 'too-small': write the pending reply of call `seq` into this larger buffer. */
   | { type: 'resume'; buffer: SharedArrayBuffer; seq: number };
 
+/**
+ * The interrupt buffer: 8 shared bytes. Byte 0 is Pyodide's signal byte; the Int32 at byte 4
+ * names the tenant (see {@link WorkerAPI.open}) the interrupt is meant for: in a worker that
+ * runs several namespaces, only that one gets KeyboardInterrupt.
+ */
+export const INTERRUPT_BUFFER_BYTES = 8;
+const INTERRUPT_SIGNAL = 2; // SIGINT, as Pyodide's interrupt buffer expects
+
+/** A new interrupt buffer (needs SharedArrayBuffer). */
+export function makeInterruptBuffer(): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(INTERRUPT_BUFFER_BYTES), 0, 1);
+}
+
+/** Raises KeyboardInterrupt in `tenant`'s running cell: names it, then sets the signal byte. */
+export function raiseInterrupt(buffer: Uint8Array, tenant: number): void {
+  Atomics.store(interruptTarget(buffer), 0, tenant);
+  Atomics.store(buffer, 0, INTERRUPT_SIGNAL);
+}
+
+/** The tenant slot of an interrupt buffer. */
+export function interruptTarget(buffer: Uint8Array): Int32Array {
+  return new Int32Array(buffer.buffer, 4, 1);
+}
+
 /** What the page hands the worker at boot (`WorkerAPI.boot`). */
 export interface BootOptions {
   /** Where pyodide.mjs and its runtime files are served; default: ./pyodide/ next to the worker. */
   indexURL: string | undefined;
   /** Which bridge to use; 'auto' prefers SAB when the page is cross-origin isolated, else JSPI. */
   bridge: 'auto' | BridgeKind;
-  /** Shared one-byte buffer for KeyboardInterrupt, when the page is cross-origin isolated. */
+  /** The interrupt buffer ({@link makeInterruptBuffer}), when the page is cross-origin isolated. */
   interruptBuffer: Uint8Array | undefined;
   /** Port for SharedCallMessage, used when the bridge is 'sab' (absent when the isolation frame relays). */
   sharedPort: MessagePort | undefined;
@@ -88,9 +116,24 @@ export interface ToolSpec {
   valueJSON?: string;
 }
 
-/** The API the worker exposes to the page (through Comlink). */
+/**
+ * The API the worker exposes to the page (through Comlink): one Pyodide interpreter, and in
+ * it one Python namespace per tenant — the REPL of one run. A worker on the JSPI bridge runs
+ * several tenants at once (a cell suspended in a sub-call lets another run), which is how
+ * the child RLMs of one root share one interpreter; on the SharedArrayBuffer bridge a
+ * worker blocks in every sub-call and holds one tenant.
+ */
 export interface WorkerAPI {
-  boot(options: BootOptions, host: HostEndpoint): Promise<BootInfo>;
+  boot(options: BootOptions): Promise<BootInfo>;
+  /**
+   * A new namespace, named by `tenant` (a number the page picks, unique in this worker),
+   * whose sub-calls and output go to `host`. Returned as a Comlink proxy.
+   */
+  open(tenant: number, host: HostEndpoint): Promise<TenantAPI & ProxyMarked>;
+}
+
+/** One namespace of a REPL worker: a Python REPL. */
+export interface TenantAPI {
   /** Bytes are UTF-8 text (kind 'text') or JSON text (kind 'json'); transferred, not copied. */
   loadContext(index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription>;
   /** Streams a Blob into Python in chunks, so the whole file is never one JS buffer. */
@@ -103,6 +146,8 @@ export interface WorkerAPI {
   resolveVariable(name: string): Promise<string | null>;
   /** Drop every variable, tool and context: the namespace a new user gets. */
   reset(): Promise<void>;
+  /** Drops the namespace and its files; the tenant cannot be used afterwards. */
+  close(): Promise<void>;
 }
 
 // ------------------------------------------------------------------ the shared reply codec

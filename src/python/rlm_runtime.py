@@ -199,11 +199,21 @@ def _jsonable(value):
 
 
 class Runtime:
-    def __init__(self, transport, max_output_chars=MAX_OUTPUT_CHARS, output=None):
+    def __init__(self, transport, max_output_chars=MAX_OUTPUT_CHARS, output=None, enter=None):
         """`output(stream, text)`, when given, receives a running cell's output as it is
-        printed (throttled, within the cap); it must not block, and its failures are ignored."""
+        printed (throttled, within the cap); it must not block, and its failures are ignored.
+
+        `enter(starting)`, when given, is called as this runtime's code takes the interpreter:
+        when a cell starts (starting=True) and each time it resumes after a sub-call. Several
+        runtimes can share one interpreter, each a namespace whose cells interleave at their
+        sub-calls: on resuming, a cell takes back its output streams and working directory,
+        and `enter` may raise KeyboardInterrupt for an interrupt that arrived meanwhile."""
         self._transport = transport
         self._output = output
+        self._enter = enter
+        self._streams = None
+        self._sources = {}
+        self._base_streams = (sys.stdout, sys.stderr)
         self._live = None
         self._max_output_chars = max_output_chars
         self._cell_count = 0
@@ -212,9 +222,19 @@ class Runtime:
         self._scaffold = {}
         self._base_modules = set(sys.modules)
         self._workdir = None
-        self._saved_streams = None
         self.ns = {}
         self.reset()
+
+    def close(self):
+        """Drop the namespace and its files (the runtime is not used afterwards)."""
+        if self._workdir:
+            if os.getcwd() == self._workdir:
+                os.chdir("/")
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+        self.ns.clear()
+        self._scaffold = {}
+        self._sources.clear()
 
     # ---------------------------------------------------------------- namespace
 
@@ -223,7 +243,8 @@ class Runtime:
         for name in set(sys.modules) - self._base_modules:
             sys.modules.pop(name, None)
         if self._workdir:
-            os.chdir("/")
+            if os.getcwd() == self._workdir:
+                os.chdir("/")
             shutil.rmtree(self._workdir, ignore_errors=True)
         self._workdir = tempfile.mkdtemp(prefix="rlm-")
         os.chdir(self._workdir)
@@ -242,6 +263,7 @@ class Runtime:
             "answer": AnswerDict(),
         }
         self.ns.update(self._scaffold)
+        self._sources.clear()
 
     def set_variable(self, name, value, reserved=False):
         """Bind a variable; reserved ones (contexts, history) are restored after each cell."""
@@ -313,7 +335,23 @@ class Runtime:
         # What the cell printed so far reaches the page before the cell waits for it.
         if self._live is not None:
             self._live.flush()
-        return self._transport(request)
+        try:
+            reply = self._transport(request)
+        finally:
+            self._take_interpreter(False)
+        if reply.get("interrupted"):
+            raise KeyboardInterrupt
+        return reply
+
+    def _take_interpreter(self, starting):
+        """While this runtime's cell was suspended in a sub-call, another namespace's cell may
+        have run: take back the streams and the working directory before going on."""
+        if self._streams is not None:
+            sys.stdout, sys.stderr = self._streams
+        if self._workdir and (starting or self._enter is not None):
+            os.chdir(self._workdir)
+        if self._enter is not None:
+            self._enter(starting)
 
     def _query(self, op, prompts, model, schema=None):
         for p in prompts:
@@ -425,9 +463,7 @@ class Runtime:
         except KeyboardInterrupt:
             # The interrupt landed outside the user's code (before it started, or while the
             # answer was collected): still a clean, interrupted cell, never an exception.
-            if self._saved_streams is not None:
-                sys.stdout, sys.stderr = self._saved_streams
-                self._saved_streams = None
+            self._leave_cell()
             self._collect_answer()
             names = self._user_names()
             return {
@@ -444,14 +480,13 @@ class Runtime:
     def _execute(self, code):
         self._cell_count += 1
         filename = "<cell-%d>" % self._cell_count
-        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        self._sources[filename] = linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         live = self._live = _LiveForward(self._output) if self._output is not None else None
         out = _CappedOutput(self._max_output_chars, live, "stdout")
         err = _CappedOutput(self._max_output_chars, live, "stderr")
         failure = ""
-        old_out, old_err = sys.stdout, sys.stderr
-        self._saved_streams = (old_out, old_err)
-        sys.stdout, sys.stderr = out, err
+        self._streams = (out, err)
+        self._take_interpreter(True)
         self._final = _UNSET
         error_type = None
         interrupted = False
@@ -466,8 +501,7 @@ class Runtime:
             # Outside the cap: the model must see why its cell failed, however much it printed.
             failure = self._format_exception(exc, filename)
         finally:
-            sys.stdout, sys.stderr = old_out, old_err
-            self._saved_streams = None
+            self._leave_cell()
             self._live = None
             if live is not None:
                 live.flush()
@@ -485,6 +519,11 @@ class Runtime:
             "interrupted": interrupted,
         }
 
+    def _leave_cell(self):
+        if self._streams is not None:
+            sys.stdout, sys.stderr = self._base_streams
+            self._streams = None
+
     def _run(self, code, filename):
         tree = ast.parse(code, filename, "exec")
         tail = None
@@ -497,6 +536,8 @@ class Runtime:
                 print(repr(value))
 
     def _format_exception(self, exc, filename):
+        # Another namespace in this interpreter may have reused a cell's name: put ours back.
+        linecache.cache.update(self._sources)
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
         lines = []
         if frames:

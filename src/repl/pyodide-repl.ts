@@ -4,6 +4,7 @@
  * the worker (contexts, histories and tools reloaded).
  */
 import type { EnvironmentFactoryOptions, ReplEnvironment, SubcallHost } from '../core/types';
+import { sharedProcess, type PyodideProcess } from './pyodide-process';
 import { PyodideTransport, type PyodideEnvironmentOptions } from './pyodide-transport';
 import { RestorableRepl } from './restorable-repl';
 
@@ -22,14 +23,17 @@ export type { PyodideEnvironmentOptions };
  * await repl.close();
  */
 export class PyodideRepl extends RestorableRepl {
-  constructor(host: SubcallHost, options: PyodideEnvironmentOptions = {}) {
+  /** `process`: a worker shared with other REPLs (child RLMs of one root); default: a worker of its own. */
+  constructor(host: SubcallHost, options: PyodideEnvironmentOptions = {}, process?: PyodideProcess) {
     // In the isolation frame the interrupt crosses to another renderer process (page → frame
     // → the worker's interrupt byte): under load that hop alone has taken longer than 2 s.
-    super(host, new PyodideTransport(options), options.interruptGraceMs ?? ((options.isolation ?? 'sandbox') === 'sandbox' ? 5000 : 2000));
+    super(host, new PyodideTransport(options, process), options.interruptGraceMs ?? ((options.isolation ?? 'sandbox') === 'sandbox' ? 5000 : 2000));
   }
 }
 
 /** The factory behind `environment: 'pyodide'`. */
 export function createPyodideEnvironment(options: EnvironmentFactoryOptions): ReplEnvironment {
-  return new PyodideRepl(options.host, options.environmentOptions as PyodideEnvironmentOptions);
+  const environmentOptions = options.environmentOptions as PyodideEnvironmentOptions;
+  const process = options.group ? sharedProcess(options.group, environmentOptions) : undefined;
+  return new PyodideRepl(options.host, environmentOptions, process);
 }

@@ -20,7 +20,8 @@ export interface IsolatedWorker {
   crashed: Promise<never>;
   /** Whether `interrupt()` raises KeyboardInterrupt (SharedArrayBuffer exists in the frame). */
   interruptible: boolean;
-  interrupt(): void;
+  /** Raises KeyboardInterrupt in `tenant`'s running cell. */
+  interrupt(tenant: number): void;
   terminate(): void;
 }
 
@@ -97,7 +98,7 @@ class IsolationFrame {
       endpoint: channel.port1,
       crashed,
       interruptible,
-      interrupt: () => this.post({ type: 'interrupt', id }),
+      interrupt: (tenant) => this.post({ type: 'interrupt', id, tenant }),
       terminate: () => {
         this.failures.delete(id);
         this.post({ type: 'terminate', id });

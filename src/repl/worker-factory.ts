@@ -29,8 +29,8 @@ export interface ReplWorker {
   endpoint: Comlink.Endpoint;
   /** Rejects when the worker fails to load or dies. */
   crashed: Promise<never>;
-  /** Set when the frame holds the worker's interrupt buffer ('sandbox' on a cross-origin isolated page). */
-  interrupt?: (() => void) | undefined;
+  /** Set when the frame holds the worker's interrupt buffer ('sandbox' on a cross-origin isolated page): KeyboardInterrupt in `tenant`'s cell. */
+  interrupt?: ((tenant: number) => void) | undefined;
   terminate(): void;
 }
 

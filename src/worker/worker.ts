@@ -10,6 +10,7 @@ import runtimeSource from '../python/rlm_runtime.py?raw';
 import {
   armSharedBuffer,
   INITIAL_SHARED_BYTES,
+  interruptTarget,
   packReply,
   readSharedReply,
   type BootInfo,
@@ -23,6 +24,7 @@ import {
   type OutputStream,
   type PackedReply,
   type SharedCallMessage,
+  type TenantAPI,
   type ToolSpec,
   type WorkerAPI,
 } from '../protocol/worker';
@@ -43,6 +45,7 @@ interface PythonSide {
   registerTool: PyCallable;
   resolveVariable: PyCallable;
   reset: PyCallable;
+  close: PyCallable;
 }
 
 /** Blob contexts travel to Python in slices of this size. */
@@ -56,24 +59,20 @@ const WAIT_SLICE_MS = 20;
 const PYODIDE_DIR = './pyodide/';
 
 let pyodide: PyodideAPI | undefined;
-let py: PythonSide | undefined;
+/** The glue's _rlm_make: one Python side per tenant. */
+let make: PyCallable | undefined;
 let bridge: BridgeKind = 'jspi';
-let host: Comlink.Remote<HostEndpoint> | undefined;
 let sharedPort: MessagePort | undefined;
 let shared: SharedArrayBuffer | undefined;
 let sharedSeq = 0;
 let interruptBuffer: Uint8Array | undefined;
-/** Python code keeps running while a JSPI call is suspended: one entry at a time. */
-let queue: Promise<unknown> = Promise.resolve();
-function serialized<T>(task: () => Promise<T> | T): Promise<T> {
-  const next = queue.then(task, task);
-  queue = next.catch(() => undefined);
-  return next;
-}
+/** The interrupt buffer's tenant slot: which namespace a pending interrupt is meant for. */
+let interruptFor: Int32Array | undefined;
+const tenants = new Set<number>();
 
-function ready(): { pyodide: PyodideAPI; py: PythonSide } {
-  if (!pyodide || !py) throw new Error('The REPL worker has not booted: call boot() first.');
-  return { pyodide, py };
+function ready(): { pyodide: PyodideAPI; make: PyCallable } {
+  if (!pyodide || !make) throw new Error('The REPL worker has not booted: call boot() first.');
+  return { pyodide, make };
 }
 
 async function detectJSPI(api: PyodideAPI): Promise<boolean> {
@@ -106,9 +105,8 @@ function callShared(request: HostRequest): PackedReply {
 }
 
 export const api: WorkerAPI = {
-  async boot(options: BootOptions, endpoint: HostEndpoint): Promise<BootInfo> {
+  async boot(options: BootOptions): Promise<BootInfo> {
     const started = performance.now();
-    host = endpoint as unknown as Comlink.Remote<HostEndpoint>;
     sharedPort = options.sharedPort ?? handed?.sharedPort;
     const source = handed ? await sourceFromFiles(handed.files) : await sourceFromURL(new URL(options.indexURL ?? PYODIDE_DIR, import.meta.url).href);
     const config = {
@@ -138,18 +136,13 @@ export const api: WorkerAPI = {
     }
     bridge = jspi ? 'jspi' : 'sab';
     interruptBuffer = options.interruptBuffer ?? handed?.interruptBuffer;
-    if (interruptBuffer) loaded.setInterruptBuffer(interruptBuffer);
+    if (interruptBuffer) {
+      loaded.setInterruptBuffer(interruptBuffer);
+      if (interruptBuffer.buffer.byteLength >= 8) interruptFor = interruptTarget(interruptBuffer);
+    }
     loaded.FS.mkdirTree('/rlm');
     loaded.FS.writeFile('/rlm/rlm_runtime.py', runtimeSource);
-    const make = loaded.runPython(glueSource) as PyCallable;
-    const call = jspi ? async (request: HostRequest) => packReply(await host!.call(request)) : callShared;
-    // Fire and forget: Comlink posts at once, and its reply is read whenever the worker is free.
-    const output = (stream: OutputStream, text: string) => void host!.output(stream, text).catch(() => undefined);
-    const side = make(call, jspi, output) as { get(key: string): PyCallable; destroy(): void };
-    const names: (keyof PythonSide)[] = ['execute', 'loadContext', 'allocate', 'writeChunk', 'setVariable', 'registerTool', 'resolveVariable', 'reset'];
-    py = Object.fromEntries(names.map((name) => [name, side.get(name)])) as unknown as PythonSide;
-    side.destroy();
-    make.destroy();
+    make = loaded.runPython(glueSource) as PyCallable;
     pyodide = loaded;
     const info: BootInfo = {
       bridge,
@@ -162,59 +155,103 @@ export const api: WorkerAPI = {
     return booted.made ? Comlink.transfer(info, [booted.made.buffer as ArrayBuffer]) : info;
   },
 
-  loadContext(index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription> {
-    return serialized(() => JSON.parse(ready().py.loadContext(index, bytes, kind) as string));
-  },
-
-  loadContextBlob(index: number, blob: Blob, kind: ContextKind): Promise<ContextDescription> {
-    return serialized(async () => {
-      const { py } = ready();
-      const target = py.allocate(blob.size) as { destroy(): void };
-      try {
-        for (let offset = 0; offset < blob.size; offset += BLOB_CHUNK_BYTES) {
-          const chunk = new Uint8Array(await blob.slice(offset, offset + BLOB_CHUNK_BYTES).arrayBuffer());
-          py.writeChunk(target, offset, chunk);
-        }
-        return JSON.parse(py.loadContext(index, target, kind) as string) as ContextDescription;
-      } finally {
-        target.destroy();
-      }
-    });
-  },
-
-  setVariable(name: string, valueJSON: string, reserved: boolean): Promise<void> {
-    return serialized(() => {
-      ready().py.setVariable(name, valueJSON, reserved);
-    });
-  },
-
-  registerTools(tools: ToolSpec[]): Promise<void> {
-    return serialized(() => {
-      const { py } = ready();
-      for (const tool of tools) py.registerTool(tool.name, tool.kind, tool.valueJSON ?? null);
-    });
-  },
-
-  execute(code: string): Promise<CellOutput> {
-    return serialized(async () => {
-      const { py } = ready();
-      // A signal meant for the previous cell that arrived after it ended must not hit this one.
-      if (interruptBuffer) interruptBuffer[0] = 0;
-      const raw = bridge === 'jspi' ? await py.execute.callPromising(code) : py.execute(code);
-      return JSON.parse(raw as string) as CellOutput;
-    });
-  },
-
-  resolveVariable(name: string): Promise<string | null> {
-    return serialized(() => (ready().py.resolveVariable(name) as string | undefined) ?? null);
-  },
-
-  reset(): Promise<void> {
-    return serialized(() => {
-      ready().py.reset();
-    });
+  async open(tenant: number, endpoint: HostEndpoint): Promise<TenantAPI & Comlink.ProxyMarked> {
+    const { make } = ready();
+    if (tenants.has(tenant)) throw new Error(`tenant ${tenant} is already open in this worker`);
+    // Blocked in Atomics.wait during a sub-call, the worker could not run another namespace.
+    if (bridge === 'sab' && tenants.size > 0) throw new Error('a REPL worker on the SharedArrayBuffer bridge holds one namespace');
+    const host = endpoint as unknown as Comlink.Remote<HostEndpoint>;
+    const call = bridge === 'jspi' ? async (request: HostRequest) => packReply(await host.call(request)) : callShared;
+    // Fire and forget: Comlink posts at once, and its reply is read whenever the worker is free.
+    const output = (stream: OutputStream, text: string) => void host.output(stream, text).catch(() => undefined);
+    const readTarget = interruptFor ? () => Atomics.load(interruptFor!, 0) : () => null;
+    const side = make(call, bridge === 'jspi', output, tenant, readTarget) as { get(key: string): PyCallable; destroy(): void };
+    const names: (keyof PythonSide)[] = ['execute', 'loadContext', 'allocate', 'writeChunk', 'setVariable', 'registerTool', 'resolveVariable', 'reset', 'close'];
+    const py = Object.fromEntries(names.map((name) => [name, side.get(name)])) as unknown as PythonSide;
+    side.destroy();
+    tenants.add(tenant);
+    return Comlink.proxy(tenantAPI(tenant, py, host));
   },
 };
+
+/** One namespace's API. Its calls run one at a time (a cell suspended in a sub-call holds it); other tenants' run meanwhile. */
+function tenantAPI(tenant: number, py: PythonSide, host: Comlink.Remote<HostEndpoint>): TenantAPI {
+  let queue: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  const serialized = <T>(task: () => Promise<T> | T): Promise<T> => {
+    const guarded = () => {
+      if (closed) throw new Error(`tenant ${tenant} was closed`);
+      return task();
+    };
+    const next = queue.then(guarded, guarded);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+  return {
+    loadContext(index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription> {
+      return serialized(() => JSON.parse(py.loadContext(index, bytes, kind) as string));
+    },
+
+    loadContextBlob(index: number, blob: Blob, kind: ContextKind): Promise<ContextDescription> {
+      return serialized(async () => {
+        const target = py.allocate(blob.size) as { destroy(): void };
+        try {
+          for (let offset = 0; offset < blob.size; offset += BLOB_CHUNK_BYTES) {
+            const chunk = new Uint8Array(await blob.slice(offset, offset + BLOB_CHUNK_BYTES).arrayBuffer());
+            py.writeChunk(target, offset, chunk);
+          }
+          return JSON.parse(py.loadContext(index, target, kind) as string) as ContextDescription;
+        } finally {
+          target.destroy();
+        }
+      });
+    },
+
+    setVariable(name: string, valueJSON: string, reserved: boolean): Promise<void> {
+      return serialized(() => {
+        py.setVariable(name, valueJSON, reserved);
+      });
+    },
+
+    registerTools(tools: ToolSpec[]): Promise<void> {
+      return serialized(() => {
+        for (const tool of tools) py.registerTool(tool.name, tool.kind, tool.valueJSON ?? null);
+      });
+    },
+
+    execute(code: string): Promise<CellOutput> {
+      return serialized(async () => {
+        // A signal meant for this tenant's previous cell that arrived after it ended must not hit this one.
+        if (interruptBuffer && (!interruptFor || Atomics.load(interruptFor, 0) === tenant)) Atomics.store(interruptBuffer, 0, 0);
+        const raw = bridge === 'jspi' ? await py.execute.callPromising(code) : py.execute(code);
+        return JSON.parse(raw as string) as CellOutput;
+      });
+    },
+
+    resolveVariable(name: string): Promise<string | null> {
+      return serialized(() => (py.resolveVariable(name) as string | undefined) ?? null);
+    },
+
+    reset(): Promise<void> {
+      return serialized(() => {
+        py.reset();
+      });
+    },
+
+    close(): Promise<void> {
+      return serialized(() => {
+        closed = true;
+        tenants.delete(tenant);
+        try {
+          py.close();
+        } finally {
+          for (const fn of Object.values(py)) fn.destroy();
+          host[Comlink.releaseProxy]();
+        }
+      });
+    },
+  };
+}
 
 /** Pyodide's files and the interrupt buffer, when the isolation frame started this worker. */
 let handed: Omit<WorkerInit, 'port'> | undefined;

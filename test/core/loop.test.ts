@@ -766,6 +766,33 @@ describe('child RLMs (maxDepth 2)', () => {
     return root;
   }
 
+  it('starts the first child REPL while the root works (and warmUp() does too); without recursion no child REPL is made', async () => {
+    let startsWhenRootCalled: number[] = [];
+    const root = new FakeClient('root-model', () => {
+      startsWhenRootCalled = envs.map((e) => e.starts);
+      return 'FINAL(no children needed)';
+    });
+    const { rlm, envs } = makeRLM({ root, rlm: { maxDepth: 2 } });
+    await rlm.completion(CONTEXT);
+    // The root's REPL, then the child pool's, both started before the root's first LM call returned.
+    expect(envs).toHaveLength(2);
+    expect(startsWhenRootCalled.every((n) => n > 0)).toBe(true);
+    // It stays idle for the next run, and a second run does not make another.
+    await rlm.completion(CONTEXT);
+    expect(envs).toHaveLength(2);
+    expect(envs[1]?.executed).toEqual([]);
+    await rlm.close();
+    expect(envs.every((e) => e.closed)).toBe(true);
+
+    const warm = makeRLM({ root: new FakeClient('root-model', () => 'FINAL(x)'), rlm: { maxDepth: 2 } });
+    await warm.rlm.warmUp();
+    expect(warm.envs.map((e) => e.starts)).toEqual([1, 1]);
+    const flat = makeRLM({ root: new FakeClient('root-model', () => 'FINAL(x)'), rlm: { maxDepth: 1 } });
+    await flat.rlm.warmUp();
+    await flat.rlm.completion(CONTEXT);
+    expect(flat.envs).toHaveLength(1);
+  });
+
   it('runs rlm_query as a child RLM whose usage merges into the parent and whose trajectory nests under the sub-call', async () => {
     const root = depthTwo(() => repl('child_answer'));
     let reply: HostReply | undefined;

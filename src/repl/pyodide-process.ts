@@ -1,0 +1,318 @@
+/**
+ * One Pyodide interpreter in a Web Worker — in the isolation frame (`isolation: 'sandbox'`,
+ * the default) or as a same-origin module worker ('none') — and the namespaces (tenants)
+ * open in it. Boots the worker (from the memory snapshot the page keeps, replaced once when
+ * it does not boot in time), answers the SharedArrayBuffer bridge (here, or through the
+ * frame, which relays it), raises KeyboardInterrupt in one tenant's cell through the
+ * interrupt buffer when the page is cross-origin isolated, and ends the worker.
+ *
+ * A process serves one REPL (the root's), or — on the JSPI bridge, where a cell suspended in
+ * a sub-call frees the interpreter — the REPLs of many child RLMs at once, each in its own
+ * namespace (see {@link sharedProcess}).
+ */
+import * as Comlink from 'comlink';
+import { BridgeUnavailableError, ConfigurationError, ReplCrashedError } from '../core/errors';
+import type { ReplInfo } from '../core/types';
+import type { RelayedCall, RelayedReply } from '../protocol/frame';
+import {
+  encodeSharedReply,
+  makeInterruptBuffer,
+  raiseInterrupt,
+  writeSharedReply,
+  type BootInfo,
+  type HostEndpoint,
+  type HostReply,
+  type HostRequest,
+  type SharedCallMessage,
+  type SharedPayload,
+  type TenantAPI,
+  type WorkerAPI,
+} from '../protocol/worker';
+import { resolveIndexURL } from './pyodide-files';
+import { deleteSnapshot, readSnapshot, writeSnapshot } from './snapshot-store';
+import { createReplWorker, type Isolation, type ReplWorker } from './worker-factory';
+
+/** Options of the Pyodide environment (`environmentOptions` with `environment: 'pyodide'`). */
+export interface PyodideEnvironmentOptions {
+  /**
+   * Where Python runs. 'sandbox': a worker in an opaque-origin iframe whose CSP allows no
+   * network — no fetch, no storage, no page access; the page hands Pyodide in. 'none': a
+   * module worker of the page's origin (Python can use the network and the origin's
+   * storage). Set through `RLMOptions.isolation`. Default: 'sandbox'.
+   */
+  isolation?: Isolation | undefined;
+  /**
+   * 'sandbox' only: URL of rlm-web's `sandbox.html` (shipped in dist/, self-contained), for
+   * pages whose CSP forbids the default srcdoc frame's inline script and for extensions (list
+   * it under `sandbox.pages`). Default: an srcdoc frame.
+   */
+  sandboxURL?: string | URL | undefined;
+  /**
+   * Where Pyodide's files are served (a directory URL). Default: ./pyodide/ next to
+   * rlm-web's files ('none': next to the worker script).
+   */
+  indexURL?: string | undefined;
+  /** 'none' only: the worker script. Default: the one shipped with rlm-web. */
+  workerURL?: string | URL | undefined;
+  /** 'auto' (default) prefers SharedArrayBuffer when the page is cross-origin isolated, else JSPI; force one to test. */
+  bridge?: 'auto' | 'jspi' | 'sab' | undefined;
+  /**
+   * Where the child RLMs of one root run their Python. 'shared': as separate namespaces of
+   * one interpreter (on the JSPI bridge a cell waiting for a sub-call lets another run): a
+   * child's REPL is ready in milliseconds and costs a few MB, not a worker's ≈100 MB and
+   * boot. Their variables stay apart; the interpreter's modules are shared, as in the
+   * reference implementation, and a child cell that will not stop when interrupted
+   * restarts the interpreter under its siblings (their cells are reported as restarted).
+   * 'separate': a worker per concurrent child. 'shared' needs JSPI (Chromium 137+); without
+   * it, or with `bridge: 'sab'`, children get their own workers. Default: 'shared'.
+   */
+  childInterpreters?: 'shared' | 'separate' | undefined;
+  /** How long an interrupted cell may take to stop before the worker is restarted. Default: 5000 ms isolated ('sandbox'), 2000 ms with 'none'. */
+  interruptGraceMs?: number | undefined;
+  /** A worker not booted by then is replaced once (without the snapshot). Default: 60 000 ms. */
+  bootTimeoutMs?: number | undefined;
+  /**
+   * Boot from a memory snapshot of Pyodide kept by the page in Cache Storage (≈31 MB, made on
+   * the first boot, used only while its SHA-256 matches the digest the page recorded): ≈0.3 s
+   * instead of ≈2.3 s. Default: true.
+   */
+  snapshot?: boolean | undefined;
+}
+
+class BootTimeoutError extends ReplCrashedError {
+  override name = 'ReplCrashedError';
+}
+
+/** What a tenant's namespace sends to the page: its requests and its running cell's output. */
+export type TenantHost = HostEndpoint;
+
+/** A booted worker, as its tenants see it. */
+export interface ProcessRun {
+  info: ReplInfo;
+  /** Rejects when this worker dies or is ended; every call of its tenants races it. */
+  ended: Promise<never>;
+}
+
+/** One Pyodide worker and the namespaces open in it. */
+export class PyodideProcess {
+  readonly isolation: Isolation;
+  private worker: ReplWorker | undefined;
+  private remote: Comlink.Remote<WorkerAPI> | undefined;
+  private booting: Promise<ProcessRun> | undefined;
+  /** 'none' on a cross-origin isolated page: the page shares these bytes with its worker; 'sandbox': the frame holds them. */
+  private readonly interruptBuffer: Uint8Array | undefined;
+  /** A SharedArrayBuffer reply that did not fit, kept until the worker resumes with a larger buffer. */
+  private pendingShared: { seq: number; payload: SharedPayload } | undefined;
+  private closePort: (() => void) | undefined;
+  private stop: ((error: Error) => void) | undefined;
+  /** On the SharedArrayBuffer bridge the worker holds one tenant: its requests go here. */
+  private sharedCalls: ((request: HostRequest) => Promise<HostReply>) | undefined;
+  /** Counts terminations: a worker created after its boot was given up on is ended at once. */
+  private generation = 0;
+  private nextTenant = 0;
+  /** The tenants open in the current worker. */
+  readonly tenants = new Set<number>();
+
+  constructor(
+    private readonly options: PyodideEnvironmentOptions,
+    /** Force a bridge (shared processes need JSPI). Default: options.bridge. */
+    private readonly bridge: 'auto' | 'jspi' | 'sab' = options.bridge ?? 'auto',
+  ) {
+    this.isolation = checkIsolation(options);
+    this.interruptBuffer = this.isolation === 'none' && typeof SharedArrayBuffer !== 'undefined' && globalThis.crossOriginIsolated ? makeInterruptBuffer() : undefined;
+  }
+
+  /** The running worker, booted on first use (and again after it ended). */
+  start(): Promise<ProcessRun> {
+    return (this.booting ??= this.boot());
+  }
+
+  /** A worker that has not booted within bootTimeoutMs is replaced once, booting without the snapshot. */
+  private async boot(): Promise<ProcessRun> {
+    try {
+      try {
+        return await this.bootOnce(this.options.snapshot ?? true);
+      } catch (error) {
+        if (!(error instanceof BootTimeoutError)) throw error;
+        this.terminate();
+        return await this.bootOnce(false);
+      }
+    } catch (error) {
+      this.terminate();
+      throw error;
+    }
+  }
+
+  private async bootOnce(snapshot: boolean): Promise<ProcessRun> {
+    const generation = this.generation;
+    const indexURL = resolveIndexURL(this.options.indexURL);
+    const snapshotKey = `${indexURL}rlm-web-snapshot-${this.isolation}.bin`;
+    const timeoutMs = this.options.bootTimeoutMs ?? 60_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new BootTimeoutError(`Pyodide did not start within ${timeoutMs} ms (environmentOptions.bootTimeoutMs).`)), timeoutMs);
+    });
+    timedOut.catch(() => undefined);
+    let boot: BootInfo;
+    let stored: Uint8Array | undefined;
+    let ended: Promise<never>;
+    try {
+      const sharedPort = this.sharedPort();
+      let worker: ReplWorker;
+      try {
+        [worker, stored] = await Promise.race([
+          Promise.all([
+            createReplWorker({ isolation: this.isolation, workerURL: this.options.workerURL, indexURL, sandboxURL: this.options.sandboxURL?.toString(), answers: sharedPort }),
+            snapshot ? readSnapshot(snapshotKey) : undefined,
+          ]),
+          timedOut,
+        ]);
+      } catch (error) {
+        if (error instanceof ReplCrashedError || error instanceof ConfigurationError) throw error;
+        throw new ReplCrashedError(`The REPL worker could not be created: ${(error as Error).message ?? String(error)}.`, { cause: error });
+      }
+      if (generation !== this.generation) {
+        worker.terminate();
+        throw new ReplCrashedError('the REPL worker was stopped while it started');
+      }
+      this.worker = worker;
+      const remote = Comlink.wrap<WorkerAPI>(worker.endpoint);
+      this.remote = remote;
+      const stopped = new Promise<never>((_, reject) => (this.stop = reject));
+      ended = Promise.race([worker.crashed, stopped]);
+      // A worker that dies is ended at once: its tenants' calls fail, and the next start() boots another.
+      ended.catch(() => {
+        if (this.generation === generation) this.terminate();
+      });
+      // 'sandbox': the frame took the shared-call port (it relays that bridge).
+      const own = this.isolation === 'none' ? sharedPort : undefined;
+      const options = { indexURL: own && this.options.indexURL, bridge: this.bridge, interruptBuffer: this.interruptBuffer, sharedPort: own, snapshot: stored ?? snapshot };
+      try {
+        boot = await Promise.race([remote.boot(Comlink.transfer(options, own ? [own] : [])), ended, timedOut]);
+      } catch (error) {
+        if (error instanceof BootTimeoutError) throw error;
+        const message = (error as Error).message ?? String(error);
+        if (/JSPI|cross-origin isolated|requested/.test(message)) throw new BridgeUnavailableError(message, { cause: error });
+        throw new ReplCrashedError(`Pyodide failed to start: ${message}. Check environmentOptions.indexURL (it must serve pyodide.mjs, pyodide.asm.wasm, python_stdlib.zip and pyodide-lock.json).`, { cause: error });
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    let snapshotState: NonNullable<ReplInfo['snapshot']> = boot.snapshot === 'loaded' ? 'loaded' : 'none';
+    if (stored && boot.snapshot !== 'loaded') await deleteSnapshot(snapshotKey);
+    if (boot.madeSnapshot && (await writeSnapshot(snapshotKey, boot.madeSnapshot))) snapshotState = 'saved';
+    const info: ReplInfo = { bridge: boot.bridge, interruptible: boot.interruptible, bootMs: boot.bootMs, runtime: `pyodide ${boot.pyodideVersion}`, snapshot: snapshotState, isolation: this.isolation };
+    return { info, ended };
+  }
+
+  /**
+   * The SharedArrayBuffer path: requests arrive on a port; replies go into shared memory —
+   * written here ('none'), or sent to the isolation frame, which shares memory with its
+   * worker and writes them ('sandbox').
+   */
+  private sharedPort(): MessagePort {
+    const channel = new MessageChannel();
+    const write = (buffer: SharedArrayBuffer, seq: number, payload: SharedPayload) => {
+      if (writeSharedReply(buffer, seq, payload) === 'too-small') this.pendingShared = { seq, payload };
+    };
+    channel.port1.onmessage = async ({ data }: MessageEvent<SharedCallMessage | RelayedCall>) => {
+      if (data.type === 'call') {
+        const answer = this.sharedCalls;
+        const payload = encodeSharedReply(answer ? await answer(data.request) : { error: 'no REPL namespace is open in this worker' });
+        if ('buffer' in data) write(data.buffer, data.seq, payload);
+        else channel.port1.postMessage({ type: 'reply', seq: data.seq, payload } satisfies RelayedReply, [payload.bytes.buffer as ArrayBuffer]);
+      } else {
+        const pending = this.pendingShared;
+        this.pendingShared = undefined;
+        if (pending && pending.seq === data.seq) write(data.buffer, data.seq, pending.payload);
+      }
+    };
+    this.closePort = () => channel.port1.close();
+    return channel.port2;
+  }
+
+  /** Opens a namespace in the running worker; `host` answers its requests and takes its output. */
+  async open(host: TenantHost): Promise<{ tenant: number; api: Comlink.Remote<TenantAPI>; run: ProcessRun }> {
+    const run = await this.start();
+    const remote = this.remote;
+    if (!remote) throw new ReplCrashedError('The REPL worker is not running.');
+    const tenant = this.nextTenant++;
+    if (run.info.bridge === 'sab') this.sharedCalls = (request) => host.call(request);
+    const api = await Promise.race([remote.open(tenant, Comlink.proxy(host)), run.ended]);
+    this.tenants.add(tenant);
+    return { tenant, api, run };
+  }
+
+  /** Closes a namespace between cells (its variables and files go); the worker stays. */
+  async close(tenant: number, api: Comlink.Remote<TenantAPI>, run: ProcessRun): Promise<void> {
+    if (!this.tenants.delete(tenant)) return;
+    try {
+      await Promise.race([api.close(), run.ended]);
+    } catch {
+      // the worker ended meanwhile: nothing left to close
+    } finally {
+      api[Comlink.releaseProxy]();
+    }
+  }
+
+  /** KeyboardInterrupt in `tenant`'s running cell; false when this worker has no interrupt buffer. */
+  interrupt(tenant: number): boolean {
+    if (this.interruptBuffer) {
+      raiseInterrupt(this.interruptBuffer, tenant);
+      return true;
+    }
+    const viaFrame = this.worker?.interrupt;
+    viaFrame?.(tenant);
+    return Boolean(viaFrame);
+  }
+
+  /** Ends the worker and every namespace in it; the next start() boots another. */
+  terminate(): void {
+    this.generation++;
+    this.booting = undefined;
+    this.tenants.clear();
+    this.sharedCalls = undefined;
+    this.stop?.(new ReplCrashedError('the REPL worker was stopped'));
+    this.stop = undefined;
+    this.closePort?.();
+    this.closePort = undefined;
+    this.remote?.[Comlink.releaseProxy]();
+    this.worker?.terminate();
+    this.worker = undefined;
+    this.remote = undefined;
+  }
+}
+
+/** The processes child RLMs share, one per group (the root's pool). */
+const shared = new WeakMap<object, PyodideProcess>();
+
+/**
+ * The process the REPLs of `group` share, or undefined when they cannot share one: children
+ * asked for their own workers, the SharedArrayBuffer bridge was forced, or the browser has
+ * no JSPI (a worker blocked in Atomics.wait runs one namespace).
+ */
+export function sharedProcess(group: object, options: PyodideEnvironmentOptions): PyodideProcess | undefined {
+  if ((options.childInterpreters ?? 'shared') !== 'shared' || options.bridge === 'sab') return undefined;
+  if (typeof (WebAssembly as { Suspending?: unknown }).Suspending !== 'function') return undefined;
+  let process = shared.get(group);
+  if (!process) {
+    process = new PyodideProcess(options, 'jspi');
+    shared.set(group, process);
+  }
+  return process;
+}
+
+/** The isolation in force, or a ConfigurationError for options that cannot go together. */
+function checkIsolation(options: PyodideEnvironmentOptions): Isolation {
+  const isolation = options.isolation ?? 'sandbox';
+  if (isolation !== 'sandbox' && isolation !== 'none') {
+    throw new ConfigurationError(`isolation must be 'sandbox' (the default: no network, no storage for Python) or 'none' (a same-origin worker); got ${JSON.stringify(isolation)}.`);
+  }
+  if (isolation === 'sandbox' && options.workerURL !== undefined) {
+    throw new ConfigurationError("environmentOptions.workerURL applies to isolation: 'none' only: the sandboxed worker is built into rlm-web and handed to its frame. Drop workerURL, or set isolation: 'none'.");
+  }
+  if (isolation === 'none' && options.sandboxURL !== undefined) {
+    throw new ConfigurationError("environmentOptions.sandboxURL applies to isolation: 'sandbox' only. Drop it, or drop isolation: 'none'.");
+  }
+  return isolation;
+}
