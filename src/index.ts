@@ -9,6 +9,7 @@ export { RLM } from './rlm';
 export type { RLMOptions, EnvironmentChoice } from './rlm';
 export type { RLMCoreOptions, BackendOptions, BackendSpec, CompletionOptions } from './core/options';
 export type { ResumeOptions, RunSource } from './core/resume';
+export type { ContextCeiling } from './core/errors';
 export type { RLMStream } from './core/events';
 export type { Limits } from './core/limits';
 export type { ToolEntry, ToolFunction } from './core/tools';
@@ -67,6 +68,8 @@ export type {
 export {
   RLMError,
   ConfigurationError,
+  ContextTooLargeError,
+  ContextReadError,
   LMError,
   LMAuthenticationError,
   LMRateLimitError,

@@ -1,5 +1,5 @@
 /** What the loop can tell about a context before it reaches Python. */
-import { ConfigurationError } from './errors';
+import { ConfigurationError, ContextReadError } from './errors';
 import type { ContextDescription, ContextInput } from './types';
 
 /** Type and size of a context as the root model's metadata message states them. */
@@ -25,7 +25,32 @@ export function isEmptyContext(context: ContextInput): boolean {
 /** A context as prompt text, for plain LM calls at the depth limit. */
 export async function contextAsText(context: ContextInput): Promise<string> {
   if (typeof context === 'string') return context;
-  if (typeof Blob !== 'undefined' && context instanceof Blob) return context.text();
+  if (typeof Blob !== 'undefined' && context instanceof Blob) {
+    try {
+      return await context.text();
+    } catch (error) {
+      throw asContextReadError(error, context);
+    }
+  }
   if (context instanceof ArrayBuffer || ArrayBuffer.isView(context)) return new TextDecoder().decode(context);
   return JSON.stringify(context);
+}
+
+/**
+ * `error` as a {@link ContextReadError} when it is the browser failing to read `blob`
+ * (a DOMException NotReadableError, which crosses workers and frames as a plain error with
+ * that name); any other error unchanged.
+ */
+export function asContextReadError(error: unknown, blob: Blob): unknown {
+  if ((error as { name?: unknown } | null)?.name !== 'NotReadableError') return error;
+  const fileName = typeof File !== 'undefined' && blob instanceof File ? blob.name : undefined;
+  const what = fileName === undefined ? `The context Blob (${blob.size} bytes)` : `The context File '${fileName}' (${blob.size} bytes)`;
+  return new ContextReadError(
+    `${what} could not be read by the browser (NotReadableError). ` +
+      'A File is read from disk only when the run loads it: if it was changed, moved or deleted after it was picked, pick it again and start the run again. ' +
+      'A Blob built in memory can be more than the browser keeps for Blobs: build the context from a File on disk, or pass a smaller one.',
+    fileName,
+    blob.size,
+    { cause: error },
+  );
 }

@@ -17,6 +17,49 @@ export class ConfigurationError extends RLMError {
   override name = 'ConfigurationError';
 }
 
+/** Why a context was refused: one Python object's limit, or the worker's whole memory. */
+export type ContextCeiling = 'python_object' | 'memory';
+
+/**
+ * A context the environment cannot hold, refused before any of its bytes move: in Pyodide
+ * (32-bit WebAssembly) one Python object holds under 2 GiB, and the worker's memory is 4 GiB
+ * for everything. The message names the way around it (the remote environment, smaller parts).
+ */
+export class ContextTooLargeError extends ConfigurationError {
+  override name = 'ContextTooLargeError';
+  constructor(
+    message: string,
+    /** Which ceiling: 'python_object' (one str) or 'memory' (the worker's 4 GiB with the contexts it holds). */
+    readonly ceiling: ContextCeiling,
+    /** The context's size in bytes (a lower bound for a string: its length). */
+    readonly bytes: number,
+    /** The most this context could have been, in bytes, given what the worker already holds. */
+    readonly maxBytes: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * The browser could not read a Blob or File context (a DOMException `NotReadableError`): the
+ * file changed, moved or was deleted after it was picked, or a Blob built in memory was more
+ * than the browser keeps. The cause is the browser's error.
+ */
+export class ContextReadError extends RLMError {
+  override name = 'ContextReadError';
+  constructor(
+    message: string,
+    /** The File's name; undefined for a Blob. */
+    readonly fileName: string | undefined,
+    /** The Blob's size in bytes. */
+    readonly bytes: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 // ------------------------------------------------------------------ LM calls
 
 /** An LM call failed; `provider`, `model` and the HTTP `status` (when there was one) say which and how. */

@@ -55,7 +55,10 @@ export class Session {
       this.contextCount = 0;
       this.historyCount = 0;
     }
-    const index = this.contextCount++;
+    const index = this.contextCount;
+    // Before any byte moves and before the first LM call.
+    env.checkContext?.(index, context);
+    this.contextCount++;
     const ready = this.prepare(env, context, index, reset, recorder, events);
     ready.catch(() => undefined);
     this.used = true;

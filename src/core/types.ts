@@ -214,6 +214,12 @@ export interface ReplEnvironment {
   /** Boot (idempotent): call early so that boot overlaps the first LM call. */
   start(): Promise<ReplInfo>;
   loadContext(index: number, context: ContextInput): Promise<ContextDescription>;
+  /**
+   * Throws (a ContextTooLargeError) when this REPL cannot hold `context` as `context_<index>`
+   * next to the contexts below that index; called before anything is loaded, so that a run
+   * fails before its first LM call. Optional: without it, loadContext() is where it fails.
+   */
+  checkContext?(index: number, context: ContextInput): void;
   registerTools(tools: ToolDefinition[]): Promise<void>;
   setVariable(name: string, value: unknown, reserved: boolean): Promise<void>;
   execute(code: string, options: ExecuteOptions): Promise<CellResult>;

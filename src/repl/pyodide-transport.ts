@@ -6,10 +6,12 @@
  * is cross-origin isolated.
  */
 import * as Comlink from 'comlink';
+import { asContextReadError } from '../core/context-input';
 import { ReplCrashedError } from '../core/errors';
-import type { ExecuteOptions, ReplInfo } from '../core/types';
+import type { ContextInput, ExecuteOptions, ReplInfo } from '../core/types';
 import { isOutputStream, type ContextDescription, type HostReply, type TenantAPI, type ToolSpec } from '../protocol/worker';
 import type { EncodedContext } from './context-bytes';
+import { asContextMemoryError, checkPyodideContext } from './context-ceiling';
 import type { AnswerRequest, CellEnd, ReplTransport } from './restorable-repl';
 import { PyodideProcess, type ProcessRun, type PyodideEnvironmentOptions } from './pyodide-process';
 
@@ -66,9 +68,19 @@ export class PyodideTransport implements ReplTransport {
     return Promise.race([operation(open.api), open.run.ended]);
   }
 
-  loadContext(index: number, encoded: EncodedContext): Promise<ContextDescription> {
-    if ('blob' in encoded) return this.call((api) => api.loadContextBlob(index, encoded.blob, encoded.kind));
-    return this.call((api) => api.loadContext(index, Comlink.transfer(encoded.bytes, [encoded.bytes.buffer as ArrayBuffer]), encoded.kind));
+  checkContext(index: number, context: ContextInput, held: readonly ContextInput[]): void {
+    checkPyodideContext(index, context, held);
+  }
+
+  async loadContext(index: number, encoded: EncodedContext): Promise<ContextDescription> {
+    // Taken before the bytes are transferred (which detaches them).
+    const bytes = 'blob' in encoded ? encoded.blob.size : encoded.bytes.byteLength;
+    try {
+      if ('blob' in encoded) return await this.call((api) => api.loadContextBlob(index, encoded.blob, encoded.kind));
+      return await this.call((api) => api.loadContext(index, Comlink.transfer(encoded.bytes, [encoded.bytes.buffer as ArrayBuffer]), encoded.kind));
+    } catch (error) {
+      throw asContextMemoryError('blob' in encoded ? asContextReadError(error, encoded.blob) : error, index, bytes);
+    }
   }
 
   setVariable(name: string, valueJSON: string, reserved: boolean): Promise<void> {

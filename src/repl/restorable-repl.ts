@@ -33,6 +33,8 @@ export interface ReplTransport {
   /** Starts a process. `answer` serves its sub-call and tool requests for as long as it lives. */
   boot(answer: AnswerRequest): Promise<ReplInfo>;
   loadContext(index: number, context: EncodedContext): Promise<ContextDescription>;
+  /** Throws when this kind of process cannot hold `context` next to `held` (the contexts below its index). */
+  checkContext?(index: number, context: ContextInput, held: readonly ContextInput[]): void;
   setVariable(name: string, valueJSON: string, reserved: boolean): Promise<void>;
   registerTools(tools: ToolSpec[]): Promise<void>;
   resolveVariable(name: string): Promise<string | null>;
@@ -131,7 +133,12 @@ export class RestorableRepl implements ReplEnvironment {
     }
   }
 
+  checkContext(index: number, context: ContextInput): void {
+    this.transport.checkContext?.(index, context, this.journal.contexts.filter((c) => c.index < index).map((c) => c.context));
+  }
+
   async loadContext(index: number, context: ContextInput): Promise<ContextDescription> {
+    this.checkContext(index, context);
     const description = await this.live(() => this.transport.loadContext(index, encodeContext(context)));
     this.journal.addContext(index, context);
     return description;
