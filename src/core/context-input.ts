@@ -37,20 +37,20 @@ export async function contextAsText(context: ContextInput): Promise<string> {
 }
 
 /**
- * `error` as a {@link ContextReadError} when it is the browser failing to read `blob`
- * (a DOMException NotReadableError, which crosses workers and frames as a plain error with
- * that name); any other error unchanged.
+ * `error` as a {@link ContextReadError} when it is the browser failing to read `blob` (a
+ * DOMException NotReadableError or NotFoundError, which cross workers and frames as plain
+ * errors with that name); any other error unchanged.
  */
 export function asContextReadError(error: unknown, blob: Blob): unknown {
-  if ((error as { name?: unknown } | null)?.name !== 'NotReadableError') return error;
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name !== 'NotReadableError' && name !== 'NotFoundError') return error;
   const fileName = typeof File !== 'undefined' && blob instanceof File ? blob.name : undefined;
   const what = fileName === undefined ? `The context Blob (${blob.size} bytes)` : `The context File '${fileName}' (${blob.size} bytes)`;
-  return new ContextReadError(
-    `${what} could not be read by the browser (NotReadableError). ` +
-      'A File is read from disk only when the run loads it: if it was changed, moved or deleted after it was picked, pick it again and start the run again. ' +
-      'A Blob built in memory can be more than the browser keeps for Blobs: build the context from a File on disk, or pass a smaller one.',
-    fileName,
-    blob.size,
-    { cause: error },
-  );
+  // Chromium: NotFoundError when the file is gone, NotReadableError when it changed or a Blob was not kept.
+  const why =
+    name === 'NotFoundError'
+      ? 'it is no longer on disk: it was moved or deleted after it was picked. Pick it again and start the run again.'
+      : 'a File is read from disk only when the run loads it, and this one was changed (or its permission lost) after it was picked: pick it again and start the run again. ' +
+        'A Blob built in memory can be more than the browser keeps for Blobs: build the context from a File on disk, or pass a smaller one.';
+  return new ContextReadError(`${what} could not be read by the browser (${name}): ${why}`, fileName, blob.size, { cause: error });
 }

@@ -42,9 +42,9 @@ export class ContextTooLargeError extends ConfigurationError {
 }
 
 /**
- * The browser could not read a Blob or File context (a DOMException `NotReadableError`): the
- * file changed, moved or was deleted after it was picked, or a Blob built in memory was more
- * than the browser keeps. The cause is the browser's error.
+ * The browser could not read a Blob or File context (a DOMException `NotReadableError` or
+ * `NotFoundError`): the file changed, moved or was deleted after it was picked, or a Blob built
+ * in memory was more than the browser keeps. The cause is the browser's error.
  */
 export class ContextReadError extends RLMError {
   override name = 'ContextReadError';

@@ -171,6 +171,14 @@ describe('asContextReadError', () => {
     expect(mapped.message).toContain('built in memory');
   });
 
+  it('says a File that is gone (NotFoundError) was moved or deleted', () => {
+    const mapped = asContextReadError(new DOMException('not found', 'NotFoundError'), new File(['abc'], 'gone.txt')) as ContextReadError;
+    expect(mapped).toBeInstanceOf(ContextReadError);
+    expect(mapped.message).toContain('(NotFoundError)');
+    expect(mapped.message).toContain('moved or deleted');
+    expect(mapped.message).toContain('Pick it again');
+  });
+
   it('leaves other errors alone', () => {
     const other = new DOMException('aborted', 'AbortError');
     expect(asContextReadError(other, new SizedBlob(1))).toBe(other);
