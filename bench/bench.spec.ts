@@ -6,7 +6,9 @@
 import { test, type Page } from '@playwright/test';
 import { ISOLATED_ORIGIN, PLAIN_ORIGIN } from '../e2e/support/ports';
 import { execSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PLAIN = PLAIN_ORIGIN;
@@ -489,6 +491,250 @@ test('isolation: the sandboxed REPL (default) against a same-origin worker, side
   for (const [name, by] of Object.entries(samples)) {
     rows.push({ group: 'Isolation', name: `${name}: isolation 'sandbox'`, unit: 'ms', samples: by.sandbox, reference: { name: "isolation 'none'", samples: by.none } });
   }
+});
+
+/**
+ * Total RSS (MB) of this browser: the Chromium this test worker launched and every process it
+ * started (renderers, the isolation frame's, GPU, utilities). Other sessions' browsers on the
+ * machine are left out. Undefined when no such browser is found.
+ */
+function browserRSS(): number | undefined {
+  const parent = new Map<number, number>();
+  const roots: number[] = [];
+  for (const entry of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces, so split after its closing parenthesis.
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      parent.set(Number(entry), ppid);
+      if (ppid === process.pid && /chrom/i.test(comm)) roots.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  if (roots.length === 0) return undefined;
+  const ours = new Set(roots);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, ppid] of parent) if (!ours.has(pid) && ours.has(ppid)) (ours.add(pid), (grew = true));
+  }
+  let kb = 0;
+  for (const pid of ours) {
+    try {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) kb += Number(m[1]);
+    } catch {
+      // ended
+    }
+  }
+  return kb / 1024;
+}
+
+/** Runs `fn` while sampling this browser's total RSS every 50 ms; returns fn's value, the peak and the RSS before (MB). */
+async function withBrowserPeak<T>(fn: () => Promise<T>): Promise<{ value: T; peakMB: number; beforeMB: number }> {
+  const sample = () => browserRSS() ?? rendererRSS();
+  const beforeMB = sample();
+  let peak = beforeMB;
+  const timer = setInterval(() => (peak = Math.max(peak, sample())), 50);
+  try {
+    const value = await fn();
+    peak = Math.max(peak, sample());
+    return { value, peakMB: peak, beforeMB };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Writes `bytes` bytes of numbered text lines to `path`, 8 MB at a time. */
+function writeTextFile(path: string, bytes: number): void {
+  const lines: string[] = [];
+  for (let n = 0, i = 0; n < 8 * MB; i++) {
+    const line = `line ${i}: the quick brown fox jumps over the lazy dog, nothing to see here.\n`;
+    lines.push(line);
+    n += line.length;
+  }
+  const block = Buffer.from(lines.join(''));
+  const fd = openSync(path, 'w');
+  try {
+    for (let written = 0; written < bytes; ) written += writeSync(fd, block, 0, Math.min(block.length, bytes - written));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test('ceiling: 1 GB and 2 GB contexts from a File picked in the page', async ({ page }) => {
+  await open(page, PLAIN);
+  const sizes = QUICK ? [10_000_000] : [1_000_000_000, 2_000_000_000];
+  const dir = mkdtempSync(join(tmpdir(), 'rlm-web-bench-'));
+  try {
+    // One small run first: the REPL's memory snapshot is made and stored, as on a later visit.
+    await page.evaluate(async () => {
+      const { RLM } = (window as any).rlmWeb;
+      const client = { provider: 'bench', model: 'instant', complete: async () => ({ text: '```repl\nanswer["content"] = "ok"\nanswer["ready"] = True\n```', usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'instant' }) };
+      const rlm = new RLM({ backend: client });
+      await rlm.completion('warm-up');
+      await rlm.close();
+    });
+    for (const bytes of sizes) {
+      const path = join(dir, `context-${bytes}.txt`);
+      writeTextFile(path, bytes);
+      await page.evaluate(() => {
+        document.querySelector('#bench-file')?.remove();
+        delete (window as any).benchFile;
+        const input = document.createElement('input');
+        input.type = 'file';
+        input.id = 'bench-file';
+        input.addEventListener('change', () => ((window as any).benchFile = input.files?.[0]));
+        document.body.append(input);
+      });
+      await page.setInputFiles('#bench-file', path);
+      await page.waitForFunction((bytes) => (window as any).benchFile?.size === bytes, bytes);
+      const { value, peakMB, beforeMB } = await withBrowserPeak(() =>
+        page.evaluate(async () => {
+          const { RLM } = (window as any).rlmWeb;
+          const client = { provider: 'bench', model: 'instant', complete: async () => ({ text: '```repl\nanswer["content"] = str(len(context))\nanswer["ready"] = True\n```', usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'instant' }) };
+          let heldMs = 0;
+          let loadMs = 0;
+          const started = performance.now();
+          const rlm = new RLM({
+            backend: client,
+            onEvent: (e: any) => {
+              if (e.type !== 'context_loaded') return;
+              heldMs = performance.now() - started;
+              loadMs = e.ms;
+            },
+          });
+          const result = await rlm.completion((window as any).benchFile, { rootPrompt: 'How long is it?' });
+          const answerMs = performance.now() - started;
+          await rlm.close();
+          return { heldMs, loadMs, answerMs, length: Number(result.response) };
+        }),
+      );
+      // The browser reading the same File into one ArrayBuffer on the page, what any use of it
+      // costs: measured after the run, so that the buffer does not add to the REPL's peak.
+      const readMs = await page.evaluate(async () => {
+        const t = performance.now();
+        const buffer: ArrayBuffer = await (window as any).benchFile.arrayBuffer();
+        const ms = performance.now() - t;
+        if (buffer.byteLength !== (window as any).benchFile.size) throw new Error('short read');
+        return ms;
+      });
+      rmSync(path);
+      await page.evaluate(() => delete (window as any).benchFile);
+      if (value.length !== bytes) throw new Error(`Python's len(context) was ${value.length}, not ${bytes}`);
+      const label = QUICK ? `${bytes / 1e6} MB` : `${bytes / 1e9} GB`;
+      rows.push({
+        group: 'Ceiling',
+        name: `${label} File: completion() → Python holds \`context\``,
+        unit: 'ms',
+        samples: [value.heldMs],
+        reference: { name: 'file.arrayBuffer() on the page', samples: [readMs] },
+        note: `boot from the snapshot included; load alone ${fmt(value.loadMs)} ms; answer at ${fmt(value.answerMs)} ms`,
+      });
+      rows.push({
+        group: 'Ceiling',
+        name: `${label} File: peak RSS of the browser (all its processes)`,
+        unit: 'MB',
+        samples: [peakMB],
+        reference: { name: 'the same before the run', samples: [beforeMB] },
+        note: 'Python holds the bytes and the str they become',
+      });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('IndexedDB: a run of 1,000 iterations written to the store, and read back', async ({ page }) => {
+  await open(page, PLAIN);
+  const n = QUICK ? 20 : 1000;
+  const out = await page.evaluate(async (n) => {
+    const { RLM, RLMLogger, IndexedDBTrajectoryStore } = (window as any).rlmWeb;
+    /** The logger, timed: its calls run inside the loop; flush() is awaited at the run's end. */
+    class TimedLogger extends RLMLogger {
+      inLoopMs = 0;
+      flushMs = 0;
+      constructor(options: unknown) {
+        super(options);
+      }
+      timed(fn: () => void): void {
+        const t = performance.now();
+        fn();
+        this.inLoopMs += performance.now() - t;
+      }
+      runStarted(t: unknown) {
+        this.timed(() => super.runStarted(t));
+      }
+      iterationFinished(t: unknown, it: unknown) {
+        this.timed(() => super.iterationFinished(t, it));
+      }
+      stepRecorded(t: unknown, step: unknown) {
+        this.timed(() => super.stepRecorded(t, step));
+      }
+      contextGiven(t: unknown, c: unknown) {
+        this.timed(() => super.contextGiven(t, c));
+      }
+      runEnded(t: unknown) {
+        this.timed(() => super.runEnded(t));
+      }
+      async flush() {
+        const t = performance.now();
+        await super.flush();
+        this.flushMs += performance.now() - t;
+      }
+    }
+    // A turn as a model writes one: some prose, a small cell that prints a line.
+    const client = {
+      provider: 'bench',
+      model: 'instant',
+      async complete({ messages }: any) {
+        const turn = messages.filter((m: any) => m.role === 'assistant').length;
+        const text = turn >= n ? 'FINAL(done)' : `Looking at part ${turn} of the context next.\n\`\`\`repl\npart = context[${turn}:${turn} + 40]\nprint(${turn}, repr(part))\n\`\`\``;
+        return { text, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'instant' };
+      },
+    };
+    const context = 'the quick brown fox jumps over the lazy dog '.repeat(200);
+    const store = new IndexedDBTrajectoryStore({ name: 'rlm-web-bench' });
+    await store.clear();
+    const logger = new TimedLogger({ store });
+    const rlm = new RLM({ backend: client, maxIterations: n, logger });
+    await rlm.warmUp();
+    const t = performance.now();
+    const result = await rlm.completion(context, { rootPrompt: 'Read it all.' });
+    const totalMs = performance.now() - t;
+    await rlm.close();
+    // Without a store: the same run, for the loop's own time.
+    const bare = new RLM({ backend: client, maxIterations: n });
+    await bare.warmUp();
+    const b = performance.now();
+    await bare.completion(context, { rootPrompt: 'Read it all.' });
+    const bareMs = performance.now() - b;
+    await bare.close();
+    await store.close();
+    // Read back by a fresh store, as History does on a later visit.
+    const reader = new IndexedDBTrajectoryStore({ name: 'rlm-web-bench' });
+    const l = performance.now();
+    const [summary] = await reader.listRuns();
+    const listMs = performance.now() - l;
+    const g = performance.now();
+    const run = await reader.getRun(result.trajectory.id);
+    const getMs = performance.now() - g;
+    await reader.clear();
+    await reader.close();
+    if (run?.iterations.length !== result.trajectory.iterations.length) throw new Error(`read back ${run?.iterations.length} iterations of ${result.trajectory.iterations.length}`);
+    return { inLoopMs: logger.inLoopMs, flushMs: logger.flushMs, totalMs, bareMs, listMs, getMs, iterations: run.iterations.length, sizeMB: summary.size / 1e6 };
+  }, n);
+  rows.push({
+    group: 'IndexedDB',
+    name: `${out.iterations}-iteration run: time in the loop (logger calls)`,
+    unit: 'ms',
+    samples: [out.inLoopMs],
+    note: `run ${fmt(out.totalMs)} ms with the store, ${fmt(out.bareMs)} ms without; ${fmt(out.sizeMB)} MB stored`,
+  });
+  rows.push({ group: 'IndexedDB', name: `${out.iterations}-iteration run: flush() at its end (writes still out)`, unit: 'ms', samples: [out.flushMs] });
+  rows.push({ group: 'IndexedDB', name: `read back the ${out.iterations}-iteration run (getRun, fresh store)`, unit: 'ms', samples: [out.getMs], note: `listRuns() ${fmt(out.listMs)} ms` });
 });
 
 test.afterAll(() => {
