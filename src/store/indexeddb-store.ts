@@ -10,9 +10,9 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import { StorageError } from '../core/errors';
 import { newId } from '../core/ids';
-import type { ContextInput, IterationRecord, Trajectory } from '../core/types';
+import type { ChatMessage, ContextInput, IterationRecord, Trajectory } from '../core/types';
 import { partialIteration, type StoredStep } from './steps';
-import { joinRun, toStorageError, type ListRunsOptions, type RunSummary, type TrajectoryStore } from './types';
+import { joinRun, sharedPromptPrefix, toStorageError, type ListRunsOptions, type RunSummary, type TrajectoryStore } from './types';
 
 /** The schema version this code writes. Each version adds a step to `upgrade` below. */
 const SCHEMA_VERSION = 2;
@@ -25,7 +25,30 @@ interface StoredRun extends RunSummary {
   _heartbeat?: number | undefined;
 }
 
-type StoredIteration = IterationRecord & { runId: string };
+/**
+ * An iteration as stored. Its prompt is the whole conversation the model was sent, which grows
+ * by a turn each iteration: stored whole, a run's size would grow with the square of its
+ * iterations (160 MB for 1,000 short turns). So when the iteration before it was written by
+ * this store just before, only the messages after the first `_promptFrom` are kept — those
+ * come from that iteration's prompt. Records without `_promptFrom` hold their whole prompt.
+ */
+type StoredIteration = IterationRecord & { runId: string; _promptFrom?: number | undefined };
+
+/** The prompts of stored iterations, in iteration order, rebuilt whole. */
+function rebuildPrompts(stored: readonly StoredIteration[]): IterationRecord[] {
+  const out: IterationRecord[] = [];
+  let previous: IterationRecord | undefined;
+  for (const { runId: _runId, _promptFrom, ...it } of stored) {
+    if (_promptFrom !== undefined) {
+      // Written only right after the iteration before; if that one is missing (its write failed), say so rather than guess.
+      const base = previous?.iteration === it.iteration - 1 && previous.prompt.length >= _promptFrom ? previous.prompt.slice(0, _promptFrom) : undefined;
+      it.prompt = base ? [...base, ...it.prompt] : [{ role: 'user', content: `[${_promptFrom} earlier messages of this prompt were not stored]` }, ...it.prompt];
+    }
+    out.push(it);
+    previous = it;
+  }
+  return out;
+}
 
 interface TrajectoryDB extends DBSchema {
   runs: { key: string; value: StoredRun; indexes: { startedAt: string; status: string } };
@@ -109,6 +132,8 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
   private generation = 0;
   /** Runs this instance is writing, with the function that releases each one's lock. */
   private readonly live = new Map<string, () => void>();
+  /** Per run being written: the last iteration issued and its prompt (dropped when a write fails). */
+  private readonly lastIteration = new Map<string, { iteration: number; prompt: ChatMessage[] }>();
 
   constructor(options: IndexedDBTrajectoryStoreOptions = {}) {
     this.name = options.name ?? 'rlm-web';
@@ -120,6 +145,7 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
   // ---------------------------------------------------------------- writes
 
   async writeRun(run: RunSummary): Promise<void> {
+    if (run.status !== 'running') this.lastIteration.delete(run.id);
     const release = this.track(run);
     try {
       const db = await this.db();
@@ -131,17 +157,33 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
     }
   }
 
+  /**
+   * Writes a finished iteration with the run's header. Its prompt is stored from where it
+   * differs from the previous iteration's, when this store issued that one just before.
+   * Decided before any await: the transactions of a run must start in the order they were
+   * issued (an iteration's clears the steps that led to it, not the next iteration's).
+   */
   async writeIteration(run: RunSummary, iteration: IterationRecord): Promise<void> {
     const release = this.track(run);
+    const last = this.lastIteration.get(run.id);
+    const entry = { iteration: iteration.iteration, prompt: iteration.prompt };
+    this.lastIteration.set(run.id, entry);
     try {
+      const from = last && last.iteration === iteration.iteration - 1 ? sharedPromptPrefix(last.prompt, iteration.prompt) : 0;
+      const record: StoredIteration = from > 0 ? { ...iteration, prompt: iteration.prompt.slice(from), runId: run.id, _promptFrom: from } : { ...iteration, runId: run.id };
       const db = await this.db();
       const tx = db.transaction(['runs', 'iterations', 'steps'], 'readwrite');
       await this.settle(tx, `save iteration ${iteration.iteration}`, () => [
-        tx.objectStore('iterations').put({ ...iteration, runId: run.id }),
+        tx.objectStore('iterations').put(record),
         // The finished iteration replaces the steps that led to it.
         tx.objectStore('steps').delete(keyRange(run.id)),
         tx.objectStore('runs').put(this.stamp(run)),
       ]);
+    } catch (error) {
+      // The next iteration stores its whole prompt (one issued before this failure showed
+      // cannot: getRun marks the messages it lacks).
+      if (this.lastIteration.get(run.id) === entry) this.lastIteration.delete(run.id);
+      throw error;
     } finally {
       release?.();
     }
@@ -207,7 +249,8 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
         tx.objectStore('steps').getAll(keyRange(id)),
       ]);
       if (!run) return undefined;
-      const records: IterationRecord[] = iterations.map(({ runId: _runId, ...it }) => it);
+      // Prompts share their messages with the iterations before them: treat them as read-only.
+      const records = rebuildPrompts(iterations);
       const partial = partialIteration(steps);
       if (partial && partial.iteration > (records[records.length - 1]?.iteration ?? 0)) records.push(partial);
       return joinRun(publicRun(run), records);
@@ -232,6 +275,7 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
   // ---------------------------------------------------------------- deleting
 
   async deleteRun(id: string): Promise<void> {
+    this.lastIteration.delete(id);
     const db = await this.db();
     const tx = db.transaction(RUN_STORES, 'readwrite');
     await this.settle(tx, 'delete the run', () => [
@@ -244,6 +288,7 @@ export class IndexedDBTrajectoryStore implements TrajectoryStore {
 
   /** Deletes every run. */
   async clear(): Promise<void> {
+    this.lastIteration.clear();
     const db = await this.db();
     const tx = db.transaction(RUN_STORES, 'readwrite');
     await this.settle(tx, 'delete the runs', () => RUN_STORES.map((name) => tx.objectStore(name).clear()));

@@ -10,9 +10,9 @@
  * StorageError, passed to `onError` and dispatched as a `StorageErrorEvent`.
  */
 import { StorageError } from '../core/errors';
-import type { ContextInput, IterationRecord, RunStep, Trajectory, TrajectorySink } from '../core/types';
+import type { ChatMessage, ContextInput, IterationRecord, RunStep, Trajectory, TrajectorySink } from '../core/types';
 import { contextSize, type StoredStep } from './steps';
-import { approximateSize, summarizeRun, toStorageError, type TrajectoryStore } from './types';
+import { approximateSize, iterationSize, sharedPromptPrefix, summarizeRun, toStorageError, type TrajectoryStore } from './types';
 
 /** Contexts kept for resume() by default: up to 64 MiB. */
 const KEEP_CONTEXT_BYTES = 64 * 1024 * 1024;
@@ -47,6 +47,8 @@ interface RunState {
   /** Iterations whose write succeeded. */
   stored: number;
   size: number;
+  /** The last iteration's prompt: stores keep what a prompt adds to it, and the size counts that. */
+  lastPrompt: { iteration: number; prompt: ChatMessage[] } | undefined;
   /** A write of this run failed: later iterations are not written, the header says so. */
   failed: boolean;
   pending: Set<Promise<void>>;
@@ -105,7 +107,7 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     this.memory.push(trajectory);
     if (this.memory.length > this.keep) this.memory.splice(0, this.memory.length - this.keep);
     if (!this.store) return;
-    const state: RunState = { iterations: trajectory.iterations.length, stored: 0, size: 0, failed: false, pending: new Set(), nextStep: 0, steps: [], writingSteps: false, stepsScheduled: false };
+    const state: RunState = { iterations: trajectory.iterations.length, stored: 0, size: 0, lastPrompt: undefined, failed: false, pending: new Set(), nextStep: 0, steps: [], writingSteps: false, stepsScheduled: false };
     state.size = approximateSize(summarizeRun(trajectory, 0, 0)) + trajectory.iterations.reduce((n, it) => n + approximateSize(it), 0);
     this.states.set(trajectory.id, state);
     const store = this.store;
@@ -118,7 +120,9 @@ export class RLMLogger extends EventTarget implements TrajectorySink {
     const state = this.states.get(trajectory.id);
     if (!store || !state || state.failed) return;
     state.iterations++;
-    state.size += approximateSize(iteration);
+    const last = state.lastPrompt;
+    state.size += iterationSize(iteration, last && last.iteration === iteration.iteration - 1 ? sharedPromptPrefix(last.prompt, iteration.prompt) : 0);
+    state.lastPrompt = { iteration: iteration.iteration, prompt: iteration.prompt };
     // Steps not yet written belong to this iteration: its record replaces them.
     state.steps.length = 0;
     const header = summarizeRun(trajectory, state.iterations, state.size);

@@ -3,7 +3,7 @@
  * run's header and its finished iterations as they happen, and gives runs back.
  */
 import { StorageError } from '../core/errors';
-import type { ContextInput, IterationRecord, Trajectory } from '../core/types';
+import type { ChatMessage, ContextInput, IterationRecord, Trajectory } from '../core/types';
 import type { StoredStep } from './steps';
 
 /** A run without its iterations: what `listRuns()` returns, newest first. */
@@ -104,6 +104,25 @@ export function approximateSize(value: unknown): number {
     } else size += 4;
   }
   return size;
+}
+
+/**
+ * How many leading messages `prompt` shares with `previous` (same role, same content): an
+ * iteration's prompt is the previous one's plus the turn in between, unless compaction
+ * rewrote it. Compares string identity first, so a shared prefix costs little to find.
+ */
+export function sharedPromptPrefix(previous: readonly ChatMessage[], prompt: readonly ChatMessage[]): number {
+  const n = Math.min(previous.length, prompt.length);
+  let i = 0;
+  while (i < n && previous[i]!.role === prompt[i]!.role && previous[i]!.content === prompt[i]!.content) i++;
+  return i;
+}
+
+/** Approximate stored size of `iteration` when its prompt is kept from message `promptFrom` on. */
+export function iterationSize(iteration: IterationRecord, promptFrom: number): number {
+  const { prompt, ...rest } = iteration;
+  // The key 'prompt' counts as approximateSize counts keys (length + 3).
+  return approximateSize(rest) + 9 + approximateSize(prompt.slice(promptFrom));
 }
 
 /** Any failure of a storage API as a StorageError with the reason a caller can act on. */

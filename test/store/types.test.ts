@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/core/errors';
-import { approximateSize, joinRun, summarizeRun, toStorageError } from '../../src/store/types';
+import { approximateSize, iterationSize, sharedPromptPrefix, joinRun, summarizeRun, toStorageError } from '../../src/store/types';
 import { sampleTrajectory } from './fixtures';
 
 describe('store helpers', () => {
@@ -31,5 +31,30 @@ describe('store helpers', () => {
     expect(size).toBeGreaterThan(json * 0.7);
     expect(size).toBeLessThan(json * 1.5);
     expect(approximateSize('x'.repeat(1_000_000))).toBe(1_000_002);
+  });
+});
+
+describe('prompts stored as what they add', () => {
+  const m = (role: 'system' | 'user' | 'assistant', content: string) => ({ role, content });
+  const system = m('system', 'sys');
+
+  it('finds the messages a prompt shares with the one before it', () => {
+    const first = [system, m('user', 'meta')];
+    const second = [...first.map((x) => ({ ...x })), m('assistant', 'r1'), m('user', 'o1')];
+    expect(sharedPromptPrefix(first, second)).toBe(2);
+    expect(sharedPromptPrefix([], second)).toBe(0);
+    expect(sharedPromptPrefix(second, second)).toBe(4);
+    // Compaction: the system prompt stays, the rest is new.
+    expect(sharedPromptPrefix(second, [system, m('user', 'summary')])).toBe(1);
+    // Same content under another role is not the same message.
+    expect(sharedPromptPrefix([m('user', 'x')], [m('assistant', 'x')])).toBe(0);
+  });
+
+  it('sizes an iteration by the part of its prompt that is stored', () => {
+    const prompt = [system, m('user', 'x'.repeat(10_000)), m('assistant', 'reply')];
+    const iteration = { iteration: 2, timestamp: 't', prompt, response: 'r', codeBlocks: [], finalAnswer: null, iterationTimeMs: 1, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 } };
+    expect(iterationSize(iteration, 0)).toBe(approximateSize(iteration));
+    expect(iterationSize(iteration, 2)).toBeLessThan(300);
+    expect(iterationSize(iteration, 3)).toBe(approximateSize({ ...iteration, prompt: [] }));
   });
 });
