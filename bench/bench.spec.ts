@@ -493,40 +493,15 @@ test('isolation: the sandboxed REPL (default) against a same-origin worker, side
   }
 });
 
-/**
- * Total RSS (MB) of this browser: the Chromium this test worker launched and every process it
- * started (renderers, the isolation frame's, GPU, utilities). Other sessions' browsers on the
- * machine are left out. Undefined when no such browser is found.
- */
-function browserRSS(): number | undefined {
-  const parent = new Map<number, number>();
-  const roots: number[] = [];
-  for (const entry of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // pid (comm) state ppid ...: comm may hold spaces, so split after its closing parenthesis.
-      const close = stat.lastIndexOf(')');
-      const comm = stat.slice(stat.indexOf('(') + 1, close);
-      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
-      parent.set(Number(entry), ppid);
-      if (ppid === process.pid && /chrom/i.test(comm)) roots.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  if (roots.length === 0) return undefined;
-  const ours = new Set(roots);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, ppid] of parent) if (!ours.has(pid) && ours.has(ppid)) (ours.add(pid), (grew = true));
-  }
+/** Total RSS (MB) of this run's Chromium: every process of it (browser, renderers, the isolation frame's, GPU, utilities). */
+function browserRSS(): number {
   let kb = 0;
-  for (const pid of ours) {
+  for (const pid of benchBrowserProcesses().keys()) {
     try {
       const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       if (m) kb += Number(m[1]);
     } catch {
-      // ended
+      // the process ended while we looked
     }
   }
   return kb / 1024;
@@ -534,13 +509,12 @@ function browserRSS(): number | undefined {
 
 /** Runs `fn` while sampling this browser's total RSS every 50 ms; returns fn's value, the peak and the RSS before (MB). */
 async function withBrowserPeak<T>(fn: () => Promise<T>): Promise<{ value: T; peakMB: number; beforeMB: number }> {
-  const sample = () => browserRSS() ?? rendererRSS();
-  const beforeMB = sample();
+  const beforeMB = browserRSS();
   let peak = beforeMB;
-  const timer = setInterval(() => (peak = Math.max(peak, sample())), 50);
+  const timer = setInterval(() => (peak = Math.max(peak, browserRSS())), 50);
   try {
     const value = await fn();
-    peak = Math.max(peak, sample());
+    peak = Math.max(peak, browserRSS());
     return { value, peakMB: peak, beforeMB };
   } finally {
     clearInterval(timer);
