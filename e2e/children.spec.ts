@@ -139,3 +139,31 @@ test('a cell waiting in a sub-call is stopped through its reply: KeyboardInterru
   expect(out.after.trim()).toBe('42');
   expect(out.response).toBe('done');
 });
+
+test("four children run in one worker beside the root's ('separate': one each), and rlm.close() ends them all", async ({ harness, lm }) => {
+  lm.setScript((r) => {
+    if (!isRootCall(r)) return 'sub';
+    if (isChildRoot(r)) return repl('answer["content"] = context.upper()\nanswer["ready"] = True');
+    if (turnOf(r) === 0) return repl('res = rlm_query_batched(["a", "b", "c", "d"])');
+    return repl('answer["content"] = "".join(res)\nanswer["ready"] = True');
+  });
+  const after: Record<string, number> = {};
+  for (const childInterpreters of ['shared', 'separate'] as const) {
+    // isolation 'none': the workers are the page's own, which Playwright lists.
+    const response = await harness.evaluate(
+      async ({ baseURL, childInterpreters }) => {
+        const { RLM } = (window as any).rlmWeb;
+        const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL }, maxDepth: 2, isolation: 'none', environmentOptions: { childInterpreters } });
+        (window as any).childrenRLM = rlm;
+        return (await rlm.completion('root', { rootPrompt: 'Fan out.' })).response;
+      },
+      { baseURL: lm.openaiURL, childInterpreters },
+    );
+    expect(response).toBe('ABCD');
+    after[childInterpreters] = harness.workers().length;
+    await harness.evaluate(() => (window as any).childrenRLM.close());
+    await expect.poll(() => harness.workers().length).toBe(0);
+  }
+  // The root's worker, plus one for all children — or one per child, kept warm.
+  expect(after).toEqual({ shared: 2, separate: 5 });
+});

@@ -110,6 +110,8 @@ export class PyodideProcess {
   /** Counts terminations: a worker created after its boot was given up on is ended at once. */
   private generation = 0;
   private nextTenant = 0;
+  /** The REPLs that use this process (open or not): it ends when the last one is closed. */
+  private users = 0;
   /** The tenants open in the current worker. */
   readonly tenants = new Set<number>();
 
@@ -253,6 +255,15 @@ export class PyodideProcess {
     } finally {
       api[Comlink.releaseProxy]();
     }
+  }
+
+  retain(): void {
+    this.users++;
+  }
+
+  /** A REPL that used this process is closed: the last one ends the worker. */
+  release(): void {
+    if (--this.users === 0) this.terminate();
   }
 
   /** KeyboardInterrupt in `tenant`'s running cell; false when this worker has no interrupt buffer. */

@@ -42,6 +42,7 @@ export class PyodideTransport implements ReplTransport {
   constructor(options: PyodideEnvironmentOptions = {}, process?: PyodideProcess) {
     this.exclusive = !process;
     this.process = process ?? new PyodideProcess(options);
+    this.process.retain();
   }
 
   async boot(answer: AnswerRequest): Promise<ReplInfo> {
@@ -156,5 +157,10 @@ export class PyodideTransport implements ReplTransport {
 
   closedError(): Error {
     return new ReplCrashedError('This REPL was closed.');
+  }
+
+  /** A shared worker ends with the last REPL that uses it. */
+  async close(): Promise<void> {
+    this.process.release();
   }
 }

@@ -52,6 +52,8 @@ export interface ReplTransport {
   isLost(error: unknown): boolean;
   /** The error for a call after close(). */
   closedError(): Error;
+  /** The REPL is closed for good (after its last discard): let go of what outlives one process. */
+  close?(): Promise<void>;
 }
 
 /** A {@link ReplEnvironment} over any {@link ReplTransport}. */
@@ -213,5 +215,6 @@ export class RestorableRepl implements ReplEnvironment {
     this.closed = true;
     this.cellController?.abort();
     await this.discard(false);
+    await this.transport.close?.();
   }
 }
