@@ -36,8 +36,8 @@ function sparseFile(name: string, bytes: number): string {
  * as `window.picked` and reads its size, as an app showing the choice does (Chromium takes a
  * File's size and modification time from disk when first asked, and checks them on every read).
  */
-async function pick(page: Page, path: string): Promise<void> {
-  await page.evaluate(() => {
+async function pick(page: Page, path: string, readSize = true): Promise<void> {
+  await page.evaluate((readSize) => {
     document.querySelector('#context-file')?.remove();
     delete (window as any).picked;
     const input = document.createElement('input');
@@ -45,11 +45,11 @@ async function pick(page: Page, path: string): Promise<void> {
     input.id = 'context-file';
     input.addEventListener('change', () => {
       const file = input.files?.[0];
-      (window as any).pickedSize = file?.size;
+      if (readSize) (window as any).pickedSize = file?.size;
       (window as any).picked = file;
     });
     document.body.append(input);
-  });
+  }, readSize);
   await page.setInputFiles('#context-file', path);
   await page.waitForFunction(() => (window as any).picked instanceof File);
 }
@@ -134,6 +134,18 @@ for (const isolation of ['sandbox', 'none'] as const) {
     expect(outcome.after).toBe(String('a small context'.length));
   });
 }
+
+test('a File deleted before anything read its size (it then reports 0 bytes) ends the run with ContextReadError, not "empty"', async ({ harness, lm }) => {
+  lm.setScript(answerLength);
+  const path = join(dir, 'deleted-unsized.txt');
+  writeFileSync(path, 'line of text\n'.repeat(1000));
+  await pick(harness, path, false);
+  rmSync(path);
+  const outcome = await runOnPicked(harness, lm);
+  expect(outcome).toMatchObject({ ok: false, name: 'ContextReadError', fileName: 'deleted-unsized.txt', isRLMError: true });
+  expect(outcome.message).toContain('moved or deleted');
+  expect(outcome.after).toBe(String('a small context'.length));
+});
 
 test('a File modified on disk after it was picked ends the run with ContextReadError', async ({ harness, lm }) => {
   lm.setScript(answerLength);

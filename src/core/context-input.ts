@@ -37,6 +37,21 @@ export async function contextAsText(context: ContextInput): Promise<string> {
 }
 
 /**
+ * Rejects with a {@link ContextReadError} when an empty Blob is in fact a File that can no
+ * longer be read: Chromium takes a File's size from disk when first asked, and a File deleted
+ * before then reports 0 bytes.
+ */
+export async function checkEmptyBlob(context: ContextInput): Promise<void> {
+  if (typeof Blob === 'undefined' || !(context instanceof Blob) || context.size > 0) return;
+  try {
+    // Reading the whole (claimed empty) Blob makes the browser look at the file itself.
+    await context.arrayBuffer();
+  } catch (error) {
+    throw asContextReadError(error, context);
+  }
+}
+
+/**
  * `error` as a {@link ContextReadError} when it is the browser failing to read `blob` (a
  * DOMException NotReadableError or NotFoundError, which cross workers and frames as plain
  * errors with that name); any other error unchanged.

@@ -8,7 +8,7 @@
 import { raceAbort } from './abort';
 import { runChild, type ChildContext } from './children';
 import { Compactor } from './compaction';
-import { describeInput, isEmptyContext } from './context-input';
+import { checkEmptyBlob, describeInput, isEmptyContext } from './context-input';
 import { ConfigurationError, RLMError, StorageError } from './errors';
 import { EventHub, streamRun, type RLMStream } from './events';
 import { RunGuard } from './limits';
@@ -158,6 +158,7 @@ export class RLMCore {
     }
     const described = describeInput(context);
     if (isEmptyContext(context)) {
+      await checkEmptyBlob(context);
       throw new ConfigurationError('The context is empty: pass the text (or data, or a File) the question is about as the first argument of completion().');
     }
     const run = this.beginRun(options, described, answers);
