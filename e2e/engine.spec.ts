@@ -270,13 +270,13 @@ test('prompt caching: Anthropic marks the stable prefix; OpenAI prefixes stay by
 test('boot from a memory snapshot: the first REPL stores one, the next boots from it and works the same', async ({ harness, lm }) => {
   lm.setScript((r) => {
     if (!isRootCall(r)) return `echo:${lastUser(r)}`;
-    return repl('answer["content"] = llm_query("hi") + " " + str(len(context))\nanswer["ready"] = True');
+    return repl('import random\nanswer["content"] = llm_query("hi") + " " + str(len(context)) + " " + str(random.random())\nanswer["ready"] = True');
   });
   const out = await harness.evaluate(async (baseURL) => {
     const { RLM } = (window as any).rlmWeb;
     const infos: unknown[] = [];
     const responses: string[] = [];
-    for (const snapshot of [true, true, false]) {
+    for (const snapshot of [true, true, true, false]) {
       const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL }, environmentOptions: { snapshot } });
       responses.push((await rlm.completion('abc', { rootPrompt: 'q' })).response);
       infos.push(rlm.replInfo.snapshot);
@@ -284,8 +284,11 @@ test('boot from a memory snapshot: the first REPL stores one, the next boots fro
     }
     return { infos, responses };
   }, lm.openaiURL);
-  expect(out.infos).toEqual(['saved', 'loaded', 'none']);
-  expect(out.responses).toEqual(['echo:hi 3', 'echo:hi 3', 'echo:hi 3']);
+  expect(out.infos).toEqual(['saved', 'loaded', 'loaded', 'none']);
+  const answers = out.responses.map((r) => r.split(' '));
+  expect(answers.map(([echo, length]) => `${echo} ${length}`)).toEqual(Array(4).fill('echo:hi 3'));
+  // Each REPL draws its own random numbers (Pyodide starts \`random\` from one fixed state, the snapshot too).
+  expect(new Set(answers.map((a) => a[2])).size).toBe(4);
 });
 
 test('a REPL that does not boot in time is replaced once, then fails with ReplCrashedError instead of hanging', async ({ harness, lm }) => {

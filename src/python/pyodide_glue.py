@@ -8,9 +8,13 @@
 # itself on the SharedArrayBuffer bridge. `read_target()` names the tenant the pending
 # interrupt is meant for (None without an interrupt buffer).
 
-import json, signal, sys
+import json, random, signal, sys
 sys.path.insert(0, "/rlm")
 import rlm_runtime
+
+# Pyodide starts `random` from one fixed state (and a memory snapshot keeps it): every REPL
+# would draw the same numbers. Seed it from the browser's crypto (os.urandom).
+random.seed()
 
 from js import Object
 from pyodide.ffi import to_js
