@@ -287,7 +287,7 @@ test('boot from a memory snapshot: the first REPL stores one, the next boots fro
   expect(out.infos).toEqual(['saved', 'loaded', 'loaded', 'none']);
   const answers = out.responses.map((r) => r.split(' '));
   expect(answers.map(([echo, length]) => `${echo} ${length}`)).toEqual(Array(4).fill('echo:hi 3'));
-  // Each REPL draws its own random numbers (Pyodide starts \`random\` from one fixed state, the snapshot too).
+  // Each REPL draws its own random numbers (Pyodide starts random from one fixed state, the snapshot too).
   expect(new Set(answers.map((a) => a[2])).size).toBe(4);
 });
 
