@@ -108,7 +108,10 @@ function subcallToJSON(s: SubcallRecord): Json {
     const { type: _type, ...runMetadata } = metadataToJSON(s.trajectory);
     out.metadata = { run_metadata: runMetadata, iterations: s.trajectory.iterations.map(iterationToJSON) };
   }
-  out.rlm_web = { kind: s.kind };
+  const ours: Json = { kind: s.kind };
+  if (s.callId !== undefined) ours.callId = s.callId;
+  if (s.index !== undefined) ours.index = s.index;
+  out.rlm_web = ours;
   return out;
 }
 
@@ -140,7 +143,7 @@ function iterationToJSON(it: IterationRecord): Json {
     code_blocks: it.codeBlocks.map(codeBlockToJSON),
     final_answer: it.finalAnswer,
     iteration_time: seconds(it.iterationTimeMs),
-    rlm_web: { usage: it.usage, reasoning: it.reasoning, validation: it.validation },
+    rlm_web: { usage: it.usage, reasoning: it.reasoning, validation: it.validation, ...(it.partial ? { partial: true } : {}) },
   };
 }
 
@@ -455,6 +458,8 @@ function subcallFromJSON(value: unknown, what: string): SubcallRecord {
     executionTimeMs: ms(value.execution_time, `${what}.execution_time`),
   };
   if (typeof value.error === 'string') record.error = value.error;
+  if (typeof ours.callId === 'string') record.callId = ours.callId;
+  if (typeof ours.index === 'number' && Number.isInteger(ours.index) && ours.index >= 0) record.index = ours.index;
   if (metadata) {
     const run = objectOr(metadata.run_metadata, `${what}.metadata.run_metadata`) ?? {};
     const iterations = array(metadata.iterations, `${what}.metadata.iterations`).map((it, i) => iterationFromJSON(it, `${what}.metadata.iterations[${i}]`));
@@ -539,6 +544,7 @@ function iterationFromJSON(value: unknown, what = 'iteration line'): IterationRe
   };
   if (typeof ours.reasoning === 'string') record.reasoning = ours.reasoning;
   if (isObject(ours.validation)) record.validation = ours.validation as unknown as AnswerValidationRecord;
+  if (ours.partial === true) record.partial = true;
   return record;
 }
 

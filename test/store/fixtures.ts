@@ -79,6 +79,8 @@ export function sampleTrajectory(): Trajectory {
     response: '4817305',
     usage: usageOf('gpt-5-mini', 1000, 5, 0.0021, 200),
     executionTimeMs: 321.987654,
+    callId: 'b7.0',
+    index: 0,
   };
   const rlm: SubcallRecord = {
     kind: 'rlm',
@@ -88,6 +90,8 @@ export function sampleTrajectory(): Trajectory {
     usage: usageOf('gpt-5-mini', 300, 40),
     executionTimeMs: 2100.25,
     trajectory: childTrajectory(),
+    callId: 'b7.1',
+    index: 1,
   };
   const failed: SubcallRecord = { kind: 'llm', model: 'gpt-5-mini', prompt: 'p', response: '', usage: usageOf('gpt-5-mini', 0, 0), executionTimeMs: 3, error: 'LMTimeoutError: took too long' };
   const it2 = iteration(2, { reasoning: 'thinking about chunks' });
@@ -95,6 +99,8 @@ export function sampleTrajectory(): Trajectory {
   // Values the REPL previewed (`chunks` without one, as a remote REPL of an older proxy would send).
   it2.codeBlocks[0]!.previews = { x: 'the magic number is 4817305, found in chunk 2 of 3' };
   const it3 = iteration(3, { finalAnswer: '4817305' });
+  // Rebuilt from durable steps after the tab closed mid-iteration (then resumed).
+  it3.partial = true;
   it3.codeBlocks.push({
     code: '1/0',
     stdout: '',

@@ -86,7 +86,7 @@ describe('toJSONL: the reference log format', () => {
         total_cost: 0.0021,
       },
       execution_time: 0.321988,
-      rlm_web: { kind: 'llm' },
+      rlm_web: { kind: 'llm', callId: 'b7.0', index: 0 },
     });
     expect(calls[0]).not.toHaveProperty('metadata');
     expect(calls[1].metadata.run_metadata).toMatchObject({ root_model: 'gpt-5-mini', max_depth: 2, environment_type: 'pyodide', other_backends: null });
@@ -94,6 +94,11 @@ describe('toJSONL: the reference log format', () => {
     expect(calls[1].metadata.iterations).toHaveLength(1);
     expect(calls[1].metadata.iterations[0]).toMatchObject({ iteration: 1, final_answer: 'child answer' });
     expect(calls[2].error).toBe('LMTimeoutError: took too long');
+    // A call recorded without an id (older runs) writes none.
+    expect(calls[2].rlm_web).toEqual({ kind: 'llm' });
+    // An iteration rebuilt from durable steps says so; a whole one does not.
+    expect((iterations[2] as any).rlm_web.partial).toBe(true);
+    expect((iterations[1] as any).rlm_web).not.toHaveProperty('partial');
   });
 
   it('streams the same text as lines, a Blob and a ReadableStream', async () => {
