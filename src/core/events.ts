@@ -26,6 +26,11 @@ export class EventHub {
     }
   }
 
+  /** Whether anyone listens: hot paths (a batch's sub-calls) skip building events nobody reads. */
+  get active(): boolean {
+    return this.onEvent !== undefined || this.listeners.size > 0;
+  }
+
   /** Adds a listener; returns the function that removes it. */
   subscribe(listener: (event: RLMEvent) => void): () => void {
     this.listeners.add(listener);

@@ -10,7 +10,7 @@ import { newId } from './ids';
 import type { Run } from './run';
 import { callTool, type NormalizedTool } from './tools';
 import { compileSchema, formatIssues, parseJSONReply, toJSONText, type CompiledSchema } from './schema';
-import type { LMClient, HostReply, SubcallRecord, HostRequest, JSONSchema, LMResult, SamplingArgs } from './types';
+import type { LMClient, HostReply, SubcallRecord, HostRequest, JSONSchema, LMRequest, LMResult, SamplingArgs } from './types';
 import { emptyLMUsage, summarizeCall } from './usage';
 
 /** A sub-call's id and its place in its batch: on its events and its record. */
@@ -36,6 +36,12 @@ export interface SubcallSettings {
 }
 
 export class SubcallDispatcher {
+  /** Call ids are this random prefix, a batch counter and the index: crypto.randomUUID per call costs as much as an instant call. */
+  private readonly idPrefix = newId();
+  private batches = 0;
+  /** The running cell's signal and the run's, combined once per cell (AbortSignal.any costs microseconds a call). */
+  private combined: { cell: AbortSignal; run: AbortSignal; both: AbortSignal } | undefined;
+
   constructor(
     private readonly settings: SubcallSettings,
     /** The run answering requests now, if any. */
@@ -71,16 +77,29 @@ export class SubcallDispatcher {
       const schema = request.schema == null ? undefined : await compileSchema(request.schema, 'model');
       const target = run.cellSubcalls;
       const lanes = recursive ? this.settings.maxConcurrentChildren : this.settings.maxConcurrent;
-      const records = await mapConcurrent(request.prompts, lanes, (prompt, index) => {
-        const call: CallTag = { callId: newId(), index };
-        return recursive ? this.runChild(prompt, request.model, run, signal, call, schema?.jsonSchema) : this.leafCall(client!, prompt, run, signal, call, schema);
-      });
+      const batchId = `${this.idPrefix}.${(++this.batches).toString(36)}`;
+      const callSignal = recursive ? signal : this.callSignal(signal, run);
+      const one = (prompt: string, index: number) => {
+        const call: CallTag = { callId: `${batchId}.${index}`, index };
+        return recursive ? this.runChild(prompt, request.model, run, signal, call, schema?.jsonSchema) : this.leafCall(client!, prompt, run, callSignal, call, schema);
+      };
+      const { prompts } = request;
+      const records = prompts.length === 1 ? [await one(prompts[0]!, 0)] : await mapConcurrent(prompts, lanes, one);
       // Recorded in prompt order, whatever order they finished in.
       target?.push(...records);
       return { results: records.map((record) => (record.error !== undefined ? `Error: ${record.error}` : record.response)) };
     } catch (error) {
       return { error: error instanceof ConfigurationError ? error.message : describeError(error) };
     }
+  }
+
+  /** The signal of a leaf call: aborted with the cell (`cell`) or the run. */
+  private callSignal(cell: AbortSignal, run: Run): AbortSignal {
+    const last = this.combined;
+    if (last && last.cell === cell && last.run === run.guard.signal) return last.both;
+    const both = anySignal(cell, run.guard.signal);
+    this.combined = { cell, run: run.guard.signal, both };
+    return both;
   }
 
   /** A custom tool, recorded with what Python got so that a resume can replay it. */
@@ -98,22 +117,33 @@ export class SubcallDispatcher {
     return reply;
   }
 
+  /** `signal`: the cell's and the run's, combined. */
   private async leafCall(client: LMClient, prompt: string, run: Run, signal: AbortSignal, call: CallTag, schema: CompiledSchema | undefined): Promise<SubcallRecord> {
-    run.hub.emit({ type: 'subcall_start', ...run.base, ...call, kind: 'llm', model: client.model, prompt: prompt.slice(0, 200) });
+    const { callId, index } = call;
+    const model = client.model;
+    if (run.hub.active) run.hub.emit({ type: 'subcall_start', ...run.base, callId, index, kind: 'llm', model, prompt: prompt.slice(0, 200) });
     const started = performance.now();
     let record: SubcallRecord;
     try {
       run.guard.check();
-      const format = schema?.jsonSchema ? { responseFormat: { name: 'reply', schema: schema.jsonSchema } } : {};
-      const lm = await client.complete({ messages: [{ role: 'user', content: prompt }], signal: anySignal(signal, run.guard.signal), sampling: this.settings.sampling, ...format });
-      run.usage.add(client.model, lm.usage);
-      const reply = schema ? await checkReply(schema, lm) : { response: lm.text };
-      record = { kind: 'llm', model: client.model, prompt, ...reply, usage: summarizeCall(client.model, lm.usage), executionTimeMs: performance.now() - started, ...call };
+      const request: LMRequest = { messages: [{ role: 'user', content: prompt }], signal, sampling: this.settings.sampling };
+      if (schema?.jsonSchema) request.responseFormat = { name: 'reply', schema: schema.jsonSchema };
+      const lm = await client.complete(request);
+      run.usage.add(model, lm.usage);
+      const usage = summarizeCall(model, lm.usage);
+      const executionTimeMs = performance.now() - started;
+      if (schema) {
+        const checked = await checkReply(schema, lm);
+        record = { kind: 'llm', model, prompt, response: checked.response, usage, executionTimeMs: performance.now() - started, callId, index };
+        if (checked.error !== undefined) record.error = checked.error;
+      } else {
+        record = { kind: 'llm', model, prompt, response: lm.text, usage, executionTimeMs, callId, index };
+      }
     } catch (error) {
       const message = stoppedMessage(run) ?? `LM query failed - ${error instanceof LMError ? error.message : describeError(error)}`;
-      record = { kind: 'llm', model: client.model, prompt, response: '', usage: summarizeCall(client.model, emptyLMUsage()), executionTimeMs: performance.now() - started, error: message, ...call };
+      record = { kind: 'llm', model, prompt, response: '', usage: summarizeCall(model, emptyLMUsage()), executionTimeMs: performance.now() - started, error: message, callId, index };
     }
-    run.hub.emit({ type: 'subcall_end', ...run.base, ...call, record });
+    if (run.hub.active) run.hub.emit({ type: 'subcall_end', ...run.base, callId, index, record });
     return record;
   }
 }

@@ -81,11 +81,21 @@ function accumulate(into: ModelUsage, m: ModelUsage): void {
   into.unpricedCalls = (into.unpricedCalls ?? 0) + (m.unpricedCalls ?? 0);
 }
 
-/** Usage of a single call, as a summary (for sub-call records). */
+/**
+ * Usage of a single call, as a summary (for sub-call records): what a fresh tracker given
+ * this one call would report, built directly (it runs once per sub-call).
+ */
 export function summarizeCall(model: string, usage: LMUsage): UsageSummary {
-  const tracker = new UsageTracker();
-  tracker.add(model, usage);
-  return tracker.summary();
+  const priced = usage.costUSD !== undefined;
+  const counts = (): ModelUsage => ({
+    calls: 1,
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+    cachedInputTokens: usage.cachedInputTokens,
+    costUSD: usage.costUSD ?? 0,
+    unpricedCalls: priced ? 0 : 1,
+  });
+  return { models: { [model]: counts() }, ...counts() };
 }
 
 /**

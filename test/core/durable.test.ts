@@ -58,6 +58,24 @@ describe('sub-call ids', () => {
     expect(result.trajectory.iterations[0]?.codeBlocks[0]?.subcalls.map((s) => s.index)).toEqual([0, 1, 2]);
   });
 
+  it('never gives two calls the same callId, across batches and single calls', async () => {
+    const sub = new FakeClient('sub-model', async (messages) => `R:${messages[0]!.content}`);
+    const root = new FakeClient('root-model', scripted(repl('go'), repl('again'), 'FINAL(done)'));
+    const twice = async (ctx: Parameters<typeof query>[0]) => {
+      await query(ctx, 'llm_query', ['a', 'b']);
+      await query(ctx, 'llm_query', ['c', 'd']);
+      await query(ctx, 'llm_query', ['e']);
+      return { stdout: 'ok' };
+    };
+    const { rlm, events } = makeRLM({ root, others: [sub], cells: { go: twice, again: twice } });
+    await rlm.completion(CONTEXT);
+    const ids = subEvents(events)
+      .filter((e) => e.type === 'subcall_start')
+      .map((e) => e.callId);
+    expect(ids).toHaveLength(10);
+    expect(new Set(ids).size).toBe(10);
+  });
+
   it("tags every event of a child RLM with the callId of the rlm_query that started it", async () => {
     const isChild = (messages: ChatMessage[]) => messages[0]!.content.includes('recursion is off');
     const parentScript = scripted(repl('delegate'), 'FINAL(7)');

@@ -435,6 +435,26 @@ describe('sub-calls', () => {
     expect(ends.map((e) => e.record.prompt).sort()).toEqual(['q1', 'q2']);
   });
 
+  it('aborts a sub-call with the signal it was asked with, and a later request with another signal goes through', async () => {
+    const sub = new FakeClient('sub-model', (messages, request) => (messages[0]!.content === 'hang' ? hangUntilAborted(request.signal) : 'ok'));
+    const replies: HostReply[] = [];
+    const { rlm } = subcallRun(async ({ host }) => {
+      const first = new AbortController();
+      const pending = host.handle({ op: 'llm_query', prompts: ['hang'], model: null }, first.signal);
+      first.abort();
+      replies.push(await pending);
+      // The signals a dispatcher combines are per cell: a new one must not inherit the aborted one.
+      const second = new AbortController();
+      replies.push(await host.handle({ op: 'llm_query', prompts: ['a', 'b'], model: null }, second.signal));
+      replies.push(await host.handle({ op: 'llm_query', prompts: ['c'], model: null }, second.signal));
+      second.abort();
+      replies.push(await host.handle({ op: 'llm_query', prompts: ['hang'], model: null }, second.signal));
+      return {};
+    }, [sub]);
+    await rlm.completion(CONTEXT);
+    expect(replies.map((r) => ('results' in r ? r.results.map((x) => x.slice(0, 6)) : r))).toEqual([['Error:'], ['ok', 'ok'], ['ok'], ['Error:']]);
+  });
+
   it('answers no sub-calls outside a run', async () => {
     const root = new FakeClient('root-model', scripted('FINAL(x)'));
     const { rlm, env } = makeRLM({ root });

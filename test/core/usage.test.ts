@@ -115,6 +115,21 @@ describe('summarizeCall and the empty values', () => {
     });
   });
 
+  it('equals what a tracker given only that call reports, priced or not', () => {
+    for (const usage of [call(3, 4, { cachedInputTokens: 1, costUSD: 0.002 }), call(7, 0), emptyLMUsage()]) {
+      const tracker = new UsageTracker();
+      tracker.add('model-a', usage);
+      expect(summarizeCall('model-a', usage)).toEqual(tracker.summary());
+    }
+  });
+
+  it('gives each call summary its own objects', () => {
+    const a = summarizeCall('m', call(1, 1));
+    a.models.m!.calls = 9;
+    expect(a.calls).toBe(1);
+    expect(summarizeCall('m', call(1, 1)).models.m?.calls).toBe(1);
+  });
+
   it('gives fresh empty objects', () => {
     const a = emptyUsage();
     a.calls = 5;
