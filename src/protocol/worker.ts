@@ -24,11 +24,13 @@ export type HostReply = { results: string[] } | { value: unknown } | { error: st
 
 /**
  * Page-side object the worker calls (through Comlink) when Python needs the page, on the
- * JSPI path. Requests and replies are structured-cloned: no JSON on the hot path (JSON in
- * Pyodide costs more than the round trip itself).
+ * JSPI path. Requests are structured-cloned; replies come back encoded by the page
+ * ({@link encodeReply}, transferred), the same bytes the SharedArrayBuffer path writes, so
+ * that Python decodes both alike and the worker does no work on them. No JSON on the hot
+ * path (JSON in Pyodide costs more than the round trip itself).
  */
 export interface HostEndpoint {
-  call(request: HostRequest): Promise<HostReply>;
+  call(request: HostRequest): Promise<SharedPayload>;
   /**
    * What the running cell printed since the last call (throttled by the runtime). The worker
    * does not wait for it: it posts and goes on, also on the SharedArrayBuffer bridge, where it
@@ -150,22 +152,30 @@ export interface TenantAPI {
   close(): Promise<void>;
 }
 
-// ------------------------------------------------------------------ the shared reply codec
+// ------------------------------------------------------------------ the reply codec
+
+/**
+ * A reply as the page encodes it for Python, on both bridges: Int32 format, then for
+ * RESULTS (query results) Int32 count, count × Int32 UTF-8 byte lengths and the UTF-8 texts
+ * back to back — Python decodes them natively (src/python/pyodide_glue.py) — or for JSON the
+ * UTF-8 JSON of any other reply. Returned through Comlink (JSPI, transferred) or written into
+ * a shared buffer (SAB). One buffer, so that Python makes one call into JS to read it.
+ */
+export type SharedPayload = Uint8Array;
+
+/** Payload formats (Python's glue knows them by number). */
+export const FORMAT_JSON = 0;
+export const FORMAT_RESULTS = 1;
 
 /**
  * Layout of a shared reply buffer: Int32 status, Int32 payload byte length, Int32 call
- * sequence number (a late reply to an abandoned call must not land in the next one),
- * Int32 payload format, then the payload. Format RESULTS: Int32 count, count × Int32 UTF-8
- * lengths, then the UTF-8 texts back to back (no JSON on the hot path); format JSON: the
- * UTF-8 JSON of any other reply.
+ * sequence number (a late reply to an abandoned call must not land in the next one), an
+ * Int32 of padding, then the payload.
  */
 const HEADER_BYTES = 16;
 const SLOT_STATUS = 0;
 const SLOT_LENGTH = 1;
 const SLOT_SEQ = 2;
-const SLOT_FORMAT = 3;
-const FORMAT_JSON = 0;
-const FORMAT_RESULTS = 1;
 const STATUS_PENDING = 0;
 const STATUS_READY = 1;
 /** The reply did not fit: the worker must send a larger buffer for the same call. */
@@ -174,58 +184,56 @@ const STATUS_TOO_SMALL = 2;
 /** The first shared reply buffer a worker allocates; it grows when a reply does not fit. */
 export const INITIAL_SHARED_BYTES = 1 << 20;
 
-/** A reply in the form Python reads fastest: query results as one UTF-8 buffer plus byte lengths. */
-export type PackedReply = { kind: 'results'; bytes: Uint8Array; lengths: number[] } | { kind: 'json'; json: string };
-
-/** A reply encoded for a shared buffer (see the layout above). */
-export interface SharedPayload {
-  format: number;
-  bytes: Uint8Array;
-}
-
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /**
- * Packs a reply on the worker's side of the JSPI path (where it arrives structured-cloned):
- * results are encoded into one buffer, sized for ASCII and grown only for other text.
+ * Encodes a reply on the page (see {@link SharedPayload}) into one buffer sized for ASCII:
+ * all-ASCII results are encoded joined, in one call; others one by one, the buffer grown
+ * only for text that is not ASCII.
  */
-export function packReply(reply: HostReply): PackedReply {
-  if (!('results' in reply)) return { kind: 'json', json: JSON.stringify(reply) };
-  let total = 0;
-  for (const r of reply.results) total += r.length;
-  let bytes = new Uint8Array(total + 16);
-  const lengths: number[] = [];
-  let written = 0;
-  for (const r of reply.results) {
-    // ASCII fits in length bytes; grow (rarely) for the worst case of 3 bytes per unit.
-    if (bytes.length - written < r.length * 3) {
-      const grown = new Uint8Array(Math.max(bytes.length * 2, written + r.length * 3));
-      grown.set(bytes.subarray(0, written));
-      bytes = grown;
-    }
-    const n = encoder.encodeInto(r, bytes.subarray(written)).written;
-    lengths.push(n);
-    written += n;
+export function encodeReply(reply: HostReply): SharedPayload {
+  if (!('results' in reply)) {
+    const json = encoder.encode(JSON.stringify(reply));
+    const bytes = new Uint8Array(4 + json.byteLength);
+    new DataView(bytes.buffer).setInt32(0, FORMAT_JSON, true);
+    bytes.set(json, 4);
+    return bytes;
   }
-  return { kind: 'results', bytes: bytes.subarray(0, written), lengths };
-}
-
-/** Encodes a reply on the page for a shared buffer (encodeInto refuses shared views: encode first). */
-export function encodeSharedReply(reply: HostReply): SharedPayload {
-  if (!('results' in reply)) return { format: FORMAT_JSON, bytes: encoder.encode(JSON.stringify(reply)) };
-  const texts = reply.results.map((r) => encoder.encode(r));
-  const head = 4 + 4 * texts.length;
-  const bytes = new Uint8Array(head + texts.reduce((n, t) => n + t.byteLength, 0));
+  const { results } = reply;
+  const head = 8 + 4 * results.length;
+  let total = head;
+  for (const r of results) total += r.length;
+  let bytes = new Uint8Array(total);
+  const lengths = new Int32Array(results.length);
+  // All ASCII, the common case: one native encode of the joined texts, lengths as they are.
+  const joined = results.join('');
+  const ascii = encoder.encodeInto(joined, bytes.subarray(head));
+  let written = total;
+  if (ascii.read === joined.length && ascii.written === joined.length) {
+    for (let i = 0; i < results.length; i++) lengths[i] = results[i]!.length;
+  } else {
+    written = head;
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!;
+      let { read, written: n } = encoder.encodeInto(r, bytes.subarray(written));
+      // Other text than ASCII did not fit: grow for the worst case of 3 bytes per unit left.
+      while (read < r.length) {
+        const grown = new Uint8Array(Math.max(bytes.length * 2, written + n + (r.length - read) * 3));
+        grown.set(bytes.subarray(0, written + n));
+        bytes = grown;
+        const more = encoder.encodeInto(r.slice(read), bytes.subarray(written + n));
+        read += more.read;
+        n += more.written;
+      }
+      lengths[i] = n;
+      written += n;
+    }
+  }
   const view = new DataView(bytes.buffer);
-  view.setInt32(0, texts.length, true);
-  let offset = head;
-  texts.forEach((t, i) => {
-    view.setInt32(4 + 4 * i, t.byteLength, true);
-    bytes.set(t, offset);
-    offset += t.byteLength;
-  });
-  return { format: FORMAT_RESULTS, bytes };
+  view.setInt32(0, FORMAT_RESULTS, true);
+  view.setInt32(4, results.length, true);
+  for (let i = 0; i < results.length; i++) view.setInt32(8 + 4 * i, lengths[i]!, true);
+  return bytes.subarray(0, written);
 }
 
 /**
@@ -235,10 +243,9 @@ export function encodeSharedReply(reply: HostReply): SharedPayload {
  * length was written, and the writer keeps the payload until the worker resumes with a
  * larger buffer.
  */
-export function writeSharedReply(buffer: SharedArrayBuffer, seq: number, payload: SharedPayload): 'written' | 'too-small' | 'stale' {
+export function writeSharedReply(buffer: SharedArrayBuffer, seq: number, bytes: SharedPayload): 'written' | 'too-small' | 'stale' {
   const header = new Int32Array(buffer, 0, 4);
   if (Atomics.load(header, SLOT_SEQ) !== seq) return 'stale';
-  const { bytes, format } = payload;
   let outcome: 'written' | 'too-small';
   if (bytes.byteLength > buffer.byteLength - HEADER_BYTES) {
     Atomics.store(header, SLOT_LENGTH, bytes.byteLength);
@@ -247,7 +254,6 @@ export function writeSharedReply(buffer: SharedArrayBuffer, seq: number, payload
   } else {
     new Uint8Array(buffer, HEADER_BYTES, bytes.byteLength).set(bytes);
     Atomics.store(header, SLOT_LENGTH, bytes.byteLength);
-    Atomics.store(header, SLOT_FORMAT, format);
     Atomics.store(header, SLOT_STATUS, STATUS_READY);
     outcome = 'written';
   }
@@ -263,12 +269,12 @@ export function armSharedBuffer(buffer: SharedArrayBuffer, seq: number): void {
 }
 
 /** What the worker finds in its buffer. */
-export type SharedReadResult = { status: 'pending' } | { status: 'ready'; reply: PackedReply } | { status: 'too-small'; buffer: SharedArrayBuffer };
+export type SharedReadResult = { status: 'pending' } | { status: 'ready'; reply: SharedPayload } | { status: 'too-small'; buffer: SharedArrayBuffer };
 
 /**
  * The worker blocks until the page has written to `buffer`, in slices of `sliceMs`, calling
  * `onSlice` between them (Python does not see interrupts while blocked in Atomics.wait), then
- * decodes the reply. A reply that did not fit comes back as a larger buffer, to arm and
+ * copies the payload out. A reply that did not fit comes back as a larger buffer, to arm and
  * send in a 'resume' message. `sliceMs` 0 does not block: 'pending' means nothing was written.
  */
 export function readSharedReply(buffer: SharedArrayBuffer, sliceMs = 0, onSlice: () => void = () => undefined): SharedReadResult {
@@ -281,12 +287,6 @@ export function readSharedReply(buffer: SharedArrayBuffer, sliceMs = 0, onSlice:
   if (status === STATUS_PENDING) return { status: 'pending' };
   if (status === STATUS_TOO_SMALL) return { status: 'too-small', buffer: new SharedArrayBuffer(HEADER_BYTES + Math.max(length, buffer.byteLength * 2)) };
   if (status !== STATUS_READY) throw new Error(`bad shared reply status ${status}`);
-  // Copy out of shared memory (TextDecoder and Python refuse shared views).
-  const payload = new Uint8Array(buffer, HEADER_BYTES, length).slice();
-  if (Atomics.load(header, SLOT_FORMAT) !== FORMAT_RESULTS) return { status: 'ready', reply: { kind: 'json', json: decoder.decode(payload) } };
-  const view = new DataView(payload.buffer);
-  const count = view.getInt32(0, true);
-  const lengths: number[] = [];
-  for (let i = 0; i < count; i++) lengths.push(view.getInt32(4 + 4 * i, true));
-  return { status: 'ready', reply: { kind: 'results', bytes: payload.subarray(4 + 4 * count), lengths } };
+  // Copied out of shared memory: TextDecoder and Python refuse shared views.
+  return { status: 'ready', reply: new Uint8Array(buffer, HEADER_BYTES, length).slice() };
 }

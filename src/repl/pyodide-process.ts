@@ -15,7 +15,7 @@ import { BridgeUnavailableError, ConfigurationError, ReplCrashedError } from '..
 import type { ReplInfo } from '../core/types';
 import type { RelayedCall, RelayedReply } from '../protocol/frame';
 import {
-  encodeSharedReply,
+  encodeReply,
   makeInterruptBuffer,
   raiseInterrupt,
   writeSharedReply,
@@ -83,8 +83,14 @@ class BootTimeoutError extends ReplCrashedError {
   override name = 'ReplCrashedError';
 }
 
-/** What a tenant's namespace sends to the page: its requests and its running cell's output. */
-export type TenantHost = HostEndpoint;
+/**
+ * What a tenant's namespace sends to the page: its requests (answered here as replies, which
+ * the process encodes for Python on either bridge) and its running cell's output.
+ */
+export interface TenantHost {
+  call(request: HostRequest): Promise<HostReply>;
+  output: HostEndpoint['output'];
+}
 
 /** A booted worker, as its tenants see it. */
 export interface ProcessRun {
@@ -220,9 +226,9 @@ export class PyodideProcess {
     channel.port1.onmessage = async ({ data }: MessageEvent<SharedCallMessage | RelayedCall>) => {
       if (data.type === 'call') {
         const answer = this.sharedCalls;
-        const payload = encodeSharedReply(answer ? await answer(data.request) : { error: 'no REPL namespace is open in this worker' });
+        const payload = encodeReply(answer ? await answer(data.request) : { error: 'no REPL namespace is open in this worker' });
         if ('buffer' in data) write(data.buffer, data.seq, payload);
-        else channel.port1.postMessage({ type: 'reply', seq: data.seq, payload } satisfies RelayedReply, [payload.bytes.buffer as ArrayBuffer]);
+        else channel.port1.postMessage({ type: 'reply', seq: data.seq, payload } satisfies RelayedReply, [payload.buffer as ArrayBuffer]);
       } else {
         const pending = this.pendingShared;
         this.pendingShared = undefined;
@@ -240,7 +246,15 @@ export class PyodideProcess {
     if (!remote) throw new ReplCrashedError('The REPL worker is not running.');
     const tenant = this.nextTenant++;
     if (run.info.bridge === 'sab') this.sharedCalls = (request) => host.call(request);
-    const api = await Promise.race([remote.open(tenant, Comlink.proxy(host)), run.ended]);
+    const endpoint: HostEndpoint = {
+      // Encoded here, as on the SharedArrayBuffer path, and transferred: Python decodes the bytes.
+      call: async (request) => {
+        const payload = encodeReply(await host.call(request));
+        return Comlink.transfer(payload, [payload.buffer as ArrayBuffer]);
+      },
+      output: (stream, text) => host.output(stream, text),
+    };
+    const api = await Promise.race([remote.open(tenant, Comlink.proxy(endpoint)), run.ended]);
     this.tenants.add(tenant);
     return { tenant, api, run };
   }

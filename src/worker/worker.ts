@@ -11,7 +11,6 @@ import {
   armSharedBuffer,
   INITIAL_SHARED_BYTES,
   interruptTarget,
-  packReply,
   readSharedReply,
   type BootInfo,
   type BootOptions,
@@ -22,8 +21,8 @@ import {
   type HostEndpoint,
   type HostRequest,
   type OutputStream,
-  type PackedReply,
   type SharedCallMessage,
+  type SharedPayload,
   type TenantAPI,
   type ToolSpec,
   type WorkerAPI,
@@ -85,7 +84,7 @@ async function detectJSPI(api: PyodideAPI): Promise<boolean> {
 }
 
 /** The SharedArrayBuffer bridge: post the request, then block until the page replies. */
-function callShared(request: HostRequest): PackedReply {
+function callShared(request: HostRequest): SharedPayload {
   const api = ready().pyodide;
   const port = sharedPort;
   if (!port) throw new Error('no shared-call port');
@@ -161,11 +160,16 @@ export const api: WorkerAPI = {
     // Blocked in Atomics.wait during a sub-call, the worker could not run another namespace.
     if (bridge === 'sab' && tenants.size > 0) throw new Error('a REPL worker on the SharedArrayBuffer bridge holds one namespace');
     const host = endpoint as unknown as Comlink.Remote<HostEndpoint>;
-    const call = bridge === 'jspi' ? async (request: HostRequest) => packReply(await host.call(request)) : callShared;
+    // Either way Python gets the reply as the page encoded it (a Promise of it on JSPI).
+    const call = bridge === 'jspi' ? (request: HostRequest) => host.call(request) : callShared;
+    // Queries are built here from plain arguments: converting a Python dict costs more than
+    // the rest of a 1 KB call on Python's side. `model` and `schema` arrive undefined for None.
+    const query = (op: 'llm_query' | 'rlm_query', prompts: string[], model: string | undefined, schema: Record<string, unknown> | undefined) =>
+      call(schema === undefined ? { op, prompts, model: model ?? null } : { op, prompts, model: model ?? null, schema });
     // Fire and forget: Comlink posts at once, and its reply is read whenever the worker is free.
     const output = (stream: OutputStream, text: string) => void host.output(stream, text).catch(() => undefined);
     const readTarget = interruptFor ? () => Atomics.load(interruptFor!, 0) : () => null;
-    const side = make(call, bridge === 'jspi', output, tenant, readTarget) as { get(key: string): PyCallable; destroy(): void };
+    const side = make(call, query, bridge === 'jspi', output, tenant, readTarget) as { get(key: string): PyCallable; destroy(): void };
     const names: (keyof PythonSide)[] = ['execute', 'loadContext', 'allocate', 'writeChunk', 'setVariable', 'registerTool', 'resolveVariable', 'reset', 'close'];
     const py = Object.fromEntries(names.map((name) => [name, side.get(name)])) as unknown as PythonSide;
     side.destroy();

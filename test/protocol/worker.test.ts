@@ -1,43 +1,48 @@
 /**
- * The SharedArrayBuffer reply codec of the page↔worker protocol: what the page writes, the
- * worker reads back unchanged — and it agrees with the JSPI path's packing, since Python
- * unpacks both the same way (src/python/pyodide_glue.py).
+ * The reply codec of the page↔worker protocol: the page encodes every reply once, the same
+ * bytes on both bridges (returned through Comlink on JSPI, written into shared memory on
+ * SAB), and the worker reads back from shared memory exactly what the page encoded. Python
+ * decodes them (src/python/pyodide_glue.py); `decode` here does what it does.
  */
 import { describe, expect, it } from 'vitest';
 import {
   armSharedBuffer,
-  encodeSharedReply,
+  encodeReply,
+  FORMAT_RESULTS,
   INITIAL_SHARED_BYTES,
-  packReply,
   readSharedReply,
   writeSharedReply,
   type HostReply,
-  type PackedReply,
+  type SharedPayload,
 } from '../../src/protocol/worker';
 
-/** What Python's _rlm_unpack does with a packed reply. */
-function unpack(packed: PackedReply): HostReply {
-  if (packed.kind === 'json') return JSON.parse(packed.json) as HostReply;
+/** What Python's _rlm_decode does with a payload. */
+function decode(bytes: SharedPayload): HostReply {
   const decoder = new TextDecoder();
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getInt32(0, true) !== FORMAT_RESULTS) return JSON.parse(decoder.decode(bytes.subarray(4))) as HostReply;
+  const count = view.getInt32(4, true);
   const results: string[] = [];
-  let pos = 0;
-  for (const n of packed.lengths) {
-    results.push(decoder.decode(packed.bytes.subarray(pos, pos + n)));
+  let pos = 8 + 4 * count;
+  for (let i = 0; i < count; i++) {
+    const n = view.getInt32(8 + 4 * i, true);
+    results.push(decoder.decode(bytes.subarray(pos, pos + n)));
     pos += n;
   }
+  expect(pos).toBe(bytes.byteLength);
   return { results };
 }
 
 /** Page writes the reply of call `seq`; the worker reads it, resuming with a larger buffer if needed. */
-function roundTrip(reply: HostReply, bufferBytes = INITIAL_SHARED_BYTES, seq = 7): { reply: HostReply; packed: PackedReply; resumed: number } {
+function roundTrip(reply: HostReply, bufferBytes = INITIAL_SHARED_BYTES, seq = 7): { reply: HostReply; payload: SharedPayload; resumed: number } {
   let buffer = new SharedArrayBuffer(bufferBytes);
   armSharedBuffer(buffer, seq);
-  const payload = encodeSharedReply(reply);
+  const payload = encodeReply(reply);
   let written = writeSharedReply(buffer, seq, payload);
   let resumed = 0;
   for (;;) {
     const read = readSharedReply(buffer, 20);
-    if (read.status === 'ready') return { reply: unpack(read.reply), packed: read.reply, resumed };
+    if (read.status === 'ready') return { reply: decode(read.reply), payload: read.reply, resumed };
     if (read.status !== 'too-small') throw new Error(`unexpected ${read.status} after ${written}`);
     expect(written).toBe('too-small');
     resumed++;
@@ -65,12 +70,9 @@ describe('shared reply codec', () => {
       const out = roundTrip(reply);
       expect(out.reply).toEqual(reply);
       // The SAB path hands Python exactly what the JSPI path does.
-      expect(unpack(packReply(reply))).toEqual(reply);
-      if (out.packed.kind === 'results') {
-        const packed = packReply(reply) as Extract<PackedReply, { kind: 'results' }>;
-        expect(out.packed.lengths).toEqual(packed.lengths);
-        expect(Buffer.compare(out.packed.bytes, packed.bytes)).toBe(0);
-      }
+      const direct = encodeReply(reply);
+      expect(decode(direct)).toEqual(reply);
+      expect(Buffer.compare(out.payload, direct)).toBe(0);
     });
   }
 
@@ -87,13 +89,13 @@ describe('shared reply codec', () => {
   it('a too-small answer grows the buffer at least twofold, and enough for the payload', () => {
     const buffer = new SharedArrayBuffer(1024);
     armSharedBuffer(buffer, 1);
-    expect(writeSharedReply(buffer, 1, encodeSharedReply({ results: ['q'.repeat(100_000)] }))).toBe('too-small');
+    expect(writeSharedReply(buffer, 1, encodeReply({ results: ['q'.repeat(100_000)] }))).toBe('too-small');
     const read = readSharedReply(buffer);
     if (read.status !== 'too-small') throw new Error(read.status);
     expect(read.buffer.byteLength).toBeGreaterThanOrEqual(100_000 + 4 + 4 + 16);
     const small = new SharedArrayBuffer(1024);
     armSharedBuffer(small, 2);
-    expect(writeSharedReply(small, 2, encodeSharedReply({ results: ['q'.repeat(1500)] }))).toBe('too-small');
+    expect(writeSharedReply(small, 2, encodeReply({ results: ['q'.repeat(1500)] }))).toBe('too-small');
     const grown = readSharedReply(small);
     expect(grown.status === 'too-small' && grown.buffer.byteLength).toBeGreaterThanOrEqual(2048);
   });
@@ -101,11 +103,11 @@ describe('shared reply codec', () => {
   it('a late reply to an abandoned call (stale sequence number) is not written', () => {
     const buffer = new SharedArrayBuffer(1024);
     armSharedBuffer(buffer, 2);
-    expect(writeSharedReply(buffer, 1, encodeSharedReply({ results: ['late'] }))).toBe('stale');
+    expect(writeSharedReply(buffer, 1, encodeReply({ results: ['late'] }))).toBe('stale');
     expect(readSharedReply(buffer)).toEqual({ status: 'pending' });
-    expect(writeSharedReply(buffer, 2, encodeSharedReply({ results: ['current'] }))).toBe('written');
+    expect(writeSharedReply(buffer, 2, encodeReply({ results: ['current'] }))).toBe('written');
     const read = readSharedReply(buffer);
-    expect(read.status === 'ready' && unpack(read.reply)).toEqual({ results: ['current'] });
+    expect(read.status === 'ready' && decode(read.reply)).toEqual({ results: ['current'] });
   });
 
   it('a blocked read checks for interrupts between slices, and an interrupt ends the wait', () => {
@@ -120,10 +122,23 @@ describe('shared reply codec', () => {
     expect(slices).toBe(3);
   });
 
-  it('packing for the JSPI path grows its buffer for text that is not ASCII', () => {
+  it('grows its buffer for text that is not ASCII, wherever it comes in a batch', () => {
+    const byteLengths = (payload: SharedPayload) => {
+      const view = new DataView(payload.buffer, payload.byteOffset);
+      return Array.from({ length: view.getInt32(4, true) }, (_, i) => view.getInt32(8 + 4 * i, true));
+    };
     const reply = { results: ['ascii first', '🙂'.repeat(10_000), 'ü'] };
-    const packed = packReply(reply);
-    expect(packed.kind === 'results' && packed.lengths).toEqual([11, 40_000, 2]);
-    expect(unpack(packed)).toEqual(reply);
+    const payload = encodeReply(reply);
+    expect(byteLengths(payload)).toEqual([11, 40_000, 2]);
+    expect(decode(payload)).toEqual(reply);
+    // Multi-byte text last, after a long ASCII run that fills the first buffer exactly.
+    const last = { results: ['a'.repeat(5000), 'é'.repeat(3000), '日本'] };
+    expect(decode(encodeReply(last))).toEqual(last);
+    expect(byteLengths(encodeReply(last))).toEqual([5000, 6000, 6]);
+  });
+
+  it('encodes a lone surrogate as U+FFFD, as TextEncoder does', () => {
+    const payload = encodeReply({ results: ['a\ud800b'] });
+    expect(decode(payload)).toEqual({ results: ['a\ufffdb'] });
   });
 });
