@@ -227,6 +227,58 @@ for (const bridge of ['jspi', 'sab'] as const) {
   });
 }
 
+for (const bridge of ['jspi', 'sab'] as const) {
+  test(`bridge in the isolation frame: llm_query (${bridge}) against floors measured in the same frame`, async ({ page }) => {
+    await open(page, bridge === 'sab' ? ISOLATED : PLAIN);
+    const rounds = QUICK ? 2 : 7;
+    const calls = QUICK ? 20 : 1000;
+    const out = await page.evaluate(
+      async ({ bridge, rounds, calls }) => {
+        const { RLM } = (window as any).rlmWeb;
+        const Comlink = (window as any).Comlink;
+        const { startFrameFloor } = await import('/bench/page/frame-floor.js' as string);
+        const floors = await startFrameFloor(new URL('/dist/pyodide/', location.href).href);
+        const code = `import time\np = "x" * 1024\nfor _ in range(20): llm_query(p)\nt = time.perf_counter()\nfor _ in range(${calls}): llm_query(p)\nanswer["content"] = str((time.perf_counter() - t) / ${calls} * 1000)\nanswer["ready"] = True`;
+        const echo = {
+          provider: 'bench',
+          model: 'echo',
+          async complete({ messages }: any) {
+            const text = messages[0].role === 'system' ? '```repl\n' + code + '\n```' : messages[0].content;
+            return { text, usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 }, model: 'echo' };
+          },
+        };
+        // The default isolation, as a user gets it; one REPL for every round.
+        const rlm = new RLM({ backend: echo, environmentOptions: { bridge } });
+        const host = Comlink.proxy({ echo: (p: string) => p });
+        const payload = 'x'.repeat(1024);
+        const ours: number[] = [];
+        const floor: number[] = [];
+        const hop: number[] = [];
+        // Interleaved, so that each round of ours has floors measured next to it.
+        for (let i = 0; i < rounds; i++) {
+          ours.push(Number((await rlm.completion('ctx')).response));
+          // Each bridge's own floor: run_sync + Comlink (JSPI), or the frame's relay + Atomics.wait (SAB).
+          floor.push(bridge === 'jspi' ? await floors.remote.pyEchoLoop(host, payload, calls) : await floors.remote.sabPyEchoLoop(payload, calls));
+          hop.push(await floors.remote.echoLoop(host, payload, calls));
+        }
+        const info = rlm.replInfo;
+        await rlm.close();
+        floors.close();
+        if (info?.bridge !== bridge || info?.isolation !== 'sandbox') throw new Error(`ran on ${info?.bridge} in ${info?.isolation}`);
+        return { ours, floor, hop };
+      },
+      { bridge, rounds, calls },
+    );
+    const name = `llm_query round trip, 1 KB prompt, ${bridge.toUpperCase()}, isolation 'sandbox'`;
+    const floorName =
+      bridge === 'jspi'
+        ? 'Python run_sync + Comlink in a worker of the same frame, no rlm-web code'
+        : "Python → the frame's relay → page → Atomics.wait, in a worker of the same frame, no rlm-web code";
+    rows.push({ group: 'Bridge (isolation frame)', name, unit: 'ms', samples: out.ours, reference: { name: floorName, samples: out.floor } });
+    rows.push({ group: 'Bridge (isolation frame)', name, unit: 'ms', samples: out.ours, reference: { name: 'bare Comlink round trip from a worker of the same frame', samples: out.hop } });
+  });
+}
+
 test('fan-out: llm_query_batched against an LM with 100 ms latency', async ({ page }) => {
   await open(page, PLAIN);
   const n = QUICK ? 40 : 1000;
@@ -255,6 +307,45 @@ test('fan-out: llm_query_batched against an LM with 100 ms latency', async ({ pa
     rows.push({ group: 'Fan-out', name: `${n} prompts at concurrency ${concurrency}`, unit: 'ms', samples: [out], reference: { name: 'ideal ceil(N/C) × 100 ms', samples: [ideal] } });
   }
 });
+
+for (const bridge of ['jspi', 'sab'] as const) {
+  test(`batched: llm_query_batched of 1,000 prompts against an instant LM (${bridge})`, async ({ page }) => {
+    await open(page, bridge === 'sab' ? ISOLATED : PLAIN);
+    const prompts = 1000;
+    const rounds = QUICK ? 3 : 30;
+    const out = await page.evaluate(
+      async ({ bridge, prompts, rounds }) => {
+        const { RLM } = (window as any).rlmWeb;
+        // Timed inside Python, around the call only: what a cell sees.
+        const code = `import time\nps = [f"short prompt {i}" for i in range(${prompts})]\nllm_query_batched(ps)\nrounds = []\nfor _ in range(${rounds}):\n    t = time.perf_counter()\n    r = llm_query_batched(ps)\n    rounds.append((time.perf_counter() - t) * 1000)\nassert r[7] == "short prompt 7", r[7]\nanswer["content"] = ",".join(str(x) for x in rounds)\nanswer["ready"] = True`;
+        const instant = {
+          provider: 'bench',
+          model: 'instant',
+          async complete({ messages }: any) {
+            const text = messages[0].role === 'system' ? '```repl\n' + code + '\n```' : messages[0].content;
+            return { text, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'instant' };
+          },
+        };
+        // Default isolation ('sandbox') and limits, as a user gets them.
+        const rlm = new RLM({ backend: instant, environmentOptions: { bridge } });
+        const result = await rlm.completion('ctx');
+        const info = rlm.replInfo;
+        await rlm.close();
+        if (info?.bridge !== bridge || info?.isolation !== 'sandbox') throw new Error(`ran on ${info?.bridge} in ${info?.isolation}`);
+        return result.response.split(',').map(Number) as number[];
+      },
+      { bridge, prompts, rounds },
+    );
+    rows.push({
+      group: 'Batched',
+      name: `llm_query_batched, ${prompts} short prompts, instant in-page LM, ${bridge.toUpperCase()}, isolation 'sandbox': whole call`,
+      unit: 'ms',
+      samples: out,
+      reference: { name: 'the reference implementation (rlms, native CPython), upper end of its 10–13 ms', samples: [13] },
+    });
+    rows.push({ group: 'Batched', name: `same, per prompt (${bridge.toUpperCase()})`, unit: 'µs', samples: out.map((ms) => (ms * 1000) / prompts), reference: { name: 'goal: the reference’s ≈13 µs', samples: [13] } });
+  });
+}
 
 test('recursion: 64 child RLMs (rlm_query_batched) against an LM with 200 ms latency: shared interpreter vs a worker per child', async ({ page }) => {
   const n = QUICK ? 8 : 64;
