@@ -239,16 +239,9 @@ for (const bridge of ['jspi', 'sab'] as const) {
         const { startFrameFloor } = await import('/bench/page/frame-floor.js' as string);
         const floors = await startFrameFloor(new URL('/dist/pyodide/', location.href).href);
         const code = `import time\np = "x" * 1024\nfor _ in range(20): llm_query(p)\nt = time.perf_counter()\nfor _ in range(${calls}): llm_query(p)\nanswer["content"] = str((time.perf_counter() - t) / ${calls} * 1000)\nanswer["ready"] = True`;
-        const echo = {
-          provider: 'bench',
-          model: 'echo',
-          async complete({ messages }: any) {
-            const text = messages[0].role === 'system' ? '```repl\n' + code + '\n```' : messages[0].content;
-            return { text, usage: { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 }, model: 'echo' };
-          },
-        };
+        const { echoLM } = await import('/bench/page/echo-lm.js' as string);
         // The default isolation, as a user gets it; one REPL for every round.
-        const rlm = new RLM({ backend: echo, environmentOptions: { bridge } });
+        const rlm = new RLM({ backend: echoLM(code), environmentOptions: { bridge } });
         const host = Comlink.proxy({ echo: (p: string) => p });
         const payload = 'x'.repeat(1024);
         const ours: number[] = [];
@@ -318,16 +311,9 @@ for (const bridge of ['jspi', 'sab'] as const) {
         const { RLM } = (window as any).rlmWeb;
         // Timed inside Python, around the call only: what a cell sees.
         const code = `import time\nps = [f"short prompt {i}" for i in range(${prompts})]\nllm_query_batched(ps)\nrounds = []\nfor _ in range(${rounds}):\n    t = time.perf_counter()\n    r = llm_query_batched(ps)\n    rounds.append((time.perf_counter() - t) * 1000)\nassert r[7] == "short prompt 7", r[7]\nanswer["content"] = ",".join(str(x) for x in rounds)\nanswer["ready"] = True`;
-        const instant = {
-          provider: 'bench',
-          model: 'instant',
-          async complete({ messages }: any) {
-            const text = messages[0].role === 'system' ? '```repl\n' + code + '\n```' : messages[0].content;
-            return { text, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'instant' };
-          },
-        };
-        // Default isolation ('sandbox') and limits, as a user gets them.
-        const rlm = new RLM({ backend: instant, environmentOptions: { bridge } });
+        const { echoLM } = await import('/bench/page/echo-lm.js' as string);
+        // Default isolation ('sandbox') and limits, as a user gets them; each call counts usage.
+        const rlm = new RLM({ backend: echoLM(code, { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }), environmentOptions: { bridge } });
         const result = await rlm.completion('ctx');
         const info = rlm.replInfo;
         await rlm.close();
