@@ -2,7 +2,7 @@
  * The demo page: settings, context, question, Run/Stop, the live run view, and History.
  * It uses rlm-web's public API only.
  */
-import { RLM, type ReplInfo } from '../src/index';
+import type { ReplInfo } from '../src/index';
 import { explainError, type Explained } from '../ui/errors';
 import { el, formatDuration } from '../ui/format';
 import { RunPane } from '../ui/run-pane';
@@ -139,13 +139,8 @@ function showFormError(explained: Explained): void {
 async function run(): Promise<void> {
   const clickedAt = performance.now();
   formError.hidden = true;
-  const s = settings.read();
-  const problem = validateSettings(s);
-  if (problem) {
-    showFormError({ title: 'Settings needed.', detail: problem });
-    settings.focusProblem(s);
-    return;
-  }
+  const ready = pane.prepare(settings, showFormError);
+  if (!ready) return;
   let prepared;
   try {
     prepared = await contextView.prepare();
@@ -153,22 +148,14 @@ async function run(): Promise<void> {
     showFormError({ title: 'No context to run on.', detail: (error as Error).message });
     return;
   }
-  let rlm: RLM;
-  try {
-    rlm = pane.rlmFor(toRLMOptions(s));
-  } catch (error) {
-    showFormError(explainError(error));
-    return;
-  }
   settings.panel.open = false;
   await pane.run({
-    rlm,
+    ...ready,
     context: prepared.context,
     question: question.value.trim(),
-    settings: s,
     contextLabel: prepared.label,
     clickedAt,
-    schema: answerSchemaOf(s),
+    schema: answerSchemaOf(ready.settings),
   });
 }
 
@@ -180,22 +167,10 @@ async function resumeRun(id: string): Promise<void> {
   if (pane.running) return;
   const clickedAt = performance.now();
   formError.hidden = true;
-  const s = settings.read();
-  const problem = validateSettings(s);
-  if (problem) {
-    showFormError({ title: 'Settings needed to resume.', detail: problem });
-    settings.focusProblem(s);
-    return;
-  }
-  let rlm: RLM;
-  try {
-    rlm = pane.rlmFor(toRLMOptions(s));
-  } catch (error) {
-    showFormError(explainError(error));
-    return;
-  }
+  const ready = pane.prepare(settings, showFormError, 'Settings needed to resume.');
+  if (!ready) return;
   settings.panel.open = false;
-  await pane.resume({ rlm, id, settings: s, clickedAt, context: async () => (await contextView.prepare()).context }).catch((error: unknown) => showFormError(explainError(error)));
+  await pane.resume({ ...ready, id, clickedAt, context: async () => (await contextView.prepare()).context }).catch((error: unknown) => showFormError(explainError(error)));
 }
 if (history) history.view.onResume = (id) => void resumeRun(id);
 

@@ -158,9 +158,14 @@ async function openPanel(ext: Loaded, page: Page, query = ''): Promise<Page> {
   return panel;
 }
 
+/** Opens a <details> of the panel (Settings, History) unless it is open. */
+async function openDetails(panel: Page, selector: '#settings' | '#history'): Promise<void> {
+  const details = panel.locator(selector);
+  if (!(await details.evaluate((d) => (d as HTMLDetailsElement).open))) await details.locator('summary').click();
+}
+
 async function configure(panel: Page, lm: LMServer, key = KEY): Promise<void> {
-  const settings = panel.locator('#settings');
-  if (!(await settings.evaluate((d) => (d as HTMLDetailsElement).open))) await settings.locator('summary').click();
+  await openDetails(panel, '#settings');
   await panel.getByLabel('Provider').selectOption('local');
   await panel.getByLabel('Base URL').fill(lm.openaiURL);
   await panel.getByLabel('API key').fill(key);
@@ -325,6 +330,193 @@ test('all tabs of the window as a list of {url, title, content}', async ({ ext, 
     await ext.settingsPage.evaluate(([id]) => (globalThis as unknown as { chrome: { developerPrivate: { addHostPermission(id: string, host: string): Promise<void> } } }).chrome.developerPrivate.addHostPermission(id!, 'http://127.0.0.1/*'), [ext.id]);
   }
   await Promise.all([a.close(), b.close(), panel.close()]);
+});
+
+/**
+ * Three turns whose answer needs the REPL's state: find the code in the page (kept in Python),
+ * confirm it with a sub-call, answer from both. Turn 2's reply is held ('hold': the panel is
+ * closed meanwhile), held until `release()` ('gate'), or given at once ('go').
+ */
+function threeTurns(lm: LMServer): { mode: 'hold' | 'gate' | 'go'; release(): void } {
+  let release!: () => void;
+  const gate = new Promise<void>((ok) => (release = ok));
+  const control = { mode: 'go' as 'hold' | 'gate' | 'go', release };
+  lm.setScript(async (request) => {
+    if (!isRootCall(request)) return `confirmed ${/secret code is (\d+)/.exec(lastUser(request))?.[1] ?? 'NONE'}`;
+    const turn = turnOf(request);
+    if (turn === 0) return repl('import re\nm = re.search(r"secret code is (\\d+)", context)\ncode = m.group(1)\nprint("found at", m.start())', 'Searching the page.');
+    if (turn === 1) {
+      if (control.mode === 'hold') return { content: 'never seen', delayMs: 120_000 };
+      if (control.mode === 'gate') await gate;
+      return repl('check = llm_query("Read the code: " + context[m.start():m.end()])\nprint(check)', 'Confirming.');
+    }
+    return repl('answer["content"] = f"The code is {code} ({check})."\nanswer["ready"] = True', 'Answering.');
+  });
+  return control;
+}
+
+/** Who the LM server heard from: 'root <turn>' or 'sub'. */
+function callsOf(lm: LMServer): string[] {
+  return lm.requests.map((r) => (isRootCall(r) ? `root ${turnOf(r)}` : 'sub'));
+}
+
+/**
+ * Starts a three-turn run in a panel for `page`, closes the panel while the model writes turn
+ * 2, and opens the panel again for the same tab: the run is then in History, interrupted.
+ */
+async function interruptedRun(ext: Loaded, page: Page, lm: LMServer, control: { mode: string }, question: string): Promise<Page> {
+  control.mode = 'hold';
+  const first = await openPanel(ext, page);
+  await configure(first, lm);
+  await ask(first, 'text', question);
+  await openDetails(first, '#history');
+  await expect(first.locator('#history-list .history-item', { hasText: question })).toContainText('1 iteration');
+  await expect.poll(() => lm.requests.filter(isRootCall).length).toBe(2);
+  // No Resume while a run goes on: neither for this run nor for any other.
+  await expect(first.locator('.history-resume')).toHaveCount(0);
+  const tab = new URL(first.url()).searchParams.get('tab');
+  await first.close();
+  const panel = await open(ext, `chrome-extension://${ext.id}/panel.html?tab=${tab}`);
+  await expect(panel.locator('#page')).toHaveAttribute('data-state', 'ready');
+  await openDetails(panel, '#history');
+  return panel;
+}
+
+test('History: Resume continues a run cut off by closing the panel, with LM calls for the remaining turns only and the answer of an uninterrupted run', async ({ ext, pages, lm }, testInfo) => {
+  const control = threeTurns(lm);
+  const page = await open(ext, `${pages.origin}/haystack.html`);
+  const panel = await interruptedRun(ext, page, lm, control, 'Resume me');
+  const entry = panel.locator('#history-list .history-item', { hasText: 'Resume me' });
+  await expect(entry.locator('.status')).toHaveText('interrupted');
+  await expect(entry.locator('.history-resume')).toBeVisible();
+
+  // The same three turns uninterrupted, for the answer to compare; Resume is gone while it runs.
+  control.mode = 'gate';
+  lm.requests.length = 0;
+  await ask(panel, 'text', 'Do not stop me');
+  await expect.poll(() => lm.requests.filter(isRootCall).length).toBe(2);
+  await expect(panel.locator('.history-resume')).toHaveCount(0);
+  control.release();
+  await expect(panel.locator('.run .status')).toHaveText('Done');
+  expect(callsOf(lm)).toEqual(['root 0', 'root 1', 'sub', 'root 2']);
+  const uninterrupted = await panel.locator('.answer-body').textContent();
+  expect(uninterrupted).toContain('The code is 7261 (confirmed 7261).');
+
+  control.mode = 'go';
+  lm.requests.length = 0;
+  await entry.locator('.history-resume').click();
+  await expect(panel.locator('.run-question')).toHaveText('Resume me');
+  await expect(panel.locator('.run .status')).toHaveText('Done');
+  expect(await panel.locator('.answer-body').textContent()).toBe(uninterrupted);
+  // Turn 1's cell was replayed from History (its output as stored); the model wrote turns 2 and 3 only.
+  expect(callsOf(lm)).toEqual(['root 1', 'sub', 'root 2']);
+  await expect(panel.locator('.iteration')).toHaveCount(3);
+  await expect(panel.locator('.iteration').first().locator('.cell .output')).toContainText(/^found at \d+/);
+  await expect(entry.locator('.status')).toHaveText('done');
+  await expect(entry.locator('.history-resume')).toHaveCount(0);
+  await shot(panel, testInfo, 'panel-resumed');
+  await page.close();
+  await panel.close();
+});
+
+test('History: Resume of a run whose context was not kept reads the chosen source again, and says what to do when it cannot', async ({ ext, pages, lm }) => {
+  const control = threeTurns(lm);
+  const page = await open(ext, `${pages.origin}/haystack.html`);
+  const panel = await interruptedRun(ext, page, lm, control, 'Read me again');
+  const entry = panel.locator('#history-list .history-item', { hasText: 'Read me again' });
+  const runId = await entry.locator('.history-open').getAttribute('data-run-id');
+  // A context over the logger's keepContextBytes (64 MB) is not kept; taking the kept one out
+  // of the real IndexedDB makes the same situation without a 64 MB page.
+  const removed = await panel.evaluate(
+    (id) =>
+      new Promise<boolean>((ok, fail) => {
+        const opening = indexedDB.open('rlm-web');
+        opening.onerror = () => fail(opening.error);
+        opening.onsuccess = () => {
+          const tx = opening.result.transaction('contexts', 'readwrite');
+          const contexts = tx.objectStore('contexts');
+          let had = false;
+          contexts.count(id!).onsuccess = (event) => {
+            had = (event.target as IDBRequest<number>).result === 1;
+            contexts.delete(id!);
+          };
+          tx.oncomplete = () => (opening.result.close(), ok(had));
+          tx.onerror = () => fail(tx.error);
+        };
+      }),
+    runId,
+  );
+  expect(removed).toBe(true);
+  control.mode = 'go';
+  lm.requests.length = 0;
+  const error = panel.locator('.run .error-box');
+
+  // Nothing selected on the page: nothing to read again. The panel says what to do.
+  await panel.locator('input[name="source"][value="selection"]').check();
+  await entry.locator('.history-resume').click();
+  await expect(error).toContainText('Resuming needs the run’s context.');
+  await expect(error).toContainText('It was too large to be saved with the run. Open this panel from the page the run read (its toolbar button), choose what the run asked about under “Ask about”, then press Resume again');
+  // The raw HTML is not what the run read: its first cell prints something else, and the resume stops.
+  await panel.locator('input[name="source"][value="html"]').check();
+  await entry.locator('.history-resume').click();
+  await expect(error).toContainText('This run cannot be resumed.');
+  await expect(error).toContainText('The context given again may not be the run’s. Open this panel from the page the run read');
+  expect(lm.requests).toEqual([]);
+  await expect(entry.locator('.status')).toHaveText('interrupted');
+
+  // The full text, as the run read it: read again, replayed, continued.
+  await panel.locator('input[name="source"][value="text"]').check();
+  await entry.locator('.history-resume').click();
+  await expect(panel.locator('.answer-body')).toHaveText('The code is 7261 (confirmed 7261).');
+  await expect(panel.locator('.run .status')).toHaveText('Done');
+  expect(callsOf(lm)).toEqual(['root 1', 'sub', 'root 2']);
+  await expect(entry.locator('.status')).toHaveText('done');
+  await page.close();
+  await panel.close();
+});
+
+test('an answer format (JSON Schema): invalid JSON is refused before any request; a list of objects shows as a table, as text', async ({ ext, pages, lm }) => {
+  const rows = [
+    { animal: 'fox', habitat: 'dens near the forest edge' },
+    { animal: '<img src=x onerror=alert(1)> badger', habitat: 'setts' },
+  ];
+  lm.setScript((request) => (isRootCall(request) ? repl(`import json\nanswer["content"] = json.loads(${JSON.stringify(JSON.stringify(rows))})\nanswer["ready"] = True`, 'Listing.') : 'unused'));
+  const page = await open(ext, `${pages.origin}/article.html`);
+  const panel = await openPanel(ext, page);
+  await configure(panel, lm);
+  const format = panel.getByLabel('Answer format (JSON Schema, optional)');
+  try {
+    await format.fill('{"type": "array", items: {}}');
+    await ask(panel, 'text', 'Which animals, where?');
+    await expect(panel.locator('#form-error')).toContainText('The answer format is not valid JSON');
+    await expect(format).toBeFocused();
+    expect(lm.requests).toEqual([]);
+
+    const schema = { type: 'array', items: { type: 'object', properties: { animal: { type: 'string' }, habitat: { type: 'string' } }, required: ['animal', 'habitat'] } };
+    await format.fill(JSON.stringify(schema));
+    await panel.getByRole('button', { name: 'Run', exact: true }).click();
+    const table = panel.locator('.answer table');
+    await expect(table.locator('th')).toHaveText(['animal', 'habitat']);
+    await expect(table.locator('tbody tr')).toHaveCount(2);
+    await expect(table.locator('tbody tr').nth(1).locator('td')).toHaveText([rows[1]!.animal, 'setts']);
+    await expect(panel.locator('.answer img')).toHaveCount(0);
+    await expect(panel.locator('#form-error')).toBeHidden();
+    // The schema went with the run: the model is shown it in its system prompt.
+    const system = lm.requests[0]!.messages.map((m) => m.content).join('\n');
+    expect(system).toContain('"animal"');
+    expect(system).toContain('"habitat"');
+    // Saved with the settings: a panel opened later has it.
+    const again = await open(ext, panel.url());
+    await expect(again.getByLabel('Answer format (JSON Schema, optional)')).toHaveValue(JSON.stringify(schema));
+    await again.close();
+  } finally {
+    // The other tests want text answers (the settings are the profile's).
+    await openDetails(panel, '#settings');
+    await format.fill('');
+    await expect.poll(() => panel.evaluate(async () => JSON.stringify(await (globalThis as unknown as { chrome: { storage: { local: { get(k: string): Promise<unknown> } } } }).chrome.storage.local.get('settings')))).toContain('"answerSchema":""');
+  }
+  await page.close();
+  await panel.close();
 });
 
 test(`a ${LARGE_MB} MB text/plain page`, async ({ ext, pages, lm }, testInfo) => {

@@ -5,15 +5,15 @@
  * extension's sandbox page (an opaque origin with no network), started from here. The page
  * being read only ever sends text (see page-source.ts).
  */
-import { RLM, type ContextInput, type ReplInfo } from '../src/index';
+import type { ContextInput, ReplInfo } from '../src/index';
 import { explainError, type Explained } from '../ui/errors';
 import { el, formatBytes, formatCount, formatDuration } from '../ui/format';
 import { RunPane } from '../ui/run-pane';
-import { endpointOrigin, toRLMOptions, validateSettings } from '../ui/settings';
+import { answerSchemaOf, endpointOrigin, toRLMOptions, validateSettings } from '../ui/settings';
 import { SettingsForm } from '../ui/settings-form';
 import { connectHistory } from '../ui/store';
 import { describeTab, readAllTabs, readSource, type TabItem } from './page-source';
-import { requestAccess } from './permissions';
+import { requestAccess, type Access } from './permissions';
 import { SOURCES, type PageFacts, type Source } from './protocol';
 import { loadSettings, restrictStorage, saveSettings } from './storage';
 
@@ -124,6 +124,11 @@ function setRunning(running: boolean): void {
   runButton.textContent = running ? 'Running…' : 'Run';
   form.setAttribute('aria-busy', String(running));
   if (running) stopButton.focus();
+  // No Resume while the page is read or a run goes on (the run pane says so for the run only).
+  if (history && history.view.busy !== running) {
+    history.view.busy = running;
+    void history.view.refresh();
+  }
 }
 
 // One column in the panel's own scroll, whatever its width.
@@ -162,27 +167,30 @@ async function readContext(what: Choice, signal: AbortSignal): Promise<{ context
   return { context: read.blob, label: `${SOURCE_LABEL[what]} of “${read.title || 'untitled'}”, ${formatBytes(read.blob.size)}` };
 }
 
+/**
+ * Asks for access to the LM endpoint's origin (and every site, to read all tabs): call it
+ * before any other await after the click, the prompt needs the user's gesture. Undefined,
+ * after saying so, when the user refused.
+ */
+async function askAccess(origin: string, allSites: boolean, button: 'Run' | 'Resume'): Promise<Access | undefined> {
+  const asking = requestAccess(origin, allSites);
+  reading.textContent = `Asking for access to ${origin}${allSites ? ' and your tabs’ sites' : ''} (answered at once if you allowed it before)…`;
+  const access = await asking;
+  reading.textContent = '';
+  if (access.granted) return access;
+  showFormError({ title: 'The extension was not allowed to reach the model.', detail: `${button} needs access to ${origin}${allSites ? ' and, to read all tabs, to their sites' : ''}. Press ${button} again and allow it.` });
+  return undefined;
+}
+
 async function run(): Promise<void> {
   const clickedAt = performance.now();
   formError.hidden = true;
-  const s = settings.read();
-  const problem = validateSettings(s);
-  if (problem) {
-    showFormError({ title: 'Settings needed.', detail: problem });
-    settings.focusProblem(s);
-    return;
-  }
-  const origin = endpointOrigin(s)!;
+  // An answer format that is not JSON is refused here, before any request.
+  const ready = pane.prepare(settings, showFormError);
+  if (!ready) return;
   const what = choice();
-  // First thing after the click: the permission prompt needs the user's gesture.
-  const asking = requestAccess(origin, what === 'tabs');
-  reading.textContent = `Asking for access to ${origin}${what === 'tabs' ? ' and your tabs’ sites' : ''} (answered at once if you allowed it before)…`;
-  const access = await asking;
-  reading.textContent = '';
-  if (!access.granted) {
-    showFormError({ title: 'The extension was not allowed to reach the model.', detail: `Run needs access to ${origin}${what === 'tabs' ? ' and, to read all tabs, to their sites' : ''}. Press Run again and allow it.` });
-    return;
-  }
+  const access = await askAccess(endpointOrigin(ready.settings)!, what === 'tabs', 'Run');
+  if (!access) return;
   readController = new AbortController();
   setRunning(true);
   reading.textContent = what === 'tabs' ? 'Reading the tabs…' : `Reading the ${SOURCE_LABEL[what]}…`;
@@ -198,24 +206,59 @@ async function run(): Promise<void> {
     reading.textContent = '';
     await access.release();
   }
-  let rlm: RLM;
-  try {
-    rlm = pane.rlmFor(toRLMOptions(s));
-  } catch (error) {
-    setRunning(false);
-    showFormError(explainError(error));
-    return;
-  }
   settings.panel.open = false;
   await pane.run({
-    rlm,
+    ...ready,
     context: prepared.context,
     question: question.value.trim(),
-    settings: s,
     contextLabel: prepared.label,
     clickedAt,
+    schema: answerSchemaOf(ready.settings),
   });
 }
+
+/** What to do when a resumed run's context was not kept (or the one read is not the run's). */
+const CONTEXT_AGAIN = 'Open this panel from the page the run read (its toolbar button), choose what the run asked about under “Ask about”, then press Resume again: the panel reads it again.';
+
+/** Runs found to need their context read again: their next Resume asks for the sites of all tabs too, if that is the source. */
+const needsContext = new Set<string>();
+
+/**
+ * Continues a stored run that did not finish (History's Resume): its cells are replayed from
+ * History, then the model takes the next turn. A context too large to have been kept is read
+ * again from this panel's tab, as "Ask about" says.
+ */
+async function resumeRun(id: string): Promise<void> {
+  if (pane.running || readController) return;
+  const clickedAt = performance.now();
+  formError.hidden = true;
+  const ready = pane.prepare(settings, showFormError, 'Settings needed to resume.');
+  if (!ready) return;
+  const what = choice();
+  const allSites = what === 'tabs' && needsContext.has(id);
+  const access = await askAccess(endpointOrigin(ready.settings)!, allSites, 'Resume');
+  if (!access) return;
+  settings.panel.open = false;
+  const context = async (signal: AbortSignal): Promise<ContextInput | undefined> => {
+    needsContext.add(id);
+    // Reading all tabs needs every site, asked for at the click: the next Resume does.
+    if (what === 'tabs' && !allSites) return undefined;
+    reading.textContent = `The run’s context was not saved: reading the ${SOURCE_LABEL[what]} again…`;
+    try {
+      return (await readContext(what, signal)).context;
+    } finally {
+      reading.textContent = '';
+    }
+  };
+  try {
+    await pane.resume({ ...ready, id, clickedAt, context, contextAgain: CONTEXT_AGAIN });
+  } catch (error) {
+    showFormError(explainError(error));
+  } finally {
+    await access.release();
+  }
+}
+if (history) history.view.onResume = (id) => void resumeRun(id);
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();

@@ -7,7 +7,22 @@ export interface Explained {
   detail: string;
 }
 
-export function explainError(error: unknown, where: { baseURL?: string | undefined; provider?: string | undefined } = {}): Explained {
+/** What explainError may name: the endpoint, and how this page gives a run's context again. */
+export interface ErrorSetting {
+  baseURL?: string | undefined;
+  provider?: string | undefined;
+  /**
+   * How the user gives a resumed run its context again on this page, when the store did not
+   * keep it. Default: the demo's (pick the same file or paste the same text under Context).
+   */
+  contextAgain?: string | undefined;
+  /** The resumed run's context was given again (it had not been kept): a replay that differs may come from a different context. */
+  contextGivenAgain?: boolean | undefined;
+}
+
+const CONTEXT_AGAIN = 'Pick the same file (or paste the same text) under Context, then press Resume again.';
+
+export function explainError(error: unknown, where: ErrorSetting = {}): Explained {
   const e = error as { name?: string; message?: string; status?: number; reason?: string; partialAnswer?: string };
   const name = e?.name ?? 'Error';
   const message = e?.message ?? String(error);
@@ -45,11 +60,14 @@ export function explainError(error: unknown, where: { baseURL?: string | undefin
     case 'ErrorThresholdExceededError':
       return { title: 'The run reached one of its limits.', detail: `${message} The limits are in Settings.` };
     case 'ReplayMismatchError':
-      return { title: 'This run cannot be resumed.', detail: `${message}` };
+      return {
+        title: 'This run cannot be resumed.',
+        detail: where.contextGivenAgain ? `${message} The context given again may not be the run’s. ${where.contextAgain ?? CONTEXT_AGAIN}` : message,
+      };
     case 'ResumeError':
-      return e.reason === 'context_missing'
-        ? { title: 'Resuming needs the run’s context.', detail: 'It was too large to be saved with the run. Pick the same file (or paste the same text) under Context, then press Resume again.' }
-        : { title: 'This run cannot be resumed.', detail: message };
+      if (e.reason === 'context_missing') return { title: 'Resuming needs the run’s context.', detail: `It was too large to be saved with the run. ${where.contextAgain ?? CONTEXT_AGAIN}` };
+      if (e.reason === 'context_mismatch') return { title: 'That is not the run’s context.', detail: `${message} ${where.contextAgain ?? CONTEXT_AGAIN}` };
+      return { title: 'This run cannot be resumed.', detail: message };
     case 'ConfigurationError':
       return { title: 'The settings cannot work.', detail: message };
     default:

@@ -3,11 +3,12 @@
  * events), Stop, the bar over a shown run (export JSONL, delete, back to the live run) and
  * History opening stored runs into it. Both pages use the same element ids.
  */
-import { RLM, type CompletionResult, type ContextInput, type JSONSchema, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
-import { explainError } from './errors';
+import { CancellationError, RLM, type CompletionResult, type ContextInput, type JSONSchema, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
+import { explainError, type ErrorSetting, type Explained } from './errors';
 import { el } from './format';
 import { RunView } from './run-view';
-import { presetOf, type Settings } from './settings';
+import { presetOf, toRLMOptions, validateSettings, type Settings } from './settings';
+import type { SettingsForm } from './settings-form';
 import type { ConnectedHistory } from './store';
 
 /** How a page shows its REPL: not started, booting, or ready (with what it reported). */
@@ -65,8 +66,14 @@ export interface ResumeRequest {
   settings: Settings;
   /** performance.now() at the user's click. */
   clickedAt: number;
-  /** The context, for a run whose context was too large to keep. Default: none (such a run ends with its ResumeError). */
-  context?: (() => Promise<ContextInput | undefined>) | undefined;
+  /**
+   * The context, for a run whose context was too large to keep (called only then, with the
+   * run's signal); undefined when the page has none to give. Default: none (such a run ends
+   * with its ResumeError).
+   */
+  context?: ((signal: AbortSignal) => Promise<ContextInput | undefined>) | undefined;
+  /** How the user gives the context again on this page, said when it is missing or not the run's. Default: the demo's words (see explainError). */
+  contextAgain?: string | undefined;
 }
 
 export class RunPane {
@@ -162,6 +169,27 @@ export class RunPane {
     return this.rlm;
   }
 
+  /**
+   * The page's RLM for the settings in `form` (see rlmFor), or undefined after `report` said
+   * what is wrong: a missing or invalid setting (with its field focused, the answer format's
+   * included) or settings the RLM refuses. For Run and Resume, before anything is sent.
+   */
+  prepare(form: SettingsForm, report: (explained: Explained) => void, title = 'Settings needed.'): { rlm: RLM; settings: Settings } | undefined {
+    const settings = form.read();
+    const problem = validateSettings(settings);
+    if (problem) {
+      report({ title, detail: problem });
+      form.focusProblem(settings);
+      return undefined;
+    }
+    try {
+      return { rlm: this.rlmFor(toRLMOptions(settings)), settings };
+    } catch (error) {
+      report(explainError(error));
+      return undefined;
+    }
+  }
+
   /** Boots Python as soon as the user shows intent, so the first cell does not wait for it. */
   warmUp(options: RLMOptions): void {
     const rlm = this.rlmFor(options);
@@ -198,20 +226,24 @@ export class RunPane {
     // The iteration the tab closed in is asked again: show the finished ones.
     const view = RunView.fromTrajectory({ ...stored, iterations: stored.iterations.filter((it) => !it.partial) }, 'running');
     view.setStatus('running', 'Replaying the saved cells (no model calls)…');
-    await this.watch(view, rlm, request.settings, request.clickedAt, async (signal) => {
+    let givenAgain = false;
+    const start = async (signal: AbortSignal) => {
       try {
         return await rlm.resume(id, { signal });
       } catch (error) {
         if ((error as { reason?: string }).reason !== 'context_missing' || !request.context) throw error;
-        const context = await request.context().catch(() => undefined);
+        const context = await request.context(signal).catch(() => undefined);
+        if (signal.aborted) throw new CancellationError('Stopped while the context was read again.');
         if (context === undefined) throw error;
+        givenAgain = true;
         return rlm.resume(id, { signal, context });
       }
-    });
+    };
+    await this.watch(view, rlm, request.settings, request.clickedAt, start, () => ({ contextAgain: request.contextAgain, contextGivenAgain: givenAgain }));
   }
 
-  /** Shows a live run in `view` until it ends: events, Stop, History, focus. */
-  private async watch(view: RunView, rlm: RLM, settings: Settings, clickedAt: number, start: (signal: AbortSignal) => Promise<CompletionResult<unknown>>): Promise<void> {
+  /** Shows a live run in `view` until it ends: events, Stop, History, focus. A resume says how its context was given (`resumed`), for its errors. */
+  private async watch(view: RunView, rlm: RLM, settings: Settings, clickedAt: number, start: (signal: AbortSignal) => Promise<CompletionResult<unknown>>, resumed?: () => ErrorSetting): Promise<void> {
     const { history, narrow } = this.options;
     const preset = presetOf(settings.preset);
     const where = { baseURL: settings.baseURL || preset.baseURL || undefined, provider: preset.label };
@@ -243,7 +275,7 @@ export class RunPane {
       const result = await start(this.controller.signal);
       view.finish(result);
     } catch (error) {
-      const explained = explainError(error, where);
+      const explained = explainError(error, { ...where, ...resumed?.() });
       const name = (error as { name?: string }).name;
       const status: RunStatus = name === 'CancellationError' ? 'cancelled' : 'failed';
       const ended = error as { partialAnswer?: string; usage?: Trajectory['usage'] };

@@ -1,5 +1,7 @@
 /** The shared UI's pure logic (demo and extension): replies laid out as the engine runs them, settings → RLM options, formatting. */
 import { describe, expect, it } from 'vitest';
+import { ReplayMismatchError, ResumeError } from '../../src/core/errors';
+import { explainError } from '../../ui/errors';
 import { formatBytes, formatCost, formatDuration, formatRunCost, unpricedOf } from '../../ui/format';
 import { layoutReply } from '../../ui/run-view';
 import { FakeClient, makeRLM, scripted } from '../core/fakes/fakes';
@@ -70,6 +72,26 @@ describe('answer format', () => {
   });
   it('becomes the schema of the run', () => {
     expect(answerSchemaOf({ ...base, answerSchema: '{"type": "object", "required": ["a"]}' })).toEqual({ type: 'object', required: ['a'] });
+  });
+});
+
+describe('resume errors say how this page gives the context again', () => {
+  const missing = new ResumeError('no context', 'context_missing', 'r1');
+  const mismatch = new ResumeError('a str of length 3; the run’s was a str of length 5.', 'context_mismatch', 'r1');
+  const replay = new ReplayMismatchError('r1', 1, 0, 'stdout', 'found at 3', 'AttributeError');
+  const panel = 'Choose the same source under “Ask about”, then press Resume again.';
+  it('in the demo’s words by default', () => {
+    expect(explainError(missing)).toEqual({ title: 'Resuming needs the run’s context.', detail: 'It was too large to be saved with the run. Pick the same file (or paste the same text) under Context, then press Resume again.' });
+    expect(explainError(mismatch).detail).toMatch(/length 5\. Pick the same file/);
+  });
+  it('in the page’s own words when it gives them', () => {
+    expect(explainError(missing, { contextAgain: panel }).detail).toBe(`It was too large to be saved with the run. ${panel}`);
+    expect(explainError(mismatch, { contextAgain: panel })).toEqual({ title: 'That is not the run’s context.', detail: `${mismatch.message} ${panel}` });
+  });
+  it('suspects the context given again only when one was', () => {
+    expect(explainError(replay, { contextAgain: panel }).detail).toBe(replay.message);
+    expect(explainError(replay, { contextAgain: panel, contextGivenAgain: true }).detail).toBe(`${replay.message} The context given again may not be the run’s. ${panel}`);
+    expect(explainError(new ResumeError('done already', 'not_resumable', 'r1'), { contextAgain: panel })).toEqual({ title: 'This run cannot be resumed.', detail: 'done already' });
   });
 });
 
