@@ -124,7 +124,7 @@ function setRunning(running: boolean): void {
   runButton.textContent = running ? 'Running…' : 'Run';
   form.setAttribute('aria-busy', String(running));
   if (running) stopButton.focus();
-  // No Resume while the page is read or a run goes on (the run pane says so for the run only).
+  // No Resume while the page is read or a run goes on (the run pane marks History busy for the run only).
   if (history && history.view.busy !== running) {
     history.view.busy = running;
     void history.view.refresh();
@@ -153,6 +153,13 @@ question.addEventListener('focus', warmUp, { once: true });
 // ------------------------------------------------------------------ reading and running
 
 let readController: AbortController | undefined;
+/** A Run or Resume waits for the user's answer to the access prompt. */
+let accessPending = false;
+
+/** Whether a Run or Resume is under way (asking for access, reading the page, running). */
+function busy(): boolean {
+  return pane.running || readController !== undefined || accessPending;
+}
 
 async function readContext(what: Choice, signal: AbortSignal): Promise<{ context: ContextInput; label: string }> {
   if (what === 'tabs') {
@@ -175,7 +182,8 @@ async function readContext(what: Choice, signal: AbortSignal): Promise<{ context
 async function askAccess(origin: string, allSites: boolean, button: 'Run' | 'Resume'): Promise<Access | undefined> {
   const asking = requestAccess(origin, allSites);
   reading.textContent = `Asking for access to ${origin}${allSites ? ' and your tabs’ sites' : ''} (answered at once if you allowed it before)…`;
-  const access = await asking;
+  accessPending = true;
+  const access = await asking.finally(() => (accessPending = false));
   reading.textContent = '';
   if (access.granted) return access;
   showFormError({ title: 'The extension was not allowed to reach the model.', detail: `${button} needs access to ${origin}${allSites ? ' and, to read all tabs, to their sites' : ''}. Press ${button} again and allow it.` });
@@ -229,7 +237,7 @@ const needsContext = new Set<string>();
  * again from this panel's tab, as "Ask about" says.
  */
 async function resumeRun(id: string): Promise<void> {
-  if (pane.running || readController) return;
+  if (busy()) return;
   const clickedAt = performance.now();
   formError.hidden = true;
   const ready = pane.prepare(settings, showFormError, 'Settings needed to resume.');
@@ -262,7 +270,7 @@ if (history) history.view.onResume = (id) => void resumeRun(id);
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
-  if (!pane.running && !readController) void run();
+  if (!busy()) void run();
 });
 stopButton.addEventListener('click', () => {
   if (readController) readController.abort();
