@@ -413,6 +413,8 @@ test('History: Resume continues a run cut off by closing the panel, with LM call
   // Printed, not asserted (load-dependent): turns 2–3 after a replay of turn 1, against the same turns uninterrupted.
   console.log(`Resume → answer ${Date.now() - resumed} ms (turns 2–3 of the uninterrupted run: ${lastTurns} ms); LM calls: ${callsOf(lm).length} of 4`);
   expect(await panel.locator('.answer-body').textContent()).toBe(uninterrupted);
+  // How the run had ended before (the closed panel) is not shown over the run that went on.
+  await expect(panel.locator('.run .error-box')).toBeHidden();
   // Turn 1's cell was replayed from History (its output as stored); the model wrote turns 2 and 3 only.
   expect(callsOf(lm)).toEqual(['root 1', 'sub', 'root 2']);
   await expect(panel.locator('.iteration')).toHaveCount(3);
@@ -474,6 +476,7 @@ test('History: Resume of a run whose context was not kept reads the chosen sourc
   await entry.locator('.history-resume').click();
   await expect(panel.locator('.answer-body')).toHaveText('The code is 7261 (confirmed 7261).');
   await expect(panel.locator('.run .status')).toHaveText('Done');
+  await expect(error).toBeHidden();
   expect(callsOf(lm)).toEqual(['root 1', 'sub', 'root 2']);
   await expect(entry.locator('.status')).toHaveText('done');
   await page.close();

@@ -223,8 +223,9 @@ export class RunPane {
     const { rlm, id } = request;
     const stored = await this.options.history?.store.getRun(id);
     if (!stored) return;
-    // The iteration the tab closed in is asked again: show the finished ones.
-    const view = RunView.fromTrajectory({ ...stored, iterations: stored.iterations.filter((it) => !it.partial) }, 'running');
+    // The iteration the tab closed in is asked again: show the finished ones, without how the
+    // run ended before (it goes on).
+    const view = RunView.fromTrajectory({ ...stored, error: undefined, iterations: stored.iterations.filter((it) => !it.partial) }, 'running');
     view.setStatus('running', 'Replaying the saved cells (no model calls)…');
     let givenAgain = false;
     const start = async (signal: AbortSignal) => {
