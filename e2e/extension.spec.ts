@@ -483,7 +483,7 @@ test('History: Resume of a run whose context was not kept reads the chosen sourc
   await panel.close();
 });
 
-test('an answer format (JSON Schema): invalid JSON is refused before any request; a list of objects shows as a table, as text', async ({ ext, pages, lm }) => {
+test('an answer format (JSON Schema): invalid JSON is refused before any request; a list of objects shows as a table, as text', async ({ ext, pages, lm }, testInfo) => {
   const rows = [
     { animal: 'fox', habitat: 'dens near the forest edge' },
     { animal: '<img src=x onerror=alert(1)> badger', habitat: 'setts' },
@@ -509,6 +509,7 @@ test('an answer format (JSON Schema): invalid JSON is refused before any request
     await expect(table.locator('tbody tr').nth(1).locator('td')).toHaveText([rows[1]!.animal, 'setts']);
     await expect(panel.locator('.answer img')).toHaveCount(0);
     await expect(panel.locator('#form-error')).toBeHidden();
+    await shot(panel, testInfo, 'panel-typed-answer');
     // The schema went with the run: the model is shown it in its system prompt.
     const system = lm.requests[0]!.messages.map((m) => m.content).join('\n');
     expect(system).toContain('"animal"');
