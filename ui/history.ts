@@ -15,6 +15,10 @@ export interface HistoryEntry {
   usage: UsageSummary;
   startedAt: string;
   iterationCount: number;
+  /** The run's answer schema, if it had one (such runs are not resumed). */
+  schema?: unknown;
+  /** `depth` 0: a root run (a child's run is resumed through its root). */
+  config?: { depth: number } | undefined;
 }
 
 /** What the panel needs of the trajectory store. */
@@ -38,6 +42,11 @@ const STATUS_LABEL: Record<RunStatus, string> = {
 
 /** Runs that stopped before their answer: their saved cells can be replayed and the run continued. */
 const RESUMABLE = new Set<RunStatus>(['interrupted', 'failed', 'cancelled']);
+
+/** Whether History offers Resume for a run: a root run without a schema that stopped before its answer (as rlm.resume() accepts). */
+export function canResume(entry: HistoryEntry): boolean {
+  return RESUMABLE.has(entry.status) && entry.schema === undefined && (entry.config?.depth ?? 0) === 0;
+}
 
 export class HistoryView {
   private entries: HistoryEntry[] = [];
@@ -101,7 +110,7 @@ export class HistoryView {
         );
         open.addEventListener('click', () => void this.open(entry.id));
         item.append(open);
-        if (this.onResume && RESUMABLE.has(status) && !this.busy) {
+        if (this.onResume && canResume(entry) && !this.busy) {
           const resume = el('button', 'history-resume secondary small', 'Resume');
           resume.type = 'button';
           resume.dataset.runId = entry.id;

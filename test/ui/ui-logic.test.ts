@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ReplayMismatchError, ResumeError } from '../../src/core/errors';
 import { explainError } from '../../ui/errors';
 import { formatBytes, formatCost, formatDuration, formatRunCost, unpricedOf } from '../../ui/format';
+import { canResume, type HistoryEntry } from '../../ui/history';
 import { layoutReply } from '../../ui/run-view';
 import { FakeClient, makeRLM, scripted } from '../core/fakes/fakes';
 import { answerSchemaOf, defaultSettings, toRLMOptions, validateSettings } from '../../ui/settings';
@@ -110,5 +111,17 @@ describe('format', () => {
     expect(formatRunCost(0, ['local-model'])).toBe('cost unknown for local-model');
     expect(formatRunCost(0.25, ['a', 'b'])).toBe('$0.25 + cost unknown for a, b');
     expect(unpricedOf({ models: { a: { unpricedCalls: 0 }, b: { unpricedCalls: 2 }, old: {} } })).toEqual(['b']);
+  });
+});
+
+describe('History offers Resume where rlm.resume() would take the run', () => {
+  const entry = (over: Partial<HistoryEntry>): HistoryEntry => ({ id: 'r', status: 'interrupted', model: 'm', usage: { calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUSD: 0, models: {} }, startedAt: '', iterationCount: 1, ...over });
+  it('for root runs without a schema that stopped before their answer', () => {
+    expect(['interrupted', 'failed', 'cancelled', 'completed', 'running', 'imported'].filter((status) => canResume(entry({ status: status as HistoryEntry['status'] })))).toEqual(['interrupted', 'failed', 'cancelled']);
+    expect(canResume(entry({ config: { depth: 0 } }))).toBe(true);
+  });
+  it('not for a run held to a schema, nor for a child run', () => {
+    expect(canResume(entry({ schema: { type: 'object' } }))).toBe(false);
+    expect(canResume(entry({ config: { depth: 1 } }))).toBe(false);
   });
 });
