@@ -78,11 +78,14 @@ export async function planResume(runId: string, source: RunSource | undefined, o
     );
   }
   const given = describeInput(context);
-  // Bytes (a File) become a str of unknown length until decoded: compare what can be compared.
-  const comparable = given.bytes === undefined && run.context.bytes === undefined;
-  if (given.type !== run.context.type || (comparable && given.length !== run.context.length)) {
+  // Bytes (a File) become a str of unknown length until decoded: compare what can be compared,
+  // the byte sizes when both are known.
+  const lengths = given.bytes === undefined && run.context.bytes === undefined;
+  const bytes = given.bytes !== undefined && run.context.bytes !== undefined;
+  if (given.type !== run.context.type || (lengths && given.length !== run.context.length) || (bytes && given.bytes !== run.context.bytes)) {
+    const size = (c: typeof given) => (c.bytes !== undefined ? `${c.bytes} bytes` : `length ${c.length}`);
     throw new ResumeError(
-      `The context given for run '${runId}' is a ${given.type} of length ${given.length}; the run's was a ${run.context.type} of length ${run.context.length}. Pass the run's own context.`,
+      `The context given for run '${runId}' is a ${given.type} of ${size(given)}; the run's was a ${run.context.type} of ${size(run.context)}. Pass the run's own context.`,
       'context_mismatch',
       runId,
     );

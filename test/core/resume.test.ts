@@ -149,6 +149,23 @@ describe('resume', () => {
     expect(result.response).toBe('42');
   });
 
+  it('compares the byte sizes of a File-like context given again: another size is refused before any replay', async () => {
+    const source = new MemorySource();
+    const first = await original(source);
+    source.contexts.clear();
+    // As if the run had read a 420-byte File.
+    const stored = source.runs.get(first.id)!;
+    stored.context = { ...stored.context, bytes: 420 };
+    const { sub, cells, customTools } = fourTurns({ count: 0 });
+    const make = () => makeRLM({ root: new FakeClient('root-model', scripted(repl('step3'), 'FINAL(42)')), others: [sub], cells, rlm: { customTools } }).rlm;
+    const other = new Blob(['x'.repeat(421)]);
+    const wrong = await rejection(make().resume(first.id, { store: source, context: other }));
+    expect(wrong).toMatchObject({ reason: 'context_mismatch' });
+    expect((wrong as Error).message).toContain('421 bytes');
+    expect((wrong as Error).message).toContain('420 bytes');
+    expect(sub.calls).toHaveLength(0);
+  });
+
   it('refuses runs it cannot continue, and needs a store', async () => {
     const source = new MemorySource();
     const first = await original(source);
