@@ -62,8 +62,9 @@ export interface RLMCoreOptions extends Limits {
   /** Concurrent sub-calls of one batched call. Default: 16. */
   maxConcurrentSubcalls?: number | undefined;
   /**
-   * Child RLMs one `rlm_query_batched` call runs at once (each holds a REPL worker and its
-   * memory); plain sub-calls keep `maxConcurrentSubcalls`. Also how many child REPLs are kept
+   * Child RLMs one `rlm_query_batched` call runs at once (each holds a REPL: with Pyodide, a
+   * namespace of the interpreter the root's children share); plain sub-calls keep
+   * `maxConcurrentSubcalls`. Also how many child REPLs are kept
    * warm between children. Default: 4.
    */
   maxConcurrentChildren?: number | undefined;

@@ -1,7 +1,9 @@
 /**
  * Child RLMs need a fresh Python namespace, not a fresh worker: booting Pyodide costs
- * seconds and hundreds of MB. The pool hands out REPLs, resets them on return (variables,
- * imported modules, files) and keeps up to `maxIdle` warm for the next child.
+ * seconds and ≈85 MB. The pool hands out REPLs, resets them on return (variables, imported
+ * modules, files) and keeps up to `maxIdle` warm for the next child. Its REPLs are made with
+ * the pool as their `group`, so the environment may run them all in one process (Pyodide
+ * does: namespaces of one interpreter).
  */
 import type { EnvironmentFactory, ReplEnvironment, SubcallHost } from './types';
 
