@@ -5,8 +5,8 @@
 import type { ReplInfo } from '../src/index';
 import { explainError, type Explained } from '../ui/errors';
 import { el, formatDuration } from '../ui/format';
-import { RunPane } from '../ui/run-pane';
-import { answerSchemaOf, toRLMOptions, validateSettings } from '../ui/settings';
+import { RunPane, showRunning } from '../ui/run-pane';
+import { toRLMOptions, validateSettings } from '../ui/settings';
 import { SettingsForm } from '../ui/settings-form';
 import { connectHistory } from '../ui/store';
 import { ContextInputView } from './context-input';
@@ -104,11 +104,7 @@ showBridge(undefined);
 const history = connectHistory();
 
 function setRunning(running: boolean): void {
-  runButton.disabled = running;
-  stopButton.disabled = !running;
-  runButton.textContent = running ? 'Running…' : 'Run';
-  form.setAttribute('aria-busy', String(running));
-  if (running) stopButton.focus();
+  showRunning(form, runButton, stopButton, running);
 }
 
 const narrow = matchMedia('(max-width: 900px)');
@@ -155,7 +151,6 @@ async function run(): Promise<void> {
     question: question.value.trim(),
     contextLabel: prepared.label,
     clickedAt,
-    schema: answerSchemaOf(ready.settings),
   });
 }
 

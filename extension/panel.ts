@@ -8,8 +8,8 @@
 import type { ContextInput, ReplInfo } from '../src/index';
 import { explainError, type Explained } from '../ui/errors';
 import { el, formatBytes, formatCount, formatDuration } from '../ui/format';
-import { RunPane } from '../ui/run-pane';
-import { answerSchemaOf, endpointOrigin, toRLMOptions, validateSettings } from '../ui/settings';
+import { RunPane, showRunning } from '../ui/run-pane';
+import { endpointOrigin, toRLMOptions, validateSettings } from '../ui/settings';
 import { SettingsForm } from '../ui/settings-form';
 import { connectHistory } from '../ui/store';
 import { describeTab, readAllTabs, readSource, type TabItem } from './page-source';
@@ -119,11 +119,7 @@ function showBridge(info: ReplInfo | undefined, state: 'idle' | 'starting' | 're
 const history = connectHistory();
 
 function setRunning(running: boolean): void {
-  runButton.disabled = running;
-  stopButton.disabled = !running;
-  runButton.textContent = running ? 'Running…' : 'Run';
-  form.setAttribute('aria-busy', String(running));
-  if (running) stopButton.focus();
+  showRunning(form, runButton, stopButton, running);
   // No Resume while the page is read or a run goes on (the run pane marks History busy for the run only).
   if (history && history.view.busy !== running) {
     history.view.busy = running;
@@ -221,7 +217,6 @@ async function run(): Promise<void> {
     question: question.value.trim(),
     contextLabel: prepared.label,
     clickedAt,
-    schema: answerSchemaOf(ready.settings),
   });
 }
 

@@ -3,11 +3,11 @@
  * events), Stop, the bar over a shown run (export JSONL, delete, back to the live run) and
  * History opening stored runs into it. Both pages use the same element ids.
  */
-import { CancellationError, RLM, type CompletionResult, type ContextInput, type JSONSchema, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
+import { CancellationError, RLM, type CompletionResult, type ContextInput, type PyodideEnvironmentOptions, type ReplInfo, type RLMEvent, type RLMOptions, type RunStatus, type Trajectory } from '../src/index';
 import { explainError, type ErrorSetting, type Explained } from './errors';
 import { el } from './format';
 import { RunView } from './run-view';
-import { presetOf, toRLMOptions, validateSettings, type Settings } from './settings';
+import { answerSchemaOf, presetOf, toRLMOptions, validateSettings, type Settings } from './settings';
 import type { SettingsForm } from './settings-form';
 import type { ConnectedHistory } from './store';
 
@@ -25,6 +25,18 @@ export function followBoot(instance: RLM, show: ShowRepl, isCurrent: () => boole
     (info) => isCurrent() && show(info, 'ready'),
     () => isCurrent() && show(undefined, 'idle'),
   );
+}
+
+/**
+ * The page's Run and Stop buttons as a run starts (true) or ends (false): for `onRunning`.
+ * Stop takes the focus while a run goes on.
+ */
+export function showRunning(form: HTMLFormElement, run: HTMLButtonElement, stop: HTMLButtonElement, running: boolean): void {
+  run.disabled = running;
+  stop.disabled = !running;
+  run.textContent = running ? 'Running…' : 'Run';
+  form.setAttribute('aria-busy', String(running));
+  if (running) stop.focus();
 }
 
 export interface RunPaneOptions {
@@ -48,14 +60,16 @@ export interface RunRequest {
   rlm: RLM;
   context: ContextInput;
   question: string;
-  /** The settings the RLM was made from: the run view names the model, errors the endpoint. */
+  /**
+   * The settings the RLM was made from: the run view names the model, errors the endpoint;
+   * their answer format (see answerSchemaOf), when set, is the run's schema, and the answer
+   * a value shown as a table or tree.
+   */
   settings: Settings;
   /** What the run view shows about the context, e.g. "report.txt, 48 MB". */
   contextLabel: string;
   /** performance.now() at the user's click: the run's clock starts there. */
   clickedAt: number;
-  /** The answer's JSON Schema (see answerSchemaOf): the answer is then a value, shown as a table or tree. Default: a text answer. */
-  schema?: JSONSchema | undefined;
 }
 
 export interface ResumeRequest {
@@ -208,9 +222,10 @@ export class RunPane {
     const { rlm, settings } = request;
     const view = new RunView({ question: request.question, model: settings.rootModel.trim(), contextLabel: request.contextLabel, startedAt: new Date().toISOString() }, 'running');
     view.setStatus('running', rlm.replInfo ? 'Asking the model…' : 'Asking the model while Python starts…');
+    const schema = answerSchemaOf(settings);
     await this.watch(view, rlm, settings, request.clickedAt, (signal) => {
       const options = { rootPrompt: request.question || undefined, signal };
-      return request.schema ? rlm.completion(request.context, { ...options, schema: request.schema }) : rlm.completion(request.context, options);
+      return schema ? rlm.completion(request.context, { ...options, schema }) : rlm.completion(request.context, options);
     });
   }
 
