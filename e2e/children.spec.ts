@@ -114,6 +114,42 @@ for (const mode of ['isolated', 'plain'] as const) {
   });
 }
 
+test('a hostile namespace that ignores SIGINT and spins cannot hold the shared interpreter: it is restarted, and every namespace works again', async ({ page }) => {
+  await openHarness(page, ISOLATED_ORIGIN);
+  const out = await page.evaluate(async () => {
+    const { createPyodideEnvironment } = (window as any).rlmWeb;
+    const group = {};
+    const host = {
+      handle: async (request: { prompts: string[] }) => {
+        await new Promise((r) => setTimeout(r, 300));
+        return { results: request.prompts.map((p) => `sub:${p}`) };
+      },
+    };
+    const [hostile, victim] = [0, 1].map(() => createPyodideEnvironment({ host, environmentOptions: {}, group }));
+    try {
+      await hostile.loadContext(0, 'hostile');
+      await victim.loadContext(0, 'victim');
+      const [spun, waited] = await Promise.all([
+        hostile.execute('import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass', { timeoutMs: 1500 }),
+        victim.execute('kept = 1\nreply = llm_query("x")', { timeoutMs: 30_000 }),
+      ]);
+      // Both work again in a new interpreter, whose interrupts work again.
+      const after = await Promise.all([hostile, victim].map(async (r: any) => (await r.execute('print(context, globals().get("kept"))', { timeoutMs: 10_000 })).stdout.trim()));
+      const interruptedAgain = await victim.execute('while True:\n    pass', { timeoutMs: 1000 });
+      return { interruptible: hostile.info.interruptible, spun: spun.stderr, waited: waited.stderr, after, again: { interrupted: interruptedAgain.interrupted, stderr: interruptedAgain.stderr } };
+    } finally {
+      await Promise.all([hostile.close(), victim.close()]);
+    }
+  });
+  expect(out.interruptible).toBe(true);
+  expect(out.spun).toContain('did not stop when interrupted');
+  expect(out.spun).toContain('REPL was restarted');
+  expect(out.waited).toContain('REPL was restarted');
+  expect(out.after).toEqual(['hostile None', 'victim None']);
+  expect(out.again.interrupted).toBe(true);
+  expect(out.again.stderr).toContain('KeyboardInterrupt');
+});
+
 test('a cell waiting in a sub-call is stopped through its reply: KeyboardInterrupt, state kept, even without an interrupt buffer', async ({ harness, lm }) => {
   lm.setScript((r) => {
     if (!isRootCall(r)) return { content: 'too late', delayMs: 20_000 };
