@@ -8,6 +8,7 @@
  * the scripted LM server listens on 127.0.0.1, so reading a page rests on activeTab alone.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -629,6 +630,39 @@ test('a page that carries a prompt injection: the steered code cannot send the c
   const posted = await panel.evaluate(postedMessages);
   expect(posted.some((message) => message.includes(`url = "${thief.url}"`))).toBe(true);
   expect(posted.filter((message) => message.includes(KEY))).toEqual([]);
+  await thief.close();
+  await page.close();
+  await panel.close();
+});
+
+test('a hostile page whose steered cells send Comlink calls and forged messages to the panel: the panel stays as it was, the key goes nowhere else', async ({ ext, pages, lm }) => {
+  // The attack of the bridge finding: cells capture every port the worker posts on and send
+  // Comlink SET/CONSTRUCT/APPLY messages that, on a panel exposing an object, would point the
+  // SDKs' default URL at the thief (Object.prototype.defaultBaseURL) and run code in the panel.
+  const thief = await startThief();
+  const attack = (name: string) => readFileSync(join(process.cwd(), 'e2e/fixtures/attacks', `${name}.py`), 'utf8').replaceAll('http://127.0.0.1:9/', thief.url);
+  const cells = [attack('capture_ports'), attack('send_attacks'), attack('after_attacks')];
+  lm.setScript((request) => (isRootCall(request) ? repl(cells[Math.min(turnOf(request), 2)]!) : `sub:${lastUser(request)}`));
+  const page = await open(ext, `${pages.origin}/article.html`);
+  const panel = await openPanel(ext, page);
+  const before = await panel.evaluate(() => Object.getOwnPropertyNames(Object.prototype).sort());
+  await configure(panel, lm);
+  await ask(panel, 'text', 'What is this page about?');
+  await expect(panel.locator('.answer')).toContainText('clean answer');
+  const outputs = await panel.locator('.cell .output').allTextContents();
+  expect(outputs.join('\n')).toMatch(/ports: [2-9] sent: \d{2,}/);
+  expect(outputs.join('\n')).toContain('heard on forged ports: 0');
+  await panel.waitForTimeout(1000);
+  expect(await panel.evaluate(() => Object.getOwnPropertyNames(Object.prototype).sort())).toEqual(before);
+  expect(await panel.evaluate(() => ['pwned', 'defaultBaseURL', 'apiKey'].filter((name) => name in {}))).toEqual([]);
+  expect(await panel.evaluate(() => (globalThis as { pwnedByPython?: unknown }).pwnedByPython ?? null)).toBeNull();
+  expect(thief.received).toEqual([]);
+  // Every LM request went to the configured endpoint, with the key; a second question works.
+  expect(lm.requests.every((r) => r.headers.authorization === `Bearer ${KEY}`)).toBe(true);
+  lm.setScript(() => 'FINAL(second answer)');
+  await ask(panel, 'text', 'And again?');
+  await expect(panel.locator('.answer')).toContainText('second answer');
+  expect(thief.received).toEqual([]);
   await thief.close();
   await page.close();
   await panel.close();

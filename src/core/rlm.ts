@@ -75,7 +75,7 @@ export class RLMCore {
     this.session = new Session(
       { factory: this.envFactory, environmentOptions: this.opts.environmentOptions, tools: this.tools, persistent: this.opts.persistent, pool: child?.pool },
       // During a resume's replay, Python's requests are answered from the stored run.
-      { handle: (request, signal) => this.replaying?.handle(request) ?? this.subcalls.handle(request, signal) },
+      { handle: (request, signal) => this.replaying?.handle(request) ?? this.subcalls.handle(request, signal), refused: (reason) => this.subcalls.refused(reason) },
     );
     // Storage failures reported by the logger (RLMLogger is an EventTarget) become events.
     const logger = options.logger as Partial<EventTarget> | undefined;

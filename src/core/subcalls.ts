@@ -63,6 +63,16 @@ export class SubcallDispatcher {
     return subcallDefault ? (others[0] ?? root) : root;
   }
 
+  /** Messages from Python the REPL refused or dropped, as `bridge_refused` events count them. */
+  private refusals = 0;
+
+  /** A message from Python was refused or dropped: an event for whoever watches the run. */
+  refused(reason: string): void {
+    this.refusals++;
+    const run = this.activeRun();
+    run?.hub.emit({ type: 'bridge_refused', ...run.base, reason, count: this.refusals });
+  }
+
   /** Never rejects: errors become `{ error }` replies the Python side raises or returns. */
   async handle(request: HostRequest, signal: AbortSignal): Promise<HostReply> {
     const run = this.activeRun();

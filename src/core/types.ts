@@ -3,6 +3,7 @@
  * LM clients (src/clients), REPLs (src/repl) and stores (src/store) implement them.
  */
 import type { StorageError } from './errors';
+import type { SubcallRequest } from '../protocol/runtime';
 
 // ------------------------------------------------------------------ messages and LM calls
 
@@ -142,11 +143,12 @@ export interface ContextDescription {
 
 // ------------------------------------------------------------------ REPL environments
 
-/** A request Python code makes of the page: sub-calls (one prompt per item) or a custom tool. */
-export type HostRequest =
-  /** `schema`: each reply must be JSON matching it; results are then JSON texts (or "Error: ..."). */
-  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null; schema?: JSONSchema | null | undefined }
-  | { op: 'tool'; name: string; args: unknown[]; kwargs: Record<string, unknown> };
+/**
+ * A request Python code makes of the page: sub-calls (one prompt per item) or a custom tool.
+ * Defined with the runtime's contract (src/protocol/runtime.ts), whose parser every transport
+ * runs before a request reaches the loop.
+ */
+export type HostRequest = SubcallRequest;
 
 /** The page's answer: `results` for queries (one per prompt, in order), `value` for tools. */
 export type HostReply = { results: string[] } | { value: unknown } | { error: string };
@@ -198,6 +200,8 @@ export interface ExecuteOptions {
 /** Answers Python's sub-call and tool requests on the page. Never rejects. */
 export interface SubcallHost {
   handle(request: HostRequest, signal: AbortSignal): Promise<HostReply>;
+  /** A message from Python was refused or dropped (not a request, over a cap); `reason` says why. */
+  refused?(reason: string): void;
 }
 
 /** A custom tool as a REPL registers it: a function the page answers, or data bound as a variable. */
@@ -410,6 +414,12 @@ export type RLMEvent = (
   /** `resume()` rebuilt the REPL: `cells` stored cells of `iterations` iterations replayed (no LM calls) in `replayMs`. */
   | { type: 'resumed'; runId: string; depth: number; iterations: number; cells: number; replayMs: number }
   | { type: 'run_end'; runId: string; depth: number; result: CompletionResult<unknown> }
+  /**
+   * The page refused or dropped a message from Python (not a request, over a cap, too many
+   * waiting): `reason` says why, `count` how many so far for this RLM. The run goes on; a
+   * refused request's cell gets an error.
+   */
+  | { type: 'bridge_refused'; runId: string; depth: number; reason: string; count: number }
   /** The trajectory store refused a write (quota, blocked upgrade); the run goes on. */
   | { type: 'storage_error'; runId: string; depth: number; error: StorageError }
   | { type: 'error'; runId: string; depth: number; error: Error; trajectory: Trajectory }

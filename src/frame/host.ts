@@ -3,10 +3,11 @@
  * (`sandbox="allow-scripts"`, no `allow-same-origin`) under a CSP with `connect-src 'none'`,
  * and does three things for the page: compiles Pyodide's wasm once, starts REPL workers
  * from blob: URLs (inheriting the frame's origin and CSP: no network, no storage), and
- * terminates or interrupts them. It listens to the page only; it never reads what a
- * worker posts, so Python code has no way to address it.
+ * terminates or interrupts them. It listens to the page, and to one port of each worker:
+ * the SharedArrayBuffer bridge's, whose messages it parses as hostile input before relaying
+ * them (the page parses them again).
  */
-import { makeInterruptBuffer, raiseInterrupt, writeSharedReply, type SharedCallMessage, type SharedPayload } from '../protocol/worker';
+import { makeInterruptBuffer, parseSharedCall, raiseInterrupt, writeSharedReply, type SharedPayload } from '../protocol/worker';
 import { isMessage, type FrameToPage, type HandedFiles, type PageToFrame, type RelayedCall, type RelayedReply, type WorkerInit } from '../protocol/frame';
 
 /**
@@ -47,20 +48,25 @@ function relaySharedCalls(answers: MessagePort): MessagePort {
   const channel = new MessageChannel();
   let current: { seq: number; buffer: SharedArrayBuffer } | undefined;
   let pending: { seq: number; payload: SharedPayload } | undefined;
-  channel.port1.onmessage = ({ data }: MessageEvent<SharedCallMessage>) => {
-    if (data.type === 'call') {
-      current = { seq: data.seq, buffer: data.buffer };
-      pending = undefined;
-      answers.postMessage({ type: 'call', request: data.request, seq: data.seq } satisfies RelayedCall);
-    } else if (pending?.seq === data.seq) {
+  channel.port1.onmessage = ({ data }: MessageEvent<unknown>) => {
+    const message = parseSharedCall(data);
+    if (message.type === 'dropped') return;
+    if (message.type === 'resume') {
+      if (pending?.seq !== message.seq) return;
       const { payload } = pending;
       pending = undefined;
-      current = { seq: data.seq, buffer: data.buffer };
-      writeSharedReply(data.buffer, data.seq, payload);
+      current = { seq: message.seq, buffer: message.buffer };
+      writeSharedReply(message.buffer, message.seq, payload);
+      return;
     }
+    current = { seq: message.seq, buffer: message.buffer };
+    pending = undefined;
+    answers.postMessage(
+      (message.type === 'call' ? { type: 'call', request: message.request, seq: message.seq } : { type: 'refused', reason: message.reason, seq: message.seq }) satisfies RelayedCall,
+    );
   };
   answers.onmessage = ({ data }: MessageEvent<RelayedReply>) => {
-    if (data?.type !== 'reply' || !current || current.seq !== data.seq) return;
+    if (data?.type !== 'reply' || !current || current.seq !== data.seq || !(data.payload instanceof Uint8Array)) return;
     if (writeSharedReply(current.buffer, data.seq, data.payload) === 'too-small') pending = { seq: data.seq, payload: data.payload };
   };
   return channel.port2;

@@ -5,6 +5,7 @@
  * other. Python runs in the workers; it never sees the frame's main thread.
  */
 
+import { isPlainObject, parseSubcallRequest } from './runtime';
 import type { HostRequest, SharedPayload } from './worker';
 
 /** Pyodide's runtime files, as the page fetched them from indexURL. */
@@ -47,11 +48,22 @@ export type FrameToPage =
   /** Worker `id` failed to load, or died. */
   | { type: 'error'; id: number; message: string };
 
-/** Frame → page, on a worker's `answers` port: a sub-call made on the SharedArrayBuffer bridge. */
-export interface RelayedCall {
-  type: 'call';
-  request: HostRequest;
-  seq: number;
+/**
+ * Frame → page, on a worker's `answers` port: a sub-call made on the SharedArrayBuffer bridge
+ * (the frame parsed it; the page parses it again with {@link parseRelayedCall}). `refused`: the
+ * frame found no request in it; the page answers with an error that says why.
+ */
+export type RelayedCall = { type: 'call'; request: HostRequest; seq: number } | { type: 'refused'; reason: string; seq: number };
+
+/** What the frame relays, as the page may act on it; anything else is dropped. Never throws. */
+export function parseRelayedCall(data: unknown): RelayedCall | { type: 'dropped'; reason: string } {
+  if (!isPlainObject(data)) return { type: 'dropped', reason: 'not an object' };
+  const { seq } = data;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) return { type: 'dropped', reason: 'no sequence number' };
+  if (data.type === 'refused') return { type: 'refused', seq, reason: typeof data.reason === 'string' ? data.reason.slice(0, 1000) : 'the request is not one' };
+  if (data.type !== 'call') return { type: 'dropped', reason: 'an unknown message type' };
+  const request = parseSubcallRequest(data.request);
+  return request.ok ? { type: 'call', request: request.value, seq } : { type: 'refused', seq, reason: request.reason };
 }
 
 /** Page → frame, on `answers`: the encoded reply, which the frame writes into the worker's shared buffer. */
@@ -74,5 +86,5 @@ export interface WorkerInit {
 
 /** Whether `value` is a message of the page↔frame protocol with a known type. */
 export function isMessage<T extends { type: string }>(value: unknown, types: readonly T['type'][]): value is T {
-  return typeof value === 'object' && value !== null && types.includes((value as { type: unknown }).type as T['type']);
+  return isPlainObject(value) && types.includes(value.type as T['type']);
 }

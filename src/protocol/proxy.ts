@@ -21,9 +21,20 @@
  *
  * Every failure is a JSON ErrorBody with an HTTP status and an ErrorCode.
  */
-import { isOutputStream, parseCellOutput, parseSubcallReply, type CellOutput, type ContextKind, type OutputStream, type SubcallReply, type SubcallRequest } from './stdio.js';
+import {
+  isOutputStream,
+  parseCellOutput,
+  parseSubcallReply,
+  parseSubcallRequest,
+  type CellOutput,
+  type ContextKind,
+  type OutputStream,
+  type SubcallReply,
+  type SubcallRequest,
+} from './runtime.js';
 
-export type { CellOutput, ContextDescription, ContextKind, OutputStream, SubcallReply, SubcallRequest } from './stdio.js';
+export type { CellOutput, ContextDescription, ContextKind, OutputStream, SubcallReply, SubcallRequest } from './runtime.js';
+export { LIVE_OUTPUT_EVENT_COST, MAX_LIVE_OUTPUT_CHARS } from './runtime.js';
 
 // ------------------------------------------------------------------ routes
 
@@ -267,15 +278,6 @@ export type CellEvent =
   | { type: 'result'; data: CellOutput }
   | { type: 'error'; data: { code: ErrorCode | string; message: string } };
 
-/**
- * Characters of live output the proxy relays for one cell (each event counts
- * {@link LIVE_OUTPUT_EVENT_COST} more): a sandbox that floods its protocol channel with output
- * lines gets no further; the `result` event carries the cell's whole capped output anyway.
- */
-export const MAX_LIVE_OUTPUT_CHARS = 1024 * 1024;
-/** What each `output` event costs on top of its text, in {@link MAX_LIVE_OUTPUT_CHARS}. */
-export const LIVE_OUTPUT_EVENT_COST = 64;
-
 /** The proxy sends this comment every HEARTBEAT_MS so that idle intermediaries keep the stream open. */
 export const SSE_HEARTBEAT = ': ping\n\n';
 /** How often the heartbeat is sent, ms. */
@@ -295,8 +297,11 @@ function toCellEvent(type: string, data: string): CellEvent | undefined {
   }
   if (!isPlainObject(value)) throw new ProtocolError(`The proxy sent a '${type}' event whose data is not an object.`);
   if (type === 'request') {
-    if (typeof value.seq !== 'number' || !isPlainObject(value.request)) throw new ProtocolError('The proxy sent a request event without seq and request.');
-    return { type, data: { seq: value.seq, request: value.request as SubcallRequest } };
+    if (typeof value.seq !== 'number' || !Number.isInteger(value.seq)) throw new ProtocolError('The proxy sent a request event without seq.');
+    // The proxy checked it, but what it relays was written by code in the sandbox: checked again here.
+    const request = parseSubcallRequest(value.request);
+    if (!request.ok) throw new ProtocolError(`The proxy sent a request event whose request is not one: ${request.reason}.`);
+    return { type, data: { seq: value.seq, request: request.value } };
   }
   if (type === 'output') {
     if (!isOutputStream(value.stream) || typeof value.text !== 'string') throw new ProtocolError('The proxy sent an output event without a stream (stdout or stderr) and a text.');

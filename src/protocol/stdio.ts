@@ -11,44 +11,24 @@
  * This module imports nothing: the proxy (Node) and tests share it.
  */
 
-/** Any value JSON can carry. */
-export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
+import {
+  isOutputStream,
+  isPlainObject,
+  parseCellOutput,
+  parseContextDescription,
+  parseSubcallRequest,
+  type CellOutput,
+  type ContextDescription,
+  type ContextKind,
+  type JSONValue,
+  type OutputStream,
+  type SubcallReply,
+  type SubcallRequest,
+} from './runtime.js';
 
-/** How a context's bytes become a Python value: a `str`, or `json.loads` of the text. */
-export type ContextKind = 'text' | 'json';
-
-/** What Python reports about a loaded context. */
-export interface ContextDescription {
-  /** Python type name: str, list, dict, ... */
-  type: string;
-  /** Characters for str, items for list/dict. */
-  length: number;
-}
-
-/** A cell's result as `rlm_runtime.Runtime.execute` returns it (snake_case, as Python writes it). */
-export interface CellOutput {
-  stdout: string;
-  stderr: string;
-  /** Names of the user's variables after the cell. */
-  locals: string[];
-  /** Short previews of the variables' values, by name (rlm_runtime.preview; at most 100). */
-  previews?: { [name: string]: string };
-  /** Seconds, measured in Python. */
-  execution_time: number;
-  final_answer: string | null;
-  /** The Python exception's class name when the cell raised, else null. */
-  error_type: string | null;
-  interrupted: boolean;
-}
-
-/** A request made by Python code for the page to answer: a sub-call or a custom tool. */
-export type SubcallRequest =
-  /** `schema`: a JSON Schema each reply must match (the page checks it). */
-  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null; schema?: { [keyword: string]: JSONValue } }
-  | { op: 'tool'; name: string; args: JSONValue[]; kwargs: { [name: string]: JSONValue } };
-
-/** The page's answer: `results` for queries (one per prompt), `value` for tools, or an error. */
-export type SubcallReply = { results: string[] } | { value: JSONValue } | { error: string };
+// The runtime's contract is defined once, in ./runtime; this boundary carries it as JSON lines.
+export type { CellOutput, ContextDescription, ContextKind, JSONValue, OutputStream, SubcallReply, SubcallRequest } from './runtime.js';
+export { isOutputStream, parseCellOutput, parseContextDescription, parseSubcallReply } from './runtime.js';
 
 // ------------------------------------------------------------------ proxy → Python
 
@@ -138,8 +118,14 @@ export interface StdioRequest {
   request: SubcallRequest;
 }
 
-/** Which stream a cell wrote to. */
-export type OutputStream = 'stdout' | 'stderr';
+/**
+ * A `request` line whose request was refused (see `parseSubcallRequest`): the process still
+ * waits for a reply, so the proxy answers it with an error that says why.
+ */
+export interface StdioRefused {
+  type: 'refused';
+  reason: string;
+}
 
 /** What the running cell printed since the last one (throttled by the runtime; no reply). */
 export interface StdioOutput {
@@ -149,7 +135,7 @@ export interface StdioOutput {
 }
 
 /** Any line the process writes. */
-export type StdioMessage = StdioReady | StdioResult | StdioError | StdioRequest | StdioOutput;
+export type StdioMessage = StdioReady | StdioResult | StdioError | StdioRequest | StdioRefused | StdioOutput;
 
 /**
  * The longest line the proxy reads from a sandbox, in characters. A cell's result holds at most
@@ -157,26 +143,6 @@ export type StdioMessage = StdioReady | StdioResult | StdioError | StdioRequest 
  * Default used by the proxy: 64 Mi characters.
  */
 export const DEFAULT_MAX_STDIO_LINE_CHARS = 64 * 1024 * 1024;
-
-function isPlainObject(value: unknown): value is { [key: string]: unknown } {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string');
-}
-
-function parseRequest(value: unknown): SubcallRequest | undefined {
-  if (!isPlainObject(value)) return undefined;
-  if ((value.op === 'llm_query' || value.op === 'rlm_query') && isStringArray(value.prompts) && (value.model === null || value.model === undefined || typeof value.model === 'string')) {
-    const schema = isPlainObject(value.schema) ? { schema: value.schema as { [keyword: string]: JSONValue } } : {};
-    return { op: value.op, prompts: value.prompts, model: value.model ?? null, ...schema };
-  }
-  if (value.op === 'tool' && typeof value.name === 'string' && Array.isArray(value.args) && isPlainObject(value.kwargs)) {
-    return { op: 'tool', name: value.name, args: value.args as JSONValue[], kwargs: value.kwargs as { [name: string]: JSONValue } };
-  }
-  return undefined;
-}
 
 /**
  * One line from the process as a typed message, or undefined when it is not one (bad JSON, an
@@ -200,53 +166,14 @@ export function parseStdioMessage(line: string): StdioMessage | undefined {
         ? { type: 'error', id: value.id, error: value.error, error_type: typeof value.error_type === 'string' ? value.error_type : 'Error' }
         : undefined;
     case 'request': {
-      const request = parseRequest(value.request);
-      return request ? { type: 'request', request } : undefined;
+      const request = parseSubcallRequest(value.request);
+      return request.ok ? { type: 'request', request: request.value } : { type: 'refused', reason: request.reason };
     }
     case 'output':
       return isOutputStream(value.stream) && typeof value.text === 'string' ? { type: 'output', stream: value.stream, text: value.text } : undefined;
     default:
       return undefined;
   }
-}
-
-/** Whether a value names one of a cell's two output streams. */
-export function isOutputStream(value: unknown): value is OutputStream {
-  return value === 'stdout' || value === 'stderr';
-}
-
-/** The value of a `result` line as a cell's output, or undefined when it is not shaped like one. */
-export function parseCellOutput(value: unknown): CellOutput | undefined {
-  if (!isPlainObject(value)) return undefined;
-  const { stdout, stderr, locals, execution_time, final_answer, error_type, interrupted } = value;
-  if (typeof stdout !== 'string' || typeof stderr !== 'string' || !isStringArray(locals) || typeof execution_time !== 'number') return undefined;
-  if (final_answer !== null && typeof final_answer !== 'string') return undefined;
-  if (error_type !== null && typeof error_type !== 'string') return undefined;
-  if (typeof interrupted !== 'boolean') return undefined;
-  const output: CellOutput = { stdout, stderr, locals, execution_time, final_answer, error_type, interrupted };
-  if (value.previews !== undefined) {
-    if (!isPlainObject(value.previews)) return undefined;
-    const entries = Object.entries(value.previews);
-    if (!entries.every(([, text]) => typeof text === 'string')) return undefined;
-    // fromEntries defines own properties: a name like '__proto__' stays a name.
-    output.previews = Object.fromEntries(entries) as { [name: string]: string };
-  }
-  return output;
-}
-
-/** The value of a `context_end` result, or undefined when it is not shaped like one. */
-export function parseContextDescription(value: unknown): ContextDescription | undefined {
-  if (!isPlainObject(value) || typeof value.type !== 'string' || typeof value.length !== 'number') return undefined;
-  return { type: value.type, length: value.length };
-}
-
-/** A sub-call reply as the page posted it, or undefined when it has none of the three shapes. */
-export function parseSubcallReply(value: unknown): SubcallReply | undefined {
-  if (!isPlainObject(value)) return undefined;
-  if (typeof value.error === 'string') return { error: value.error };
-  if (isStringArray(value.results)) return { results: value.results };
-  if ('value' in value) return { value: value.value as JSONValue };
-  return undefined;
 }
 
 const RESULT_PARSERS: { [C in StdioCommandName]: (value: JSONValue) => StdioCommandResults[C] | undefined } = {

@@ -1,42 +1,88 @@
 /**
- * The page↔worker boundary: the wire types of the REPL worker's Comlink API, its boot
- * options, and the SharedArrayBuffer reply codec (the page encodes, the worker decodes).
- * Both sides import this file and nothing else of each other; it imports nothing from src/
- * but the other protocol modules.
+ * The page↔worker boundary: the REPL worker's API (which the page calls through Comlink),
+ * its boot options, the messages of the bridge (Python's requests and live output, which the
+ * worker sends as data on a port of their own) and the reply codec of both bridges (the page
+ * encodes, the worker decodes). Both sides import this file and nothing else of each other; it
+ * imports nothing from src/ but the other protocol modules.
+ *
+ * **The page trusts nothing that comes from the worker.** Model-written Python runs there and
+ * can post any value on any port the worker holds. So the page exposes no object to the
+ * worker (no `Comlink.expose`, no `Comlink.proxy` toward it): Comlink only carries the calls
+ * the page makes, and their results are checked ({@link parseBootInfo}, `parseCellOutput`...).
+ * What the worker starts — a sub-call, a tool call, a chunk of output — arrives as a
+ * {@link BridgeMessage} and is parsed by {@link parseBridgeMessage}; the page answers a
+ * request with a {@link BridgeReply}.
  */
-import type { ProxyMarked } from 'comlink';
-import type { CellOutput, ContextDescription, ContextKind, OutputStream } from './stdio';
+import { isOutputStream, isPlainObject, parseSubcallRequest, type CellOutput, type ContextDescription, type ContextKind, type OutputStream, type SubcallRequest, type ToolSpec } from './runtime';
+
+// The runtime's contract (requests, replies, cell reports, tool specs) is defined once.
+export type { CellOutput, ContextDescription, ContextKind, OutputStream, ToolSpec } from './runtime';
+export { isOutputStream, parseCellOutput, parseContextDescription } from './runtime';
 
 /** How Python's synchronous `llm_query` waits for the page. */
 export type BridgeKind = 'jspi' | 'sab';
 
 /** A request made by Python code (sub-call or custom tool) for the page to answer. */
-export type HostRequest =
-  /** `schema`: a JSON Schema each reply must match; the results are then JSON texts (or "Error: ..."). */
-  | { op: 'llm_query' | 'rlm_query'; prompts: string[]; model: string | null; schema?: Record<string, unknown> | null }
-  | { op: 'tool'; name: string; args: unknown[]; kwargs: Record<string, unknown> };
+export type HostRequest = SubcallRequest;
 
 /**
- * The page's answer: `results` for queries (one per prompt), `value` for tools. `interrupted`:
- * the page is stopping the cell that made the request (it raises KeyboardInterrupt there).
+ * The page's answer: `results` for queries (one per prompt), `value` for tools (JSON-encoded on
+ * the way). `interrupted`: the page is stopping the cell that made the request (it raises
+ * KeyboardInterrupt there). The page makes it: the runtime's `SubcallReply`, before encoding.
  */
 export type HostReply = { results: string[] } | { value: unknown } | { error: string; interrupted?: true };
 
+// ------------------------------------------------------------------ the bridge port
+
 /**
- * Page-side object the worker calls (through Comlink) when Python needs the page, on the
- * JSPI path. Requests are structured-cloned; replies come back encoded by the page
- * ({@link encodeReply}, transferred), the same bytes the SharedArrayBuffer path writes, so
- * that Python decodes both alike and the worker does no work on them. No JSON on the hot
- * path (JSON in Pyodide costs more than the round trip itself).
+ * Worker → page, on the bridge port (a MessagePort the page hands over at boot, one per
+ * worker). `request`: a cell of namespace `tenant` waits for the page (JSPI bridge; on the
+ * SharedArrayBuffer bridge requests go as {@link SharedCallMessage}). `output`: what a running
+ * cell printed since its last chunk (no reply).
  */
-export interface HostEndpoint {
-  call(request: HostRequest): Promise<SharedPayload>;
-  /**
-   * What the running cell printed since the last call (throttled by the runtime). The worker
-   * does not wait for it: it posts and goes on, also on the SharedArrayBuffer bridge, where it
-   * blocks in Atomics.wait during sub-calls and could not read a reply.
-   */
-  output(stream: OutputStream, text: string): void;
+export type BridgeMessage =
+  | { type: 'request'; tenant: number; id: number; request: HostRequest }
+  | { type: 'output'; tenant: number; stream: OutputStream; text: string };
+
+/** Page → worker, on the bridge port: the encoded reply to request `id`. */
+export interface BridgeReply {
+  type: 'reply';
+  id: number;
+  payload: SharedPayload;
+}
+
+/** Characters of one output chunk (the runtime keeps 4 M characters of a stream in all). */
+export const MAX_OUTPUT_CHUNK_CHARS = 4_000_000;
+
+/**
+ * A message from the worker as the page may act on it:
+ * - the message itself, rebuilt from checked fields;
+ * - `refused`: a request whose envelope is sound (so the page can answer it and the cell
+ *   does not wait forever) but whose content is not one, with the reason for the cell;
+ * - `dropped`: anything else, with the reason (counted, never answered, never thrown).
+ */
+export type ParsedBridgeMessage = BridgeMessage | { type: 'refused'; tenant: number; id: number; reason: string } | { type: 'dropped'; reason: string };
+
+function isId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** The one parser of what the worker posts on the bridge port. Never throws. */
+export function parseBridgeMessage(data: unknown): ParsedBridgeMessage {
+  if (!isPlainObject(data)) return { type: 'dropped', reason: 'not an object' };
+  const { type, tenant } = data;
+  if (!isId(tenant)) return { type: 'dropped', reason: 'no tenant' };
+  if (type === 'output') {
+    if (!isOutputStream(data.stream) || typeof data.text !== 'string') return { type: 'dropped', reason: 'an output chunk without a stream and a text' };
+    if (data.text.length > MAX_OUTPUT_CHUNK_CHARS) return { type: 'dropped', reason: 'an output chunk over the limit' };
+    return { type: 'output', tenant, stream: data.stream, text: data.text };
+  }
+  if (type === 'request') {
+    if (!isId(data.id)) return { type: 'dropped', reason: 'a request without an id' };
+    const request = parseSubcallRequest(data.request);
+    return request.ok ? { type: 'request', tenant, id: data.id, request: request.value } : { type: 'refused', tenant, id: data.id, reason: request.reason };
+  }
+  return { type: 'dropped', reason: 'an unknown message type' };
 }
 
 /**
@@ -49,6 +95,25 @@ export type SharedCallMessage =
   | { type: 'call'; request: HostRequest; buffer: SharedArrayBuffer; seq: number }
   /** After status 'too-small': write the pending reply of call `seq` into this larger buffer. */
   | { type: 'resume'; buffer: SharedArrayBuffer; seq: number };
+
+/** A SharedCallMessage as the page (or the frame) may act on it; see {@link ParsedBridgeMessage}. */
+export type ParsedSharedCall = SharedCallMessage | { type: 'refused'; buffer: SharedArrayBuffer; seq: number; reason: string } | { type: 'dropped'; reason: string };
+
+/** The one parser of what the worker posts on the SharedArrayBuffer bridge's port. Never throws. */
+export function parseSharedCall(data: unknown): ParsedSharedCall {
+  if (!isPlainObject(data)) return { type: 'dropped', reason: 'not an object' };
+  const { type, buffer, seq } = data;
+  if (!isSharedBuffer(buffer)) return { type: 'dropped', reason: 'no usable shared buffer' };
+  if (!isId(seq) || seq > 0x7fffffff) return { type: 'dropped', reason: 'no sequence number' };
+  if (type === 'resume') return { type, buffer, seq };
+  if (type !== 'call') return { type: 'dropped', reason: 'an unknown message type' };
+  const request = parseSubcallRequest(data.request);
+  return request.ok ? { type, request: request.value, buffer, seq } : { type: 'refused', buffer, seq, reason: request.reason };
+}
+
+function isSharedBuffer(value: unknown): value is SharedArrayBuffer {
+  return typeof SharedArrayBuffer === 'function' && value instanceof SharedArrayBuffer && value.byteLength >= HEADER_BYTES;
+}
 
 /**
  * The interrupt buffer: 8 shared bytes. Byte 0 is Pyodide's signal byte; the Int32 at byte 4
@@ -69,10 +134,12 @@ export function raiseInterrupt(buffer: Uint8Array, tenant: number): void {
   Atomics.store(buffer, 0, INTERRUPT_SIGNAL);
 }
 
-/** The tenant slot of an interrupt buffer. */
+/** The interrupt buffer's tenant slot. */
 export function interruptTarget(buffer: Uint8Array): Int32Array {
   return new Int32Array(buffer.buffer, 4, 1);
 }
+
+// ------------------------------------------------------------------ the worker's API
 
 /** What the page hands the worker at boot (`WorkerAPI.boot`). */
 export interface BootOptions {
@@ -84,6 +151,8 @@ export interface BootOptions {
   interruptBuffer: Uint8Array | undefined;
   /** Port for SharedCallMessage, used when the bridge is 'sab' (absent when the isolation frame relays). */
   sharedPort: MessagePort | undefined;
+  /** The bridge port: {@link BridgeMessage} to the page, {@link BridgeReply} back (transferred). */
+  bridgePort: MessagePort;
   /**
    * A memory snapshot to boot from (the page read it and checked its digest), or whether to
    * make one (returned in `BootInfo.madeSnapshot` for the page to store). The worker never
@@ -105,50 +174,53 @@ export interface BootInfo {
   madeSnapshot?: Uint8Array | undefined;
 }
 
-// What the Python runtime reports is the same whichever transport carries it (Pyodide here,
-// stdio in a remote sandbox): one definition, in the stdio protocol.
-export type { CellOutput, ContextDescription, ContextKind, OutputStream } from './stdio';
-export { isOutputStream } from './stdio';
-
-/** A custom tool as Python registers it: functions call back to the page, data is bound as a value. */
-export interface ToolSpec {
-  name: string;
-  kind: 'function' | 'data';
-  /** JSON text of the value, for data tools. */
-  valueJSON?: string;
+/** The worker's boot report, checked, or undefined when it is not one. */
+export function parseBootInfo(value: unknown): BootInfo | undefined {
+  if (!isPlainObject(value)) return undefined;
+  const { bridge, pyodideVersion, bootMs, interruptible, snapshot, madeSnapshot } = value;
+  if ((bridge !== 'jspi' && bridge !== 'sab') || typeof pyodideVersion !== 'string' || typeof bootMs !== 'number' || typeof interruptible !== 'boolean') return undefined;
+  if (snapshot !== 'loaded' && snapshot !== 'made' && snapshot !== 'none') return undefined;
+  if (madeSnapshot !== undefined && !(madeSnapshot instanceof Uint8Array)) return undefined;
+  return { bridge, pyodideVersion: pyodideVersion.slice(0, 100), bootMs: Number.isFinite(bootMs) ? bootMs : 0, interruptible, snapshot, madeSnapshot };
 }
 
 /**
- * The API the worker exposes to the page (through Comlink): one Pyodide interpreter, and in
- * it one Python namespace per tenant — the REPL of one run. A worker on the JSPI bridge runs
- * several tenants at once (a cell suspended in a sub-call lets another run), which is how
- * the child RLMs of one root share one interpreter; on the SharedArrayBuffer bridge a
- * worker blocks in every sub-call and holds one tenant.
+ * The API the worker serves to the page (through Comlink; the page is always the caller): one
+ * Pyodide interpreter, and in it one Python namespace per tenant — the REPL of one run —
+ * named by a number the page picks. A worker on the JSPI bridge runs several tenants at once
+ * (a cell suspended in a sub-call lets another run), which is how the child RLMs of one root
+ * share one interpreter; on the SharedArrayBuffer bridge a worker blocks in every sub-call
+ * and holds one tenant. Every result is checked on the page before use.
  */
 export interface WorkerAPI {
   boot(options: BootOptions): Promise<BootInfo>;
-  /**
-   * A new namespace, named by `tenant` (a number the page picks, unique in this worker),
-   * whose sub-calls and output go to `host`. Returned as a Comlink proxy.
-   */
-  open(tenant: number, host: HostEndpoint): Promise<TenantAPI & ProxyMarked>;
+  /** A new namespace `tenant` (unique in this worker); its requests and output go to the bridge port. */
+  open(tenant: number): Promise<void>;
+  /** Bytes are UTF-8 text (kind 'text') or JSON text (kind 'json'); transferred, not copied. */
+  loadContext(tenant: number, index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription>;
+  /** Streams a Blob into Python in chunks, so the whole file is never one JS buffer. */
+  loadContextBlob(tenant: number, index: number, blob: Blob, kind: ContextKind): Promise<ContextDescription>;
+  /** Binds a JSON value; reserved ones are restored after each cell like `context`. */
+  setVariable(tenant: number, name: string, valueJSON: string, reserved: boolean): Promise<void>;
+  registerTools(tenant: number, tools: ToolSpec[]): Promise<void>;
+  execute(tenant: number, code: string): Promise<CellOutput>;
+  /** str() of a variable for FINAL_VAR in response text, or null when it does not exist. */
+  resolveVariable(tenant: number, name: string): Promise<string | null>;
+  /** Drop every variable, tool and context: the namespace a new user gets. */
+  reset(tenant: number): Promise<void>;
+  /** Drops the namespace and its files; the tenant cannot be used afterwards. */
+  close(tenant: number): Promise<void>;
 }
 
-/** One namespace of a REPL worker: a Python REPL. */
+/** One namespace of a REPL worker, as the page uses it: the {@link WorkerAPI} calls of one tenant, results checked. */
 export interface TenantAPI {
-  /** Bytes are UTF-8 text (kind 'text') or JSON text (kind 'json'); transferred, not copied. */
   loadContext(index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription>;
-  /** Streams a Blob into Python in chunks, so the whole file is never one JS buffer. */
   loadContextBlob(index: number, blob: Blob, kind: ContextKind): Promise<ContextDescription>;
-  /** Binds a JSON value; reserved ones are restored after each cell like `context`. */
   setVariable(name: string, valueJSON: string, reserved: boolean): Promise<void>;
   registerTools(tools: ToolSpec[]): Promise<void>;
   execute(code: string): Promise<CellOutput>;
-  /** str() of a variable for FINAL_VAR in response text, or null when it does not exist. */
   resolveVariable(name: string): Promise<string | null>;
-  /** Drop every variable, tool and context: the namespace a new user gets. */
   reset(): Promise<void>;
-  /** Drops the namespace and its files; the tenant cannot be used afterwards. */
   close(): Promise<void>;
 }
 

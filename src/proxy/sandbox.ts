@@ -199,6 +199,9 @@ export class Sandbox {
       const text = message.text.length > room ? message.text.slice(0, room) : message.text;
       this.liveOutput += text.length + LIVE_OUTPUT_EVENT_COST;
       this.cell.output(message.stream, text);
+    } else if (message.type === 'refused') {
+      // The process waits for a reply to what it sent: tell its cell why nothing was asked.
+      void this.writeLine({ error: `the request was refused: ${message.reason}` }).catch(() => undefined);
     } else if (message.type === 'request') {
       const seq = ++this.seq;
       if (!this.cell) {

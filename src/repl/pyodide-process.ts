@@ -13,21 +13,25 @@
 import * as Comlink from 'comlink';
 import { BridgeUnavailableError, ConfigurationError, ReplCrashedError } from '../core/errors';
 import type { ReplInfo } from '../core/types';
-import type { RelayedCall, RelayedReply } from '../protocol/frame';
+import { parseRelayedCall, type RelayedReply } from '../protocol/frame';
 import {
   encodeReply,
   makeInterruptBuffer,
+  parseBootInfo,
+  parseBridgeMessage,
+  parseSharedCall,
   raiseInterrupt,
   writeSharedReply,
   type BootInfo,
-  type HostEndpoint,
+  type BridgeReply,
   type HostReply,
   type HostRequest,
-  type SharedCallMessage,
+  type OutputStream,
   type SharedPayload,
   type TenantAPI,
   type WorkerAPI,
 } from '../protocol/worker';
+import { tenantClient, workerClient } from './worker-client';
 import { resolveIndexURL } from './pyodide-files';
 import { deleteSnapshot, readSnapshot, writeSnapshot } from './snapshot-store';
 import { createReplWorker, type Isolation, type ReplWorker } from './worker-factory';
@@ -84,13 +88,22 @@ class BootTimeoutError extends ReplCrashedError {
 }
 
 /**
- * What a tenant's namespace sends to the page: its requests (answered here as replies, which
- * the process encodes for Python on either bridge) and its running cell's output.
+ * What a tenant's namespace sends to the page, once checked: its requests (answered here as
+ * replies, which the process encodes for Python on either bridge), its running cell's output,
+ * and what was refused or dropped (with the reason).
  */
 export interface TenantHost {
   call(request: HostRequest): Promise<HostReply>;
-  output: HostEndpoint['output'];
+  output(stream: OutputStream, text: string): void;
+  refused(reason: string): void;
 }
+
+/**
+ * Requests one namespace may have waiting for the page at once. A cell waits for each of its
+ * sub-calls, so a legitimate one has one at a time (a few with asyncio tricks on JSPI); more
+ * is a cell posting requests without waiting, which would start LM calls past every lane.
+ */
+const MAX_WAITING_REQUESTS = 8;
 
 /** A booted worker, as its tenants see it. */
 export interface ProcessRun {
@@ -111,8 +124,10 @@ export class PyodideProcess {
   private pendingShared: { seq: number; payload: SharedPayload } | undefined;
   private closePort: (() => void) | undefined;
   private stop: ((error: Error) => void) | undefined;
-  /** On the SharedArrayBuffer bridge the worker holds one tenant: its requests go here. */
-  private sharedCalls: ((request: HostRequest) => Promise<HostReply>) | undefined;
+  /** The hosts of the tenants open in the current worker. */
+  private readonly hosts = new Map<number, TenantHost>();
+  /** Requests of each tenant waiting for the page. */
+  private readonly waiting = new Map<number, number>();
   /** Counts terminations: a worker created after its boot was given up on is ended at once. */
   private generation = 0;
   private nextTenant = 0;
@@ -120,6 +135,8 @@ export class PyodideProcess {
   private users = 0;
   /** The tenants open in the current worker. */
   readonly tenants = new Set<number>();
+  /** Messages from the worker refused or dropped since this process was made (see {@link TenantHost.refused}). */
+  refusals = 0;
 
   constructor(
     private readonly options: PyodideEnvironmentOptions,
@@ -166,6 +183,7 @@ export class PyodideProcess {
     let ended: Promise<never>;
     try {
       const sharedPort = this.sharedPort();
+      const bridgePort = this.bridgePort();
       let worker: ReplWorker;
       try {
         [worker, stored] = await Promise.race([
@@ -184,7 +202,7 @@ export class PyodideProcess {
         throw new ReplCrashedError('the REPL worker was stopped while it started');
       }
       this.worker = worker;
-      const remote = Comlink.wrap<WorkerAPI>(worker.endpoint);
+      const remote = workerClient(worker.endpoint, (reason) => this.refuse(undefined, reason));
       this.remote = remote;
       const stopped = new Promise<never>((_, reject) => (this.stop = reject));
       ended = Promise.race([worker.crashed, stopped]);
@@ -194,9 +212,12 @@ export class PyodideProcess {
       });
       // 'sandbox': the frame took the shared-call port (it relays that bridge).
       const own = this.isolation === 'none' ? sharedPort : undefined;
-      const options = { indexURL: own && this.options.indexURL, bridge: this.bridge, interruptBuffer: this.interruptBuffer, sharedPort: own, snapshot: stored ?? snapshot };
+      const options = { indexURL: own && this.options.indexURL, bridge: this.bridge, interruptBuffer: this.interruptBuffer, sharedPort: own, bridgePort, snapshot: stored ?? snapshot };
       try {
-        boot = await Promise.race([remote.boot(Comlink.transfer(options, own ? [own] : [])), ended, timedOut]);
+        const report: unknown = await Promise.race([remote.boot(Comlink.transfer(options, own ? [own, bridgePort] : [bridgePort])), ended, timedOut]);
+        const checked = parseBootInfo(report);
+        if (!checked) throw new Error('the worker sent a malformed boot report');
+        boot = checked;
       } catch (error) {
         if (error instanceof BootTimeoutError) throw error;
         const message = (error as Error).message ?? String(error);
@@ -223,51 +244,111 @@ export class PyodideProcess {
     const write = (buffer: SharedArrayBuffer, seq: number, payload: SharedPayload) => {
       if (writeSharedReply(buffer, seq, payload) === 'too-small') this.pendingShared = { seq, payload };
     };
-    channel.port1.onmessage = async ({ data }: MessageEvent<SharedCallMessage | RelayedCall>) => {
-      if (data.type === 'call') {
-        const answer = this.sharedCalls;
-        const payload = encodeReply(answer ? await answer(data.request) : { error: 'no REPL namespace is open in this worker' });
-        if ('buffer' in data) write(data.buffer, data.seq, payload);
-        else channel.port1.postMessage({ type: 'reply', seq: data.seq, payload } satisfies RelayedReply, [payload.buffer as ArrayBuffer]);
-      } else {
+    // 'none': the worker's own messages; 'sandbox': the frame's relay of them. Both parsed.
+    channel.port1.onmessage = async ({ data }: MessageEvent<unknown>) => {
+      const message = this.isolation === 'none' ? parseSharedCall(data) : parseRelayedCall(data);
+      if (message.type === 'dropped') return this.refuse(undefined, message.reason);
+      if (message.type === 'resume') {
         const pending = this.pendingShared;
         this.pendingShared = undefined;
-        if (pending && pending.seq === data.seq) write(data.buffer, data.seq, pending.payload);
+        if (pending && pending.seq === message.seq) write(message.buffer, message.seq, pending.payload);
+        return;
       }
+      // The worker blocked in Atomics.wait holds one tenant: the only one open.
+      const [tenant] = this.tenants;
+      const payload = encodeReply(await this.answer(tenant, message.type === 'call' ? message.request : { refused: message.reason }));
+      if ('buffer' in message && message.buffer instanceof SharedArrayBuffer) write(message.buffer, message.seq, payload);
+      else channel.port1.postMessage({ type: 'reply', seq: message.seq, payload } satisfies RelayedReply, [payload.buffer as ArrayBuffer]);
     };
     this.closePort = () => channel.port1.close();
     return channel.port2;
   }
 
+  /**
+   * The bridge port (JSPI requests and every tenant's live output): each message parsed as
+   * hostile input, requests answered with a reply message the worker matches by id.
+   */
+  private bridgePort(): MessagePort {
+    const channel = new MessageChannel();
+    const port = channel.port1;
+    port.onmessage = async ({ data }: MessageEvent<unknown>) => {
+      const message = parseBridgeMessage(data);
+      switch (message.type) {
+        case 'dropped':
+          return this.refuse(undefined, message.reason);
+        case 'output':
+          return this.hosts.get(message.tenant)?.output(message.stream, message.text);
+        default: {
+          const payload = encodeReply(await this.answer(message.tenant, message.type === 'request' ? message.request : { refused: message.reason }));
+          port.postMessage({ type: 'reply', id: message.id, payload } satisfies BridgeReply, [payload.buffer as ArrayBuffer]);
+        }
+      }
+    };
+    const closeShared = this.closePort;
+    this.closePort = () => {
+      closeShared?.();
+      port.close();
+    };
+    return channel.port2;
+  }
+
+  /** The answer to one request of `tenant` (or to one the parser refused); never rejects. */
+  private async answer(tenant: number | undefined, request: HostRequest | { refused: string }): Promise<HostReply> {
+    const host = tenant === undefined ? undefined : this.hosts.get(tenant);
+    if (!host || tenant === undefined) return { error: 'no REPL namespace of that number is open in this worker' };
+    if ('refused' in request) {
+      this.refuse(tenant, request.refused);
+      return { error: `the request was refused: ${request.refused}` };
+    }
+    const waiting = this.waiting.get(tenant) ?? 0;
+    if (waiting >= MAX_WAITING_REQUESTS) {
+      const reason = `more than ${MAX_WAITING_REQUESTS} requests of one namespace were waiting for the page`;
+      this.refuse(tenant, reason);
+      return { error: `the request was refused: ${reason}` };
+    }
+    this.waiting.set(tenant, waiting + 1);
+    try {
+      return await host.call(request);
+    } catch (error) {
+      return { error: `the page could not answer: ${(error as Error).message ?? String(error)}` };
+    } finally {
+      this.waiting.set(tenant, (this.waiting.get(tenant) ?? 1) - 1);
+    }
+  }
+
+  /** Counts a refused or dropped message and tells its tenant's host (every host, when it names none). */
+  private refuse(tenant: number | undefined, reason: string): void {
+    this.refusals++;
+    const host = tenant === undefined ? undefined : this.hosts.get(tenant);
+    for (const target of host ? [host] : this.hosts.values()) target.refused(reason);
+  }
+
   /** Opens a namespace in the running worker; `host` answers its requests and takes its output. */
-  async open(host: TenantHost): Promise<{ tenant: number; api: Comlink.Remote<TenantAPI>; run: ProcessRun }> {
+  async open(host: TenantHost): Promise<{ tenant: number; api: TenantAPI; run: ProcessRun }> {
     const run = await this.start();
     const remote = this.remote;
     if (!remote) throw new ReplCrashedError('The REPL worker is not running.');
     const tenant = this.nextTenant++;
-    if (run.info.bridge === 'sab') this.sharedCalls = (request) => host.call(request);
-    const endpoint: HostEndpoint = {
-      // Encoded here, as on the SharedArrayBuffer path, and transferred: Python decodes the bytes.
-      call: async (request) => {
-        const payload = encodeReply(await host.call(request));
-        return Comlink.transfer(payload, [payload.buffer as ArrayBuffer]);
-      },
-      output: (stream, text) => host.output(stream, text),
-    };
-    const api = await Promise.race([remote.open(tenant, Comlink.proxy(endpoint)), run.ended]);
+    this.hosts.set(tenant, host);
+    try {
+      await Promise.race([remote.open(tenant), run.ended]);
+    } catch (error) {
+      this.hosts.delete(tenant);
+      throw error;
+    }
     this.tenants.add(tenant);
-    return { tenant, api, run };
+    return { tenant, api: tenantClient(remote, tenant), run };
   }
 
   /** Closes a namespace between cells (its variables and files go); the worker stays. */
-  async close(tenant: number, api: Comlink.Remote<TenantAPI>, run: ProcessRun): Promise<void> {
+  async close(tenant: number, api: TenantAPI, run: ProcessRun): Promise<void> {
     if (!this.tenants.delete(tenant)) return;
+    this.hosts.delete(tenant);
+    this.waiting.delete(tenant);
     try {
       await Promise.race([api.close(), run.ended]);
     } catch {
       // the worker ended meanwhile: nothing left to close
-    } finally {
-      api[Comlink.releaseProxy]();
     }
   }
 
@@ -296,7 +377,8 @@ export class PyodideProcess {
     this.generation++;
     this.booting = undefined;
     this.tenants.clear();
-    this.sharedCalls = undefined;
+    this.hosts.clear();
+    this.waiting.clear();
     this.stop?.(new ReplCrashedError('the REPL worker was stopped'));
     this.stop = undefined;
     this.closePort?.();

@@ -5,14 +5,14 @@
  * sub-call it waits for, or with KeyboardInterrupt through the interrupt buffer when the page
  * is cross-origin isolated.
  */
-import * as Comlink from 'comlink';
 import { asContextReadError } from '../core/context-input';
 import { ReplCrashedError } from '../core/errors';
 import type { ContextInput, ExecuteOptions, ReplInfo } from '../core/types';
-import { isOutputStream, type ContextDescription, type HostReply, type TenantAPI, type ToolSpec } from '../protocol/worker';
+import { LIVE_OUTPUT_EVENT_COST, MAX_LIVE_OUTPUT_CHARS } from '../protocol/runtime';
+import type { ContextDescription, HostReply, TenantAPI, ToolSpec } from '../protocol/worker';
 import type { EncodedContext } from './context-bytes';
 import { asContextMemoryError, checkPyodideContext } from './context-ceiling';
-import type { AnswerRequest, CellEnd, ReplTransport } from './restorable-repl';
+import type { AnswerRequest, CellEnd, RefusedRequest, ReplTransport } from './restorable-repl';
 import { PyodideProcess, type ProcessRun, type PyodideEnvironmentOptions } from './pyodide-process';
 
 export type { PyodideEnvironmentOptions };
@@ -34,10 +34,12 @@ export class PyodideTransport implements ReplTransport {
   private readonly process: PyodideProcess;
   /** Whether this REPL owns its worker (ending the REPL ends it), or shares it with other REPLs. */
   private readonly exclusive: boolean;
-  private open: { tenant: number; api: Comlink.Remote<TenantAPI>; run: ProcessRun } | undefined;
+  private open: { tenant: number; api: TenantAPI; run: ProcessRun } | undefined;
   private cell: RunningCell | undefined;
   /** The running cell's `onOutput` (kept after it ends: a late chunk of it goes to its closed receiver). */
   private onOutput: ExecuteOptions['onOutput'];
+  /** Live output the running cell may still send (see MAX_LIVE_OUTPUT_CHARS). */
+  private outputRoom = 0;
 
   constructor(options: PyodideEnvironmentOptions = {}, process?: PyodideProcess) {
     this.exclusive = !process;
@@ -45,7 +47,7 @@ export class PyodideTransport implements ReplTransport {
     this.process.retain();
   }
 
-  async boot(answer: AnswerRequest): Promise<ReplInfo> {
+  async boot(answer: AnswerRequest, refused: RefusedRequest): Promise<ReplInfo> {
     const open = await this.process.open({
       call: (request) => {
         const cell = this.cell;
@@ -53,17 +55,22 @@ export class PyodideTransport implements ReplTransport {
         cell.waiting++;
         return Promise.race([answer(request), cell.stopped]).finally(() => cell.waiting--);
       },
-      // What the worker posts is checked: the page never passes on anything but two strings.
+      // Checked by the process; here bounded: a cell flooding its output channel gets no further.
       output: (stream, text) => {
-        if (isOutputStream(stream) && typeof text === 'string') this.onOutput?.(stream, text);
+        const room = this.outputRoom - LIVE_OUTPUT_EVENT_COST;
+        if (room <= 0) return;
+        const kept = text.length > room ? text.slice(0, room) : text;
+        this.outputRoom -= kept.length + LIVE_OUTPUT_EVENT_COST;
+        this.onOutput?.(stream, kept);
       },
+      refused,
     });
     this.open = open;
     return open.run.info;
   }
 
   /** Runs `operation` on this namespace; rejects when its worker ends first. */
-  private call<T>(operation: (api: Comlink.Remote<TenantAPI>) => Promise<T>): Promise<T> {
+  private call<T>(operation: (api: TenantAPI) => Promise<T>): Promise<T> {
     const open = this.open;
     if (!open) return Promise.reject(new ReplCrashedError('The REPL worker is not running.'));
     return Promise.race([operation(open.api), open.run.ended]);
@@ -78,7 +85,7 @@ export class PyodideTransport implements ReplTransport {
     const bytes = 'blob' in encoded ? encoded.blob.size : encoded.bytes.byteLength;
     try {
       if ('blob' in encoded) return await this.call((api) => api.loadContextBlob(index, encoded.blob, encoded.kind));
-      return await this.call((api) => api.loadContext(index, Comlink.transfer(encoded.bytes, [encoded.bytes.buffer as ArrayBuffer]), encoded.kind));
+      return await this.call((api) => api.loadContext(index, encoded.bytes, encoded.kind));
     } catch (error) {
       throw asContextMemoryError('blob' in encoded ? asContextReadError(error, encoded.blob) : error, index, bytes);
     }
@@ -102,6 +109,7 @@ export class PyodideTransport implements ReplTransport {
 
   async run(code: string, _cancel: AbortSignal, onOutput: ExecuteOptions['onOutput']): Promise<CellEnd> {
     this.onOutput = onOutput;
+    this.outputRoom = MAX_LIVE_OUTPUT_CHARS;
     let stop!: () => void;
     const stopped = new Promise<HostReply>((resolve) => (stop = () => resolve(INTERRUPTED)));
     const cell: RunningCell = { waiting: 0, stopped, stop };

@@ -23,6 +23,9 @@ export type CellEnd =
 /** Answers one request from Python (a sub-call or a tool call); never rejects. */
 export type AnswerRequest = (request: HostRequest) => Promise<HostReply>;
 
+/** Told of each message from Python that was refused or dropped as malformed, with the reason. */
+export type RefusedRequest = (reason: string) => void;
+
 /**
  * One kind of place where Python runs. A transport holds at most one process at a time;
  * {@link RestorableRepl} decides when to start, stop and replace it.
@@ -30,8 +33,11 @@ export type AnswerRequest = (request: HostRequest) => Promise<HostReply>;
 export interface ReplTransport {
   /** What a restart replaces, for the model: 'Python worker', 'sandbox'. */
   readonly replaced: string;
-  /** Starts a process. `answer` serves its sub-call and tool requests for as long as it lives. */
-  boot(answer: AnswerRequest): Promise<ReplInfo>;
+  /**
+   * Starts a process. `answer` serves its sub-call and tool requests for as long as it lives;
+   * `refused` hears of every message from it that was not one.
+   */
+  boot(answer: AnswerRequest, refused: RefusedRequest): Promise<ReplInfo>;
   loadContext(index: number, context: EncodedContext): Promise<ContextDescription>;
   /** Throws when this kind of process cannot hold `context` next to `held` (the contexts below its index). */
   checkContext?(index: number, context: ContextInput, held: readonly ContextInput[]): void;
@@ -85,7 +91,10 @@ export class RestorableRepl implements ReplEnvironment {
   /** Starts a process and loads the journal into it: contexts, then reserved variables, then tools. */
   private async restore(): Promise<ReplInfo> {
     try {
-      const info = await this.transport.boot((request) => this.answer(request));
+      const info = await this.transport.boot(
+        (request) => this.answer(request),
+        (reason) => this.host.refused?.(reason),
+      );
       this.current = info;
       if (this.closed) throw this.transport.closedError();
       for (const { index, context } of [...this.journal.contexts]) await this.transport.loadContext(index, encodeContext(context));

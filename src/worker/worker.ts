@@ -1,7 +1,10 @@
 /// <reference lib="webworker" />
 /**
  * The REPL worker: boots Pyodide, loads the rlm runtime module, and bridges Python's
- * synchronous sub-calls to the page (JSPI or SharedArrayBuffer + Atomics.wait).
+ * synchronous sub-calls to the page (JSPI or SharedArrayBuffer + Atomics.wait). The page
+ * calls in through Comlink; everything the worker starts itself (a request, a chunk of live
+ * output) goes out as a data message on the bridge port (src/protocol/worker.ts), which the
+ * page checks — the page exposes nothing here.
  */
 import * as Comlink from 'comlink';
 import type { PyodideAPI } from 'pyodide';
@@ -15,15 +18,15 @@ import {
   type BootInfo,
   type BootOptions,
   type BridgeKind,
+  type BridgeMessage,
+  type BridgeReply,
   type CellOutput,
   type ContextDescription,
   type ContextKind,
-  type HostEndpoint,
   type HostRequest,
   type OutputStream,
   type SharedCallMessage,
   type SharedPayload,
-  type TenantAPI,
   type ToolSpec,
   type WorkerAPI,
 } from '../protocol/worker';
@@ -64,14 +67,39 @@ let bridge: BridgeKind = 'jspi';
 let sharedPort: MessagePort | undefined;
 let shared: SharedArrayBuffer | undefined;
 let sharedSeq = 0;
+/** The bridge port: requests and output to the page, replies back. */
+let bridgePort: MessagePort | undefined;
+/** Requests waiting for the page's reply (JSPI bridge), by id. */
+const waiting = new Map<number, (payload: SharedPayload) => void>();
+let nextRequest = 0;
 let interruptBuffer: Uint8Array | undefined;
 /** The interrupt buffer's tenant slot: which namespace a pending interrupt is meant for. */
 let interruptFor: Int32Array | undefined;
-const tenants = new Set<number>();
+/** The open namespaces, each with its calls in order. */
+const tenants = new Map<number, Tenant>();
 
-function ready(): { pyodide: PyodideAPI; make: PyCallable } {
-  if (!pyodide || !make) throw new Error('The REPL worker has not booted: call boot() first.');
-  return { pyodide, make };
+function ready(): { pyodide: PyodideAPI; make: PyCallable; port: MessagePort } {
+  if (!pyodide || !make || !bridgePort) throw new Error('The REPL worker has not booted: call boot() first.');
+  return { pyodide, make, port: bridgePort };
+}
+
+/** The JSPI bridge: post the request, and settle when the page's reply arrives. */
+function callPage(tenant: number, request: HostRequest): Promise<SharedPayload> {
+  const { port } = ready();
+  const id = ++nextRequest;
+  return new Promise((resolve) => {
+    waiting.set(id, resolve);
+    port.postMessage({ type: 'request', tenant, id, request } satisfies BridgeMessage);
+  });
+}
+
+function listen(port: MessagePort): void {
+  port.onmessage = ({ data }: MessageEvent<BridgeReply>) => {
+    const resolve = data?.type === 'reply' ? waiting.get(data.id) : undefined;
+    if (!resolve) return;
+    waiting.delete(data.id);
+    resolve(data.payload);
+  };
 }
 
 async function detectJSPI(api: PyodideAPI): Promise<boolean> {
@@ -84,7 +112,7 @@ async function detectJSPI(api: PyodideAPI): Promise<boolean> {
 }
 
 /** The SharedArrayBuffer bridge: post the request, then block until the page replies. */
-function callShared(request: HostRequest): SharedPayload {
+function callShared(_tenant: number, request: HostRequest): SharedPayload {
   const api = ready().pyodide;
   const port = sharedPort;
   if (!port) throw new Error('no shared-call port');
@@ -107,6 +135,8 @@ export const api: WorkerAPI = {
   async boot(options: BootOptions): Promise<BootInfo> {
     const started = performance.now();
     sharedPort = options.sharedPort ?? handed?.sharedPort;
+    bridgePort = options.bridgePort;
+    listen(bridgePort);
     const source = handed ? await sourceFromFiles(handed.files) : await sourceFromURL(new URL(options.indexURL ?? PYODIDE_DIR, import.meta.url).href);
     const config = {
       // JSON null (tool results, replies) must be Python None, not pyodide's jsnull.
@@ -154,107 +184,127 @@ export const api: WorkerAPI = {
     return booted.made ? Comlink.transfer(info, [booted.made.buffer as ArrayBuffer]) : info;
   },
 
-  async open(tenant: number, endpoint: HostEndpoint): Promise<TenantAPI & Comlink.ProxyMarked> {
-    const { make } = ready();
+  async open(tenant: number): Promise<void> {
+    const { make, port } = ready();
     if (tenants.has(tenant)) throw new Error(`tenant ${tenant} is already open in this worker`);
     // Blocked in Atomics.wait during a sub-call, the worker could not run another namespace.
     if (bridge === 'sab' && tenants.size > 0) throw new Error('a REPL worker on the SharedArrayBuffer bridge holds one namespace');
-    const host = endpoint as unknown as Comlink.Remote<HostEndpoint>;
     // Either way Python gets the reply as the page encoded it (a Promise of it on JSPI).
-    const call = bridge === 'jspi' ? (request: HostRequest) => host.call(request) : callShared;
+    const send = bridge === 'jspi' ? callPage : callShared;
+    const call = (request: HostRequest) => send(tenant, request);
     // Queries are built here from plain arguments: converting a Python dict costs more than
     // the rest of a 1 KB call on Python's side. `model` and `schema` arrive undefined for None.
-    const query = (op: 'llm_query' | 'rlm_query', prompts: string[], model: string | undefined, schema: Record<string, unknown> | undefined) =>
+    const query = (op: 'llm_query' | 'rlm_query', prompts: string[], model: string | undefined, schema: Record<string, never> | undefined) =>
       call(schema === undefined ? { op, prompts, model: model ?? null } : { op, prompts, model: model ?? null, schema });
-    // Fire and forget: Comlink posts at once, and its reply is read whenever the worker is free.
-    const output = (stream: OutputStream, text: string) => void host.output(stream, text).catch(() => undefined);
+    // Posted at once, also on the SharedArrayBuffer bridge, where the worker blocks in
+    // Atomics.wait during sub-calls: the page reads it whenever it comes.
+    const output = (stream: OutputStream, text: string) => port.postMessage({ type: 'output', tenant, stream, text } satisfies BridgeMessage);
     const readTarget = interruptFor ? () => Atomics.load(interruptFor!, 0) : () => null;
     const side = make(call, query, bridge === 'jspi', output, tenant, readTarget) as { get(key: string): PyCallable; destroy(): void };
     const names: (keyof PythonSide)[] = ['execute', 'loadContext', 'allocate', 'writeChunk', 'setVariable', 'registerTool', 'resolveVariable', 'reset', 'close'];
     const py = Object.fromEntries(names.map((name) => [name, side.get(name)])) as unknown as PythonSide;
     side.destroy();
-    tenants.add(tenant);
-    return Comlink.proxy(tenantAPI(tenant, py, host));
+    tenants.set(tenant, new Tenant(tenant, py));
   },
+
+  loadContext: (tenant, index, bytes, kind) => namespace(tenant).loadContext(index, bytes, kind),
+  loadContextBlob: (tenant, index, blob, kind) => namespace(tenant).loadContextBlob(index, blob, kind),
+  setVariable: (tenant, name, valueJSON, reserved) => namespace(tenant).setVariable(name, valueJSON, reserved),
+  registerTools: (tenant, tools) => namespace(tenant).registerTools(tools),
+  execute: (tenant, code) => namespace(tenant).execute(code),
+  resolveVariable: (tenant, name) => namespace(tenant).resolveVariable(name),
+  reset: (tenant) => namespace(tenant).reset(),
+  close: (tenant) => namespace(tenant).close(),
 };
 
-/** One namespace's API. Its calls run one at a time (a cell suspended in a sub-call holds it); other tenants' run meanwhile. */
-function tenantAPI(tenant: number, py: PythonSide, host: Comlink.Remote<HostEndpoint>): TenantAPI {
-  let queue: Promise<unknown> = Promise.resolve();
-  let closed = false;
-  const serialized = <T>(task: () => Promise<T> | T): Promise<T> => {
+function namespace(tenant: number): Tenant {
+  const found = tenants.get(tenant);
+  if (!found) throw new Error(`tenant ${tenant} is not open in this worker`);
+  return found;
+}
+
+/** One namespace. Its calls run one at a time (a cell suspended in a sub-call holds it); other tenants' run meanwhile. */
+class Tenant {
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly tenant: number,
+    private readonly py: PythonSide,
+  ) {}
+
+  private serialized<T>(task: () => Promise<T> | T): Promise<T> {
     const guarded = () => {
-      if (closed) throw new Error(`tenant ${tenant} was closed`);
+      if (this.closed) throw new Error(`tenant ${this.tenant} was closed`);
       return task();
     };
-    const next = queue.then(guarded, guarded);
-    queue = next.catch(() => undefined);
+    const next = this.queue.then(guarded, guarded);
+    this.queue = next.catch(() => undefined);
     return next;
-  };
-  return {
-    loadContext(index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription> {
-      return serialized(() => JSON.parse(py.loadContext(index, bytes, kind) as string));
-    },
+  }
 
-    loadContextBlob(index: number, blob: Blob, kind: ContextKind): Promise<ContextDescription> {
-      return serialized(async () => {
-        const target = py.allocate(blob.size) as { destroy(): void };
-        try {
-          for (let offset = 0; offset < blob.size; offset += BLOB_CHUNK_BYTES) {
-            const chunk = new Uint8Array(await blob.slice(offset, offset + BLOB_CHUNK_BYTES).arrayBuffer());
-            py.writeChunk(target, offset, chunk);
-          }
-          return JSON.parse(py.loadContext(index, target, kind) as string) as ContextDescription;
-        } finally {
-          target.destroy();
+  loadContext(index: number, bytes: Uint8Array, kind: ContextKind): Promise<ContextDescription> {
+    return this.serialized(() => JSON.parse(this.py.loadContext(index, bytes, kind) as string) as ContextDescription);
+  }
+
+  loadContextBlob(index: number, blob: Blob, kind: ContextKind): Promise<ContextDescription> {
+    const py = this.py;
+    return this.serialized(async () => {
+      const target = py.allocate(blob.size) as { destroy(): void };
+      try {
+        for (let offset = 0; offset < blob.size; offset += BLOB_CHUNK_BYTES) {
+          const chunk = new Uint8Array(await blob.slice(offset, offset + BLOB_CHUNK_BYTES).arrayBuffer());
+          py.writeChunk(target, offset, chunk);
         }
-      });
-    },
+        return JSON.parse(py.loadContext(index, target, kind) as string) as ContextDescription;
+      } finally {
+        target.destroy();
+      }
+    });
+  }
 
-    setVariable(name: string, valueJSON: string, reserved: boolean): Promise<void> {
-      return serialized(() => {
-        py.setVariable(name, valueJSON, reserved);
-      });
-    },
+  setVariable(name: string, valueJSON: string, reserved: boolean): Promise<void> {
+    return this.serialized(() => {
+      this.py.setVariable(name, valueJSON, reserved);
+    });
+  }
 
-    registerTools(tools: ToolSpec[]): Promise<void> {
-      return serialized(() => {
-        for (const tool of tools) py.registerTool(tool.name, tool.kind, tool.valueJSON ?? null);
-      });
-    },
+  registerTools(tools: ToolSpec[]): Promise<void> {
+    return this.serialized(() => {
+      for (const tool of tools) this.py.registerTool(tool.name, tool.kind, tool.valueJSON ?? null);
+    });
+  }
 
-    execute(code: string): Promise<CellOutput> {
-      return serialized(async () => {
-        // A signal meant for this tenant's previous cell that arrived after it ended must not hit this one.
-        if (interruptBuffer && (!interruptFor || Atomics.load(interruptFor, 0) === tenant)) Atomics.store(interruptBuffer, 0, 0);
-        const raw = bridge === 'jspi' ? await py.execute.callPromising(code) : py.execute(code);
-        return JSON.parse(raw as string) as CellOutput;
-      });
-    },
+  execute(code: string): Promise<CellOutput> {
+    return this.serialized(async () => {
+      // A signal meant for this tenant's previous cell that arrived after it ended must not hit this one.
+      if (interruptBuffer && (!interruptFor || Atomics.load(interruptFor, 0) === this.tenant)) Atomics.store(interruptBuffer, 0, 0);
+      const raw = bridge === 'jspi' ? await this.py.execute.callPromising(code) : this.py.execute(code);
+      return JSON.parse(raw as string) as CellOutput;
+    });
+  }
 
-    resolveVariable(name: string): Promise<string | null> {
-      return serialized(() => (py.resolveVariable(name) as string | undefined) ?? null);
-    },
+  resolveVariable(name: string): Promise<string | null> {
+    return this.serialized(() => (this.py.resolveVariable(name) as string | undefined) ?? null);
+  }
 
-    reset(): Promise<void> {
-      return serialized(() => {
-        py.reset();
-      });
-    },
+  reset(): Promise<void> {
+    return this.serialized(() => {
+      this.py.reset();
+    });
+  }
 
-    close(): Promise<void> {
-      return serialized(() => {
-        closed = true;
-        tenants.delete(tenant);
-        try {
-          py.close();
-        } finally {
-          for (const fn of Object.values(py)) fn.destroy();
-          host[Comlink.releaseProxy]();
-        }
-      });
-    },
-  };
+  close(): Promise<void> {
+    return this.serialized(() => {
+      this.closed = true;
+      tenants.delete(this.tenant);
+      try {
+        this.py.close();
+      } finally {
+        for (const fn of Object.values(this.py)) fn.destroy();
+      }
+    });
+  }
 }
 
 /** Pyodide's files and the interrupt buffer, when the isolation frame started this worker. */

@@ -24,9 +24,12 @@ describe('parseStdioMessage', () => {
       expect(parseStdioMessage(bad)).toBeUndefined();
     }
     expect(parseStdioMessage('{"type":"request","request":{"op":"llm_query","prompts":["p"],"model":null,"schema":{"type":"object"}}}')).toEqual({ type: 'request', request: { op: 'llm_query', prompts: ['p'], model: null, schema: { type: 'object' } } });
-    for (const bad of ['', 'not json', '[]', '{"type":"ready","pid":"2","python":"x"}', '{"type":"result","id":1}', '{"type":"request","request":{"op":"llm_query","prompts":[1]}}', '{"type":"request","request":{"op":"rm"}}', '{"type":"other"}']) {
+    for (const bad of ['', 'not json', '[]', '{"type":"ready","pid":"2","python":"x"}', '{"type":"result","id":1}', '{"type":"other"}']) {
       expect(parseStdioMessage(bad)).toBeUndefined();
     }
+    // A request line the process waits on is answered, with the reason, even when refused.
+    expect(parseStdioMessage('{"type":"request","request":{"op":"llm_query","prompts":[1]}}')).toEqual({ type: 'refused', reason: 'llm_query expects str prompts; prompt 0 is a number' });
+    expect(parseStdioMessage('{"type":"request","request":{"op":"rm"}}')).toMatchObject({ type: 'refused', reason: expect.stringContaining('unknown request op "rm"') });
   });
 
   it('checks a result against its command', () => {
