@@ -4,6 +4,7 @@
  */
 import { ConfigurationError } from './errors';
 import type { Limits } from './limits';
+import { redactOptions } from './redact';
 import type { AnswerSchema } from './schema';
 import type { ToolEntry } from './tools';
 import type { EnvironmentFactory, LMClient, RLMEvent, RunConfig, SamplingArgs, TrajectorySink } from './types';
@@ -223,32 +224,22 @@ export function resolveOptions(options: RLMCoreOptions): ResolvedOptions {
   };
 }
 
-/** Option names whose values are secrets: apiKey, token, authToken, secret, password, ... */
-const SECRET_KEY = /(key|token|secret|password|authorization|credentials?)$/i;
-
-function redact(options: object | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(options ?? {})) {
-    if (SECRET_KEY.test(k)) continue;
-    if (k === 'headers') continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-/** The configuration a trajectory records: no API keys, tokens or headers. */
+/**
+ * The configuration a trajectory records, through `redactOptions`: no API keys, tokens or
+ * headers at any depth, no credentials in URLs, no functions or class instances.
+ */
 export function runConfig(o: ResolvedOptions, rootModel: string, depth: number): RunConfig {
   const given = o.given;
   return {
     rootModel,
     backend: typeof o.backend === 'object' ? o.backend.provider : o.backend,
-    backendOptions: redact(given.backendOptions),
+    backendOptions: redactOptions(given.backendOptions),
     otherBackends: (given.otherBackends ?? []).map((b) => ({
       backend: typeof b.backend === 'object' ? b.backend.provider : b.backend,
-      backendOptions: redact(b.backendOptions ?? (typeof b.backend === 'object' ? { model: b.backend.model } : {})),
+      backendOptions: redactOptions(b.backendOptions ?? (typeof b.backend === 'object' ? { model: b.backend.model } : {})),
     })),
     environment: o.environmentName,
-    environmentOptions: redact(given.environmentOptions),
+    environmentOptions: redactOptions(given.environmentOptions),
     maxDepth: o.maxDepth,
     maxIterations: o.maxIterations,
     maxBudget: given.maxBudget,
