@@ -71,6 +71,16 @@ export interface RLMCoreOptions extends Limits {
   maxConcurrentChildren?: number | undefined;
   /** Characters of each cell's output (stdout and stderr together) the model sees; the rest is cut with a note. Default: 20 000. */
   maxOutputChars?: number | undefined;
+  /**
+   * Characters of a run's final answer (`answer["content"]`, FINAL_VAR, FINAL(...), the
+   * out-of-turns reply) that are kept. A longer answer keeps its start, with a note appended
+   * saying how many characters were dropped; the result, the trajectory and the store only
+   * ever hold the cut one. With a schema, an answer over the cap is not cut (cut JSON would
+   * not parse): it fails validation and the model is asked for a shorter one. The default is
+   * above what any model writes in one reply (≈250 000 tokens), so only answers built in the
+   * REPL reach it, and it keeps a stored run's answer at 2 MB. Default: 1 000 000.
+   */
+  maxAnswerChars?: number | undefined;
   /** A cell running longer is interrupted. Default: 180 000 ms. */
   cellTimeoutMs?: number | undefined;
   /** JS functions and data available in Python. Default: none. */
@@ -125,6 +135,9 @@ export interface CompletionOptions {
   maxAnswerAttempts?: number | undefined;
 }
 
+/** Default of `RLMCoreOptions.maxAnswerChars`. */
+export const DEFAULT_MAX_ANSWER_CHARS = 1_000_000;
+
 /** Default of `CompletionOptions.maxAnswerAttempts`. */
 export const DEFAULT_ANSWER_ATTEMPTS = 3;
 
@@ -143,6 +156,7 @@ export interface ResolvedOptions {
   readonly maxConcurrentSubcalls: number;
   readonly maxConcurrentChildren: number;
   readonly maxOutputChars: number;
+  readonly maxAnswerChars: number;
   readonly cellTimeoutMs: number;
   readonly persistent: boolean;
   readonly compaction: boolean;
@@ -191,6 +205,7 @@ export function resolveOptions(options: RLMCoreOptions): ResolvedOptions {
   wholeNumber('maxConcurrentSubcalls', options.maxConcurrentSubcalls, 1);
   wholeNumber('maxConcurrentChildren', options.maxConcurrentChildren, 1);
   wholeNumber('maxOutputChars', options.maxOutputChars, 1);
+  wholeNumber('maxAnswerChars', options.maxAnswerChars, 1);
   if (options.userPrologue !== undefined && typeof options.userPrologue !== 'string') throw new ConfigurationError('userPrologue must be a string.');
   wholeNumber('maxDepth', options.maxDepth, 0, '; 0 makes the RLM a plain LM call');
   const env = options.environment ?? 'pyodide';
@@ -212,6 +227,7 @@ export function resolveOptions(options: RLMCoreOptions): ResolvedOptions {
     maxConcurrentSubcalls: options.maxConcurrentSubcalls ?? 16,
     maxConcurrentChildren: options.maxConcurrentChildren ?? 4,
     maxOutputChars: options.maxOutputChars ?? 20_000,
+    maxAnswerChars: options.maxAnswerChars ?? DEFAULT_MAX_ANSWER_CHARS,
     cellTimeoutMs: options.cellTimeoutMs ?? (environmentOptions.cellTimeoutMs as number | undefined) ?? 180_000,
     persistent: Boolean(options.persistent),
     compaction: Boolean(options.compaction),
