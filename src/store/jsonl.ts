@@ -753,14 +753,18 @@ async function readRuns(source: JSONLSource, receiver: RunReceiver, options: JSO
   let unused = false;
   /** The line of the last metadata or run_context line: where the run it opens begins. */
   let openingLine = 0;
+  /** A line was lost after that opening line, before the run's first iteration: the run starts incomplete. */
+  let lostBeforeStart = false;
 
   const report = (line: number, error: unknown) => {
     result.errors.push({ line, message: lineMessage(error) });
     if (current) current.incomplete = true;
+    else if (unused) lostBeforeStart = true;
   };
   const start = async (line: number, from: RunHeader, first?: IterationRecord) => {
-    current = { t: startTrajectory(from, runContextPrompt, first), totals: new RunTotals(), line, incomplete: false };
+    current = { t: startTrajectory(from, runContextPrompt, first), totals: new RunTotals(), line, incomplete: lostBeforeStart };
     unused = false;
+    lostBeforeStart = false;
     await receiver.start(current.t);
   };
   const end = async () => {
@@ -814,11 +818,13 @@ async function readRuns(source: JSONLSource, receiver: RunReceiver, options: JSO
         header = readHeader(entry);
         unused = true;
         openingLine = lineNumber;
+        lostBeforeStart = false;
       } else if (entry.type === 'run_context') {
         await end();
         runContextPrompt = typeof entry.root_prompt === 'string' ? entry.root_prompt : undefined;
         unused = header !== undefined;
         openingLine = lineNumber;
+        lostBeforeStart = false;
       } else if (entry.type === 'iteration') {
         if (!header) fail(`skipped: the metadata line of its run (line ${headerLine}) could not be read`);
         const it = iterationFromJSON(entry);

@@ -101,6 +101,18 @@ describe('importJSONL: late failures are line errors; no run is left running', (
     expect((await store.getRun('run-1'))!.iterations.map((i) => i.iteration)).toEqual([1, 3]);
   });
 
+  it("a bad first iteration line (before the run's first write) marks the run incomplete too", async () => {
+    const lines = sampleLines();
+    lines[1]!.iteration = 'one';
+    const store = new RecordingStore();
+    const result = await importJSONL(store, join(lines));
+    expect(result.errors).toEqual([{ line: 2, message: 'iteration line.iteration must be a number' }]);
+    expect(store.runs.get('run-1')).toMatchObject({ status: 'imported', incomplete: true, iterationCount: 2 });
+    // The next run of the same log starts whole.
+    const again = await importJSONL(store, join([...lines, ...sampleLines()]));
+    expect(again.runIds.map((id) => store.runs.get(id)!.incomplete)).toEqual([true, undefined]);
+  });
+
   it('a run whose header cannot be written is reported on its first line; its iterations still go in, and the next run too', async () => {
     const store = new RecordingStore();
     let refused = false;
