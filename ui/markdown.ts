@@ -64,9 +64,10 @@ export function highlight(code: string, language = 'python'): string {
 /**
  * Longest model text rendered as Markdown (or highlighted as code). Parsing, sanitizing and
  * highlighting cost grows faster than the text: measured in headless Chromium on the 2-core
- * test machine, dense Markdown (GFM tables, lists of links and code) took over 50 ms from
- * ≈10–20 000 characters and prose from ≈40 000; 5 MB froze the page for 11 s. Longer text is
- * shown as plain text, which the browser lays out in milliseconds.
+ * test machine (fastest of 5 renders, layout included), dense Markdown (GFM tables, lists of
+ * links, fenced code) took 45–80 ms at 15 000–20 000 characters and 0.3–1.2 s at 80 000, prose
+ * under 20 ms at 20 000; 5 MB froze the page for 11 s. Longer text is shown as plain text:
+ * 20 000 characters of it lay out in under 5 ms.
  */
 export const MARKDOWN_MAX_CHARS = 20_000;
 
