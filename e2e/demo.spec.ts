@@ -324,6 +324,57 @@ test('model output with <img onerror> and <script> renders as text and runs noth
   await assertInert();
 });
 
+test('a 5 MB answer and a long reply are shown as plain text with a note; the answer is cut to maxAnswerChars, live and in History; the page stays responsive', async ({ page, demo, lm }, testInfo) => {
+  // A GFM table the size that takes marked + DOMPurify far over 50 ms (the reply's prose).
+  const table = `| n | what | code |\n| --- | --- | --- |\n${Array.from({ length: 1500 }, (_, i) => `| ${i} | **bold** [link](https://example.org) | \`x\` |`).join('\n')}`;
+  lm.setScript((request) => {
+    if (!isRootCall(request)) return 'unused';
+    // ≈5.2 MB of Markdown list, built in the REPL: more than the default maxAnswerChars (1 000 000).
+    return repl('rows = [f"- item **{i}** [link](https://example.org) `code`" for i in range(100_000)]\nanswer["content"] = "\\n".join(rows)\nanswer["ready"] = True', table);
+  });
+  await page.setViewportSize(LAPTOP);
+  await open(page, demo);
+  await configureLocal(page, lm);
+  await page.getByLabel('Context text').fill('anything');
+  await page.getByLabel('Question').fill('List everything');
+  await run(page).click();
+
+  async function assertPlain(): Promise<void> {
+    const answer = page.locator('.answer');
+    await expect(answer).toBeVisible();
+    const body = answer.locator('.answer-body');
+    // The plain-text path was taken: a note, the Markdown source as text, no list built from it.
+    await expect(body).toHaveAttribute('data-rendered', 'plain');
+    const note = (await body.locator('.plain-note').textContent())!;
+    expect(note).toMatch(/^This answer is [\d,]+ characters long, so it is shown as plain text, not Markdown, with [\d,]+ characters of its middle left out\.$/);
+    // What is shown (and stored) was cut on the page to 1 000 000 characters plus the library's note.
+    const length = Number(/is ([\d,]+) characters/.exec(note)![1]!.replace(/,/g, ''));
+    expect(length).toBeGreaterThan(1_000_000);
+    expect(length).toBeLessThan(1_000_400);
+    const text = (await body.locator('pre.plain-text').textContent())!;
+    expect(text.startsWith('- item **0** [link](https://example.org) `code`\n- item **1**')).toBe(true);
+    expect(text).toMatch(/characters not shown …/);
+    expect(text).toMatch(/\[rlm-web: the answer was \d+ characters long; the last \d+ were dropped \(maxAnswerChars is 1000000\)\. Raise maxAnswerChars/);
+    await expect(body.locator('li, strong, a')).toHaveCount(0);
+    // The reply's prose (a 1 500-row table) is plain text too.
+    const prose = page.locator('.iteration').first().locator('.prose').first();
+    await expect(prose).toHaveAttribute('data-rendered', 'plain');
+    await expect(prose.locator('.plain-note')).toContainText('This reply is');
+    await expect(prose.locator('table')).toHaveCount(0);
+    // The page answers at once: nothing is left blocking the main thread.
+    const asked = Date.now();
+    expect(await page.evaluate(() => document.querySelectorAll('.answer pre.plain-text').length)).toBe(1);
+    expect(Date.now() - asked).toBeLessThan(5_000);
+  }
+  await expect(page.locator('.run .status')).toHaveText('Done');
+  await assertPlain();
+  await shot(page, testInfo, '13-laptop-light-huge-answer');
+  // The stored run (IndexedDB) holds the cut answer: drawn from History, it says the same.
+  await page.locator('#history-list .history-open').first().click();
+  await expect(page.locator('#viewing-label')).toHaveText('Saved run');
+  await assertPlain();
+});
+
 test('errors say what to do where the user looks: missing settings, bad key, unreachable endpoint', async ({ page, demo, lm }, testInfo) => {
   lm.setScript(() => ({ status: 401, error: 'Incorrect API key provided' }));
   await page.setViewportSize(LAPTOP);

@@ -332,6 +332,30 @@ test('import of a reference-format log from a File, malformed line reported', as
   expect(run.iterations[1].finalAnswer).toBe('7421');
 });
 
+test('an import with a damaged run and a bad iteration line leaves only imported runs, never a running one, across a reload', async ({ harness }) => {
+  const dbName = 'rlm-web-e2e-import-damaged';
+  const lines = REFERENCE_LOG.split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const badIteration = { ...lines[1], code_blocks: 'not a list' };
+  // A second run whose metadata has a wrongly typed field: nothing of it may be written.
+  const badRun = { ...lines[0], timestamp: true };
+  const text = [lines[0], badIteration, lines[2], badRun, lines[1], lines[2]].map((l) => JSON.stringify(l)).join('\n');
+  const result = await importLog(harness, dbName, text);
+  expect(result.runIds).toHaveLength(1);
+  expect(result.errors).toEqual([
+    { line: 2, message: 'iteration line.code_blocks must be an array' },
+    { line: 4, message: 'timestamp must be a string' },
+    { line: 5, message: 'skipped: the metadata line of its run (line 4) could not be read' },
+    { line: 6, message: 'skipped: the metadata line of its run (line 4) could not be read' },
+  ]);
+
+  // A page that opens the database marks stale 'running' runs interrupted: there must be none.
+  await reload(harness);
+  const runs = await listRuns(harness, dbName);
+  expect(runs.map((r: any) => [r.id, r.status, r.incomplete, r.iterationCount])).toEqual([[result.runIds[0], 'imported', true, 1]]);
+  const run = await getRun(harness, dbName, result.runIds[0]);
+  expect(run.iterations.map((it: any) => it.finalAnswer)).toEqual(['7421']);
+});
+
 test('a quota failure becomes a StorageError; the run completes with its trajectory intact', async ({ harness, lm }) => {
   lm.setScript(threeTurns);
   const dbName = 'rlm-web-e2e-quota';

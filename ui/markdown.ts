@@ -61,18 +61,70 @@ export function highlight(code: string, language = 'python'): string {
   return hljs.highlight(code, { language: lang, ignoreIllegals: true }).value;
 }
 
-/** A `<pre><code>` element with highlighted code. */
+/**
+ * Longest model text rendered as Markdown (or highlighted as code). Parsing, sanitizing and
+ * highlighting cost grows faster than the text: measured in headless Chromium on the 2-core
+ * test machine (fastest of 5 renders, layout included), dense Markdown (GFM tables, lists of
+ * links, fenced code) took 45–80 ms at 15 000–20 000 characters and 0.3–1.2 s at 80 000, prose
+ * under 20 ms at 20 000; 5 MB froze the page for 11 s. Longer text is shown as plain text:
+ * 20 000 characters of it lay out in under 5 ms.
+ */
+export const MARKDOWN_MAX_CHARS = 20_000;
+
+/** Most characters of plain text put on screen at once (a text node of 200 000 lays out in a few ms). */
+export const PLAIN_MAX_CHARS = 200_000;
+
+/** The start of `text`, at most `max` characters, never ending on half a surrogate pair. */
+function head(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return text.slice(0, /[\uD800-\uDBFF]/.test(text.charAt(max - 1)) ? max - 1 : max);
+}
+
+/** Characters of the end of a long text kept on screen with its start: where a cut answer says it was cut. */
+const PLAIN_TAIL_CHARS = 2_000;
+
+/**
+ * Plain text for text too long to render: a note, then the text in a `<pre>` (a text node,
+ * never markup); past PLAIN_MAX_CHARS, its start and its end with the count left out between.
+ */
+function plainText(text: string, what: string): HTMLElement[] {
+  const count = (n: number) => n.toLocaleString('en-US');
+  const note = document.createElement('p');
+  note.className = 'hint plain-note';
+  note.textContent = `This ${what} is ${count(text.length)} characters long, so it is shown as plain text, not Markdown${text.length > PLAIN_MAX_CHARS ? `, with ${count(text.length - PLAIN_MAX_CHARS)} characters of its middle left out` : ''}.`;
+  const pre = document.createElement('pre');
+  pre.className = 'plain-text';
+  if (text.length <= PLAIN_MAX_CHARS) {
+    pre.textContent = text;
+  } else {
+    const start = head(text, PLAIN_MAX_CHARS - PLAIN_TAIL_CHARS);
+    const end = text.slice(start.length + (text.length - PLAIN_MAX_CHARS));
+    pre.textContent = `${start}\n\n… ${count(text.length - start.length - end.length)} characters not shown …\n\n${end}`;
+  }
+  return [note, pre];
+}
+
+/** A `<pre><code>` element with highlighted code; code over MARKDOWN_MAX_CHARS is plain, and shown up to PLAIN_MAX_CHARS. */
 export function codeElement(code: string, language = 'python'): HTMLElement {
   const pre = document.createElement('pre');
   const el = document.createElement('code');
   el.className = `hljs language-${language}`;
-  el.innerHTML = highlight(code, language);
+  if (code.length <= MARKDOWN_MAX_CHARS) el.innerHTML = highlight(code, language);
+  else el.textContent = code.length > PLAIN_MAX_CHARS ? `${head(code, PLAIN_MAX_CHARS)}\n… ${(code.length - PLAIN_MAX_CHARS).toLocaleString('en-US')} more characters` : code;
   pre.append(el);
   return pre;
 }
 
-/** Renders untrusted Markdown into `target` (replacing its content). */
-export function renderMarkdown(target: HTMLElement, text: string): void {
+/**
+ * Renders untrusted model text into `target` (replacing its content): as sanitized Markdown
+ * up to MARKDOWN_MAX_CHARS, else as plain text with a note saying so (`what` names the text
+ * in it: 'answer', 'reply'), so that no text can block the page. Returns which way it went.
+ */
+export function renderMarkdown(target: HTMLElement, text: string, what = 'text'): 'markdown' | 'plain' {
+  if (text.length > MARKDOWN_MAX_CHARS) {
+    target.replaceChildren(...plainText(text, what));
+    return 'plain';
+  }
   hookLinks();
   const html = marked.parse(text, { async: false });
   target.innerHTML = DOMPurify.sanitize(html, { FORBID_TAGS, FORBID_ATTR: ['style', 'srcset'] });
@@ -81,4 +133,5 @@ export function renderMarkdown(target: HTMLElement, text: string): void {
     block.innerHTML = highlight(block.textContent ?? '', language);
     block.classList.add('hljs');
   }
+  return 'markdown';
 }

@@ -184,7 +184,7 @@ class IterationView {
     for (const piece of layoutReply(text)) {
       if (piece.kind === 'prose') {
         const prose = el('div', 'prose');
-        renderMarkdown(prose, piece.text);
+        prose.dataset.rendered = renderMarkdown(prose, piece.text, 'reply');
         this.body.append(prose);
       } else if (piece.kind === 'cell') {
         const cell = new CellView(piece.code, this.cells.length);
@@ -302,9 +302,9 @@ export class RunView {
   constructor(header: RunHeader, status: RunStatus) {
     this.model = header.model;
     const head = el('header', 'run-head');
-    const title = el('h2', 'run-question', header.question || '(no question: the context states the task)');
+    const title = el('h2', 'run-question', preview(header.question) || '(no question: the context states the task)');
     title.tabIndex = -1;
-    title.title = header.question;
+    title.title = preview(header.question);
     const facts = el('p', 'run-facts', `${header.model} · ${header.contextLabel} · ${formatDate(header.startedAt)}`);
     head.append(this.statusPill, title, facts);
     this.errorBox.setAttribute('role', 'alert');
@@ -477,7 +477,8 @@ export class RunView {
   }
 
   showError(explained: Explained, tone: 'error' | 'notice' = 'error'): void {
-    this.errorBox.replaceChildren(el('strong', undefined, explained.title), el('p', undefined, explained.detail));
+    // A stored or imported run's error is text from anywhere: shown, like outputs, by its start.
+    this.errorBox.replaceChildren(el('strong', undefined, explained.title), el('p', undefined, preview(explained.detail)));
     this.errorBox.dataset.tone = tone;
     this.errorBox.hidden = false;
   }
@@ -487,7 +488,7 @@ export class RunView {
     h.id = 'answer-heading';
     const body = el('div', 'prose answer-body');
     const text = typeof answer === 'string' ? answer : JSON.stringify(answer, null, 2);
-    if (typeof answer === 'string') renderMarkdown(body, answer);
+    if (typeof answer === 'string') body.dataset.rendered = renderMarkdown(body, answer, 'answer');
     else body.append(renderStructured(answer));
     const copy = el('button', 'secondary small', 'Copy answer');
     copy.type = 'button';

@@ -2,6 +2,7 @@
  * rlm-web's errors: one root class, one subclass per domain, `name` pinned on each so that
  * it survives minification and structured cloning. Messages say what to do.
  */
+import { redactURLs } from './redact';
 import type { SchemaIssue, Trajectory, UsageSummary } from './types';
 
 /** The root of every error rlm-web throws: `instanceof RLMError` catches them all. */
@@ -305,8 +306,11 @@ export function isAbortError(error: unknown): boolean {
   );
 }
 
-/** A one-line `Name: message` for any thrown value, for trajectories and sub-call errors. */
+/**
+ * A one-line `Name: message` for any thrown value, for trajectories and sub-call errors.
+ * URLs in it lose their credentials and query (an SDK's message may quote the base URL).
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
+  if (error instanceof Error) return redactURLs(`${error.name}: ${error.message}`);
+  return redactURLs(String(error));
 }

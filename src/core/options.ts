@@ -4,6 +4,7 @@
  */
 import { ConfigurationError } from './errors';
 import type { Limits } from './limits';
+import { redactOptions } from './redact';
 import type { AnswerSchema } from './schema';
 import type { ToolEntry } from './tools';
 import type { EnvironmentFactory, LMClient, RLMEvent, RunConfig, SamplingArgs, TrajectorySink } from './types';
@@ -70,6 +71,16 @@ export interface RLMCoreOptions extends Limits {
   maxConcurrentChildren?: number | undefined;
   /** Characters of each cell's output (stdout and stderr together) the model sees; the rest is cut with a note. Default: 20 000. */
   maxOutputChars?: number | undefined;
+  /**
+   * Characters of a run's final answer (`answer["content"]`, FINAL_VAR, FINAL(...), the
+   * out-of-turns reply) that are kept. A longer answer keeps its start, with a note appended
+   * saying how many characters were dropped; the result, the trajectory and the store only
+   * ever hold the cut one. With a schema, an answer over the cap is not cut (cut JSON would
+   * not parse): it fails validation and the model is asked for a shorter one. The default is
+   * above what any model writes in one reply (≈250 000 tokens), so only answers built in the
+   * REPL reach it, and it keeps a stored run's answer at 2 MB. Default: 1 000 000.
+   */
+  maxAnswerChars?: number | undefined;
   /** A cell running longer is interrupted. Default: 180 000 ms. */
   cellTimeoutMs?: number | undefined;
   /** JS functions and data available in Python. Default: none. */
@@ -124,6 +135,9 @@ export interface CompletionOptions {
   maxAnswerAttempts?: number | undefined;
 }
 
+/** Default of `RLMCoreOptions.maxAnswerChars`. */
+export const DEFAULT_MAX_ANSWER_CHARS = 1_000_000;
+
 /** Default of `CompletionOptions.maxAnswerAttempts`. */
 export const DEFAULT_ANSWER_ATTEMPTS = 3;
 
@@ -142,6 +156,7 @@ export interface ResolvedOptions {
   readonly maxConcurrentSubcalls: number;
   readonly maxConcurrentChildren: number;
   readonly maxOutputChars: number;
+  readonly maxAnswerChars: number;
   readonly cellTimeoutMs: number;
   readonly persistent: boolean;
   readonly compaction: boolean;
@@ -190,6 +205,7 @@ export function resolveOptions(options: RLMCoreOptions): ResolvedOptions {
   wholeNumber('maxConcurrentSubcalls', options.maxConcurrentSubcalls, 1);
   wholeNumber('maxConcurrentChildren', options.maxConcurrentChildren, 1);
   wholeNumber('maxOutputChars', options.maxOutputChars, 1);
+  wholeNumber('maxAnswerChars', options.maxAnswerChars, 1);
   if (options.userPrologue !== undefined && typeof options.userPrologue !== 'string') throw new ConfigurationError('userPrologue must be a string.');
   wholeNumber('maxDepth', options.maxDepth, 0, '; 0 makes the RLM a plain LM call');
   const env = options.environment ?? 'pyodide';
@@ -211,6 +227,7 @@ export function resolveOptions(options: RLMCoreOptions): ResolvedOptions {
     maxConcurrentSubcalls: options.maxConcurrentSubcalls ?? 16,
     maxConcurrentChildren: options.maxConcurrentChildren ?? 4,
     maxOutputChars: options.maxOutputChars ?? 20_000,
+    maxAnswerChars: options.maxAnswerChars ?? DEFAULT_MAX_ANSWER_CHARS,
     cellTimeoutMs: options.cellTimeoutMs ?? (environmentOptions.cellTimeoutMs as number | undefined) ?? 180_000,
     persistent: Boolean(options.persistent),
     compaction: Boolean(options.compaction),
@@ -223,32 +240,22 @@ export function resolveOptions(options: RLMCoreOptions): ResolvedOptions {
   };
 }
 
-/** Option names whose values are secrets: apiKey, token, authToken, secret, password, ... */
-const SECRET_KEY = /(key|token|secret|password|authorization|credentials?)$/i;
-
-function redact(options: object | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(options ?? {})) {
-    if (SECRET_KEY.test(k)) continue;
-    if (k === 'headers') continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-/** The configuration a trajectory records: no API keys, tokens or headers. */
+/**
+ * The configuration a trajectory records, through `redactOptions`: no API keys, tokens or
+ * headers at any depth, no credentials in URLs, no functions or class instances.
+ */
 export function runConfig(o: ResolvedOptions, rootModel: string, depth: number): RunConfig {
   const given = o.given;
   return {
     rootModel,
     backend: typeof o.backend === 'object' ? o.backend.provider : o.backend,
-    backendOptions: redact(given.backendOptions),
+    backendOptions: redactOptions(given.backendOptions),
     otherBackends: (given.otherBackends ?? []).map((b) => ({
       backend: typeof b.backend === 'object' ? b.backend.provider : b.backend,
-      backendOptions: redact(b.backendOptions ?? (typeof b.backend === 'object' ? { model: b.backend.model } : {})),
+      backendOptions: redactOptions(b.backendOptions ?? (typeof b.backend === 'object' ? { model: b.backend.model } : {})),
     })),
     environment: o.environmentName,
-    environmentOptions: redact(given.environmentOptions),
+    environmentOptions: redactOptions(given.environmentOptions),
     maxDepth: o.maxDepth,
     maxIterations: o.maxIterations,
     maxBudget: given.maxBudget,

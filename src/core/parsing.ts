@@ -169,6 +169,18 @@ export function truncate(text: string, limit: number): string {
   return `${text.slice(0, limit)}\n... [${cut} more characters cut; print a smaller slice to see them]`;
 }
 
+/**
+ * A run's answer held to `limit` characters: a longer one keeps its start, cut where no
+ * character is split, and gains a note saying how much was dropped and what to do.
+ */
+export function capAnswer(text: string, limit: number): string {
+  if (text.length <= limit) return text;
+  // Never end on the first half of a surrogate pair (an emoji, a rare CJK character).
+  const end = limit > 0 && /[\uD800-\uDBFF]/.test(text.charAt(limit - 1)) ? limit - 1 : limit;
+  const dropped = text.length - end;
+  return `${text.slice(0, end)}\n\n[rlm-web: the answer was ${text.length} characters long; the last ${dropped} were dropped (maxAnswerChars is ${limit}). Raise maxAnswerChars, or ask for a shorter answer and keep long results in the REPL or a custom tool.]`;
+}
+
 /** Cuts `text` to its last `limit` characters (where an error message stands), saying how much was cut. */
 export function truncateStart(text: string, limit: number): string {
   if (text.length <= limit) return text;

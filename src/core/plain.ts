@@ -5,6 +5,7 @@
 import { contextAsText, describeInput } from './context-input';
 import type { EventHub } from './events';
 import type { CompletionOptions } from './options';
+import { capAnswer } from './parsing';
 import { buildAnswerFormatSection } from './prompts';
 import { RunRecorder } from './recorder';
 import { toJSONText } from './schema';
@@ -22,6 +23,8 @@ export interface PlainCallSetup {
   parentUsage: UsageTracker | undefined;
   parentCallId: string | undefined;
   sampling: SamplingArgs | undefined;
+  /** Characters of the answer kept (`maxAnswerChars`). */
+  maxAnswerChars: number;
 }
 
 /** One LM call, held to the schema when there is one (one call, so one attempt). */
@@ -39,12 +42,13 @@ export async function plainCompletion(setup: PlainCallSetup, context: ContextInp
     const timestamp = new Date().toISOString();
     const lm = await setup.client.complete({ messages, signal: options.signal, sampling: setup.sampling, ...(format ? { responseFormat: { name: 'answer', schema: format } } : {}) });
     usage.add(setup.client.model, lm.usage);
-    const answer = lm.parsed !== undefined ? JSON.stringify(lm.parsed) : lm.text;
-    const checked = answers ? await answers.check(answer, true) : undefined;
+    const whole = lm.parsed !== undefined ? JSON.stringify(lm.parsed) : lm.text;
+    const checked = answers ? await answers.check(whole, true) : undefined;
+    const answer = capAnswer(whole, setup.maxAnswerChars);
     recorder.iteration({ iteration: 1, timestamp, prompt: messages, response: lm.text, reasoning: lm.reasoning, codeBlocks: [], finalAnswer: checked?.ok === false ? null : answer, iterationTimeMs: performance.now() - started, usage: lm.usage, validation: checked?.record });
     if (checked?.ok === false) throw checked.error;
     if (checked?.ok) return recorder.succeed(toJSONText(checked.value, answer), 'answer', performance.now() - started, { value: checked.value });
-    return recorder.succeed(lm.text, 'answer', performance.now() - started);
+    return recorder.succeed(answer, 'answer', performance.now() - started);
   } catch (error) {
     throw recorder.fail(error, performance.now() - started);
   } finally {

@@ -152,9 +152,9 @@ export class RLMCore {
   async completion(context: ContextInput, options: CompletionOptions = {}): Promise<CompletionResult<unknown>> {
     this.assertIdle();
     // Input errors throw before any run state exists: nothing to clean up.
-    const answers = options.schema === undefined ? undefined : await AnswerChecker.create(options.schema, options.maxAnswerAttempts ?? DEFAULT_ANSWER_ATTEMPTS);
+    const answers = options.schema === undefined ? undefined : await AnswerChecker.create(options.schema, options.maxAnswerAttempts ?? DEFAULT_ANSWER_ATTEMPTS, this.opts.maxAnswerChars);
     if (this.depth >= this.opts.maxDepth) {
-      return plainCompletion({ client: this.rootClient, hub: this.hub, logger: this.opts.given.logger, config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, parentUsage: this.child?.parentUsage, parentCallId: this.child?.parentCallId, sampling: this.opts.samplingArgs }, context, options, answers);
+      return plainCompletion({ client: this.rootClient, hub: this.hub, logger: this.opts.given.logger, config: runConfig(this.opts, this.rootClient.model, this.depth), depth: this.depth, parentUsage: this.child?.parentUsage, parentCallId: this.child?.parentCallId, sampling: this.opts.samplingArgs, maxAnswerChars: this.opts.maxAnswerChars }, context, options, answers);
     }
     const described = describeInput(context);
     if (isEmptyContext(context)) {
@@ -213,7 +213,7 @@ export class RLMCore {
       const compactor = this.opts.compaction ? new Compactor(this.rootClient, env, { threshold: this.opts.compactionThreshold, contextWindows: this.opts.given.contextWindows, sampling }) : undefined;
       const ready = compactor ? compactor.prepare(opened.ready) : opened.ready;
       ready.catch(() => undefined);
-      const setup: TurnSetup = { client: this.rootClient, env, ready: this.answerMode(env, ready, answers !== undefined), cellTimeoutMs: this.opts.cellTimeoutMs, maxOutputChars: this.opts.maxOutputChars, sampling, answers };
+      const setup: TurnSetup = { client: this.rootClient, env, ready: this.answerMode(env, ready, answers !== undefined), cellTimeoutMs: this.opts.cellTimeoutMs, maxOutputChars: this.opts.maxOutputChars, maxAnswerChars: this.opts.maxAnswerChars, sampling, answers };
       const metadata = buildMetadataMessage({ rootPrompt, contexts: [resumed?.stored.context ?? recorder.trajectory.context], contextName: index === 0 ? 'context' : `context_${index}`, subcallChars: SUBCALL_CHARS });
       const opening = buildOpening(metadata, this.opts.userPrologue);
       const turnPrompt = (i: number) => buildTurnPrompt({ iteration: i, maxIterations: this.opts.maxIterations, contextCount: index + 1, historyCount: this.session.historyCount });

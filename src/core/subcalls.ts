@@ -6,6 +6,7 @@
 import { anySignal } from './abort';
 import { mapConcurrent } from './concurrency';
 import { ConfigurationError, describeError, LMError } from './errors';
+import { redactURLs } from './redact';
 import { newId } from './ids';
 import type { Run } from './run';
 import { callTool, type NormalizedTool } from './tools';
@@ -150,7 +151,7 @@ export class SubcallDispatcher {
         record = { kind: 'llm', model, prompt, response: lm.text, usage, executionTimeMs, callId, index };
       }
     } catch (error) {
-      const message = stoppedMessage(run) ?? `LM query failed - ${error instanceof LMError ? error.message : describeError(error)}`;
+      const message = stoppedMessage(run) ?? `LM query failed - ${error instanceof LMError ? redactURLs(error.message) : describeError(error)}`;
       record = { kind: 'llm', model, prompt, response: '', usage: summarizeCall(model, emptyLMUsage()), executionTimeMs: performance.now() - started, error: message, callId, index };
     }
     if (run.hub.active) run.hub.emit({ type: 'subcall_end', ...run.base, callId, index, record });

@@ -5,7 +5,7 @@
 import { raceAbort } from './abort';
 import type { AnswerValidationError } from './errors';
 import { LiveOutput } from './live-output';
-import { findCodeBlocks, findTextAnswer, findToolMarkup, formatFeedback, hasOnlyForeignFences } from './parsing';
+import { capAnswer, findCodeBlocks, findTextAnswer, findToolMarkup, formatFeedback, hasOnlyForeignFences } from './parsing';
 import { buildToolMarkupReminder, NO_CODE_REMINDER } from './prompts';
 import { callRoot, type Run } from './run';
 import type { AnswerChecker } from './schema-answers';
@@ -19,6 +19,8 @@ export interface TurnSetup {
   ready: Promise<void>;
   cellTimeoutMs: number;
   maxOutputChars: number;
+  /** Characters of an answer kept (`maxAnswerChars`): every answer is cut to it before it is recorded. */
+  maxAnswerChars: number;
   /** Sampling of the root model's calls. */
   sampling?: SamplingArgs | undefined;
   /** Runs with a schema: checks each marked answer. */
@@ -61,12 +63,13 @@ export async function playTurn(setup: TurnSetup, run: Run, messages: ChatMessage
   const text = lm.text;
   const blocks = findCodeBlocks(text);
   const records: CodeBlockRecord[] = [];
+  /** The answer as the REPL or the reply gave it, before the cap: only the schema check sees it whole. */
   let answer: string | null = null;
   if (blocks.length > 0) await until(setup.ready);
   for (let b = 0; b < blocks.length && answer === null; b++) {
-    const record = await runCell(setup, run, blocks[b]!, iteration, b);
-    records.push(record);
-    answer = record.finalAnswer;
+    const cell = await runCell(setup, run, blocks[b]!, iteration, b);
+    records.push(cell.record);
+    answer = cell.answer;
   }
   run.guard.check();
   let textAnswerError: string | undefined;
@@ -84,6 +87,7 @@ export async function playTurn(setup: TurnSetup, run: Run, messages: ChatMessage
     }
   }
   const checked = answer !== null && setup.answers ? await setup.answers.check(answer) : undefined;
+  if (answer !== null) answer = capAnswer(answer, setup.maxAnswerChars);
   if (checked && !checked.ok) {
     // Not an answer yet: the model is told what to fix. It stays the best partial answer.
     run.bestPartial = answer ?? undefined;
@@ -145,8 +149,9 @@ export async function playFinalTurn(setup: TurnSetup, run: Run, messages: ChatMe
   const jsonSchema = setup.answers?.schema.jsonSchema;
   const { lm, prompt, started, timestamp } = await ask(setup, run, messages, iteration, jsonSchema ? { name: 'answer', schema: jsonSchema } : undefined);
   const textAnswer = findTextAnswer(lm.text);
-  const answer = lm.parsed !== undefined ? JSON.stringify(lm.parsed) : textAnswer?.kind === 'final' ? textAnswer.value : lm.text;
-  const checked = setup.answers ? await setup.answers.check(answer, true) : undefined;
+  const whole = lm.parsed !== undefined ? JSON.stringify(lm.parsed) : textAnswer?.kind === 'final' ? textAnswer.value : lm.text;
+  const checked = setup.answers ? await setup.answers.check(whole, true) : undefined;
+  const answer = capAnswer(whole, setup.maxAnswerChars);
   const record: IterationRecord = {
     iteration,
     timestamp,
@@ -162,7 +167,8 @@ export async function playFinalTurn(setup: TurnSetup, run: Run, messages: ChatMe
   return { record, answer, value: checked?.ok ? checked.value : undefined, invalid: checked && !checked.ok ? checked.error : undefined };
 }
 
-async function runCell(setup: TurnSetup, run: Run, code: string, iteration: number, block: number): Promise<CodeBlockRecord> {
+/** Runs one cell; `answer` is the answer it marked as the REPL gave it, the record holds it cut to `maxAnswerChars`. */
+async function runCell(setup: TurnSetup, run: Run, code: string, iteration: number, block: number): Promise<{ record: CodeBlockRecord; answer: string | null }> {
   run.hub.emit({ type: 'code_start', ...run.base, iteration, block, code });
   const subcalls: SubcallRecord[] = [];
   const toolCalls: ToolCallRecord[] = [];
@@ -184,12 +190,13 @@ async function runCell(setup: TurnSetup, run: Run, code: string, iteration: numb
     locals: result.locals,
     ...(result.previews ? { previews: result.previews } : {}),
     executionTimeMs: result.executionTimeMs,
-    finalAnswer: result.finalAnswer,
+    // The worker's size is not trusted: what is recorded (and emitted) is held to the cap.
+    finalAnswer: result.finalAnswer === null ? null : capAnswer(result.finalAnswer, setup.maxAnswerChars),
     errorType: result.errorType,
     interrupted: result.interrupted,
     subcalls,
     ...(toolCalls.length > 0 ? { toolCalls } : {}),
   };
   run.hub.emit({ type: 'code_end', ...run.base, iteration, block, record });
-  return record;
+  return { record, answer: result.finalAnswer };
 }

@@ -9,6 +9,7 @@
  */
 import { StorageError } from '../core/errors';
 import { newId } from '../core/ids';
+import { redactOptions, redactURLs } from '../core/redact';
 import type {
   AnswerValidationRecord,
   ChatMessage,
@@ -69,18 +70,19 @@ function metadataToJSON(t: Trajectory): Json {
     max_depth: c.maxDepth,
     max_iterations: c.maxIterations,
     backend: c.backend,
-    backend_kwargs: backendKwargs(c.backendOptions),
+    // Redacted again: a run stored by an older version, or imported, may still hold a secret.
+    backend_kwargs: backendKwargs(redactOptions(c.backendOptions)),
     environment_type: c.environment,
-    environment_kwargs: c.environmentOptions,
+    environment_kwargs: redactOptions(c.environmentOptions),
     other_backends: others ? c.otherBackends.map((b) => b.backend) : null,
-    other_backend_kwargs: others ? c.otherBackends.map((b) => backendKwargs(b.backendOptions)) : null,
+    other_backend_kwargs: others ? c.otherBackends.map((b) => backendKwargs(redactOptions(b.backendOptions))) : null,
     rlm_web: {
       format: FORMAT,
       id: t.id,
       status: t.status,
       endReason: t.endReason,
       response: t.response,
-      error: t.error,
+      error: t.error === undefined ? undefined : redactURLs(t.error),
       rootPrompt: t.rootPrompt,
       context: t.context,
       usage: t.usage,
@@ -461,7 +463,7 @@ function subcallFromJSON(value: unknown, what: string): SubcallRecord {
   if (typeof ours.callId === 'string') record.callId = ours.callId;
   if (typeof ours.index === 'number' && Number.isInteger(ours.index) && ours.index >= 0) record.index = ours.index;
   if (metadata) {
-    const run = objectOr(metadata.run_metadata, `${what}.metadata.run_metadata`) ?? {};
+    const run = readHeader(objectOr(metadata.run_metadata, `${what}.metadata.run_metadata`) ?? {});
     const iterations = array(metadata.iterations, `${what}.metadata.iterations`).map((it, i) => iterationFromJSON(it, `${what}.metadata.iterations[${i}]`));
     const child = startTrajectory(run, undefined, iterations[0]);
     const totals = new RunTotals();
@@ -469,7 +471,7 @@ function subcallFromJSON(value: unknown, what: string): SubcallRecord {
       child.iterations.push(it);
       totals.add(it);
     }
-    finishTrajectory(child, objectOr(run.rlm_web, 'rlm_web'), totals, 'nested');
+    finishTrajectory(child, run.outcome, totals, 'nested');
     record.trajectory = child;
   }
   return record;
@@ -478,7 +480,8 @@ function subcallFromJSON(value: unknown, what: string): SubcallRecord {
 /** Our `model`, from the reference's `model_name` (the inverse of backendKwargs). */
 function backendOptionsFromJSON(value: unknown, what: string): Record<string, unknown> {
   const { model_name: model, ...rest } = objectOr(value, what) ?? {};
-  return model === undefined ? rest : { model, ...rest };
+  // The reference logs its kwargs as given: an api_key, a base_url with a key in it.
+  return redactOptions(model === undefined ? rest : { model, ...rest });
 }
 
 const PREVIEW_CHARS = 200;
@@ -548,8 +551,7 @@ function iterationFromJSON(value: unknown, what = 'iteration line'): IterationRe
   return record;
 }
 
-function configFromJSON(meta: Json): RunConfig {
-  const ours = objectOr(meta.rlm_web, 'rlm_web') ?? {};
+function configFromJSON(meta: Json, ours: Json): RunConfig {
   const names = array(meta.other_backends, 'other_backends');
   const kwargs = array(meta.other_backend_kwargs, 'other_backend_kwargs');
   const config: RunConfig = {
@@ -558,7 +560,8 @@ function configFromJSON(meta: Json): RunConfig {
     backendOptions: backendOptionsFromJSON(meta.backend_kwargs, 'backend_kwargs'),
     otherBackends: names.map((name, i) => ({ backend: text(name), backendOptions: backendOptionsFromJSON(kwargs[i], 'other_backend_kwargs[i]') })),
     environment: str(meta.environment_type, 'environment_type', 'unknown'),
-    environmentOptions: objectOr(meta.environment_kwargs, 'environment_kwargs') ?? {},
+    // The reference logs its kwargs as given: keys and credentials in URLs stay out of the store.
+    environmentOptions: redactOptions(objectOr(meta.environment_kwargs, 'environment_kwargs')),
     maxDepth: num(meta.max_depth, 'max_depth', 1),
     maxIterations: num(meta.max_iterations, 'max_iterations', 30),
     depth: num(ours.depth, 'rlm_web.depth', 0),
@@ -573,26 +576,75 @@ function configFromJSON(meta: Json): RunConfig {
 /** The reference visualizer finds the question in the prompt this way. */
 const QUERY = /original query: "([^"]*)"/;
 
-function startTrajectory(meta: Json, rootPrompt: string | undefined, first?: IterationRecord): Trajectory {
-  const ours = objectOr(meta.rlm_web, 'rlm_web') ?? {};
+const END_REASONS = new Set<EndReason>(['answer', 'max_iterations', 'max_budget', 'max_time', 'max_tokens', 'max_errors', 'cancelled', 'error']);
+const STATUSES = new Set<RunStatus>(['running', 'completed', 'failed', 'cancelled', 'interrupted', 'imported']);
+
+/** What our `rlm_web` object says of how a run ended; each field only when well typed. */
+interface RunOutcome {
+  status?: RunStatus;
+  endReason?: EndReason;
+  response?: string;
+  error?: string;
+  usage?: UsageSummary;
+  executionTimeMs?: number;
+}
+
+/**
+ * Everything a metadata line says of its run, read whole when the line is read: a wrongly
+ * typed field fails here, before anything of the run is written, never after its iterations.
+ */
+interface RunHeader {
+  id: string | undefined;
+  timestamp: string;
+  config: RunConfig;
+  context: Trajectory['context'] | undefined;
+  schema: RecordedSchema | undefined;
+  rootPrompt: string | undefined;
+  /** Our run-level fields; undefined in a reference log, whose totals are derived from the iterations. */
+  outcome: RunOutcome | undefined;
+}
+
+function readHeader(meta: Json): RunHeader {
+  const rlmWeb = objectOr(meta.rlm_web, 'rlm_web');
+  const ours = rlmWeb ?? {};
   const context = objectOr(ours.context, 'rlm_web.context');
+  let outcome: RunOutcome | undefined;
+  if (rlmWeb) {
+    outcome = {};
+    if (typeof ours.status === 'string' && STATUSES.has(ours.status as RunStatus)) outcome.status = ours.status as RunStatus;
+    if (typeof ours.endReason === 'string' && END_REASONS.has(ours.endReason as EndReason)) outcome.endReason = ours.endReason as EndReason;
+    if (typeof ours.response === 'string') outcome.response = ours.response;
+    if (typeof ours.error === 'string') outcome.error = redactURLs(ours.error);
+    if (isObject(ours.usage)) outcome.usage = ourUsageFromJSON(ours.usage);
+    if (typeof ours.executionTimeMs === 'number') outcome.executionTimeMs = ours.executionTimeMs;
+  }
+  return {
+    id: typeof ours.id === 'string' ? ours.id : undefined,
+    timestamp: str(meta.timestamp, 'timestamp', ''),
+    config: configFromJSON(meta, ours),
+    context: context ? (context as unknown as Trajectory['context']) : undefined,
+    schema: isObject(ours.schema) ? (ours.schema as unknown as RecordedSchema) : undefined,
+    rootPrompt: typeof ours.rootPrompt === 'string' ? ours.rootPrompt : undefined,
+    outcome,
+  };
+}
+
+/** A run from its header; cannot fail (the header was checked when it was read). */
+function startTrajectory(header: RunHeader, rootPrompt: string | undefined, first?: IterationRecord): Trajectory {
   const t: Trajectory = {
-    id: typeof ours.id === 'string' ? ours.id : newId(),
-    startedAt: str(meta.timestamp, 'timestamp', '') || first?.timestamp || new Date().toISOString(),
-    config: configFromJSON(meta),
-    context: context ? (context as unknown as Trajectory['context']) : { type: 'unknown', length: 0 },
+    id: header.id ?? newId(),
+    startedAt: header.timestamp || first?.timestamp || new Date().toISOString(),
+    config: header.config,
+    context: header.context ?? { type: 'unknown', length: 0 },
     iterations: [],
     status: 'imported',
     usage: { models: {}, calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUSD: 0 },
   };
-  if (isObject(ours.schema)) t.schema = ours.schema as unknown as RecordedSchema;
-  const question = typeof ours.rootPrompt === 'string' ? ours.rootPrompt : rootPrompt;
+  if (header.schema) t.schema = header.schema;
+  const question = header.rootPrompt ?? rootPrompt;
   if (question !== undefined) t.rootPrompt = question;
   return t;
 }
-
-const END_REASONS = new Set<EndReason>(['answer', 'max_iterations', 'max_budget', 'max_time', 'max_tokens', 'max_errors', 'cancelled', 'error']);
-const STATUSES = new Set<RunStatus>(['running', 'completed', 'failed', 'cancelled', 'interrupted', 'imported']);
 
 /**
  * What a run's iterations add up to, gathered as they pass by, so that an import need not
@@ -627,18 +679,18 @@ function findQuestion(it: IterationRecord): string | undefined {
  * Run-level fields after the last iteration: ours when the log has them, else derived the
  * way the reference visualizer derives them (the reference logs no root-model usage, so
  * usage is then what the sub-calls report). Imported runs get status 'imported'; nested
- * child trajectories keep the status they had.
+ * child trajectories keep the status they had. Cannot fail.
  */
-function finishTrajectory(t: Trajectory, ours: Json | undefined, totals: RunTotals, kind: 'root' | 'nested'): void {
-  if (kind === 'nested' && typeof ours?.status === 'string' && STATUSES.has(ours.status as RunStatus)) t.status = ours.status as RunStatus;
-  if (typeof ours?.endReason === 'string' && END_REASONS.has(ours.endReason as EndReason)) t.endReason = ours.endReason as EndReason;
-  else if (!ours && totals.lastAnswer !== undefined) t.endReason = 'answer';
-  const response = ours ? (typeof ours.response === 'string' ? ours.response : undefined) : totals.lastAnswer;
+function finishTrajectory(t: Trajectory, outcome: RunOutcome | undefined, totals: RunTotals, kind: 'root' | 'nested'): void {
+  if (kind === 'nested' && outcome?.status) t.status = outcome.status;
+  if (outcome?.endReason) t.endReason = outcome.endReason;
+  else if (!outcome && totals.lastAnswer !== undefined) t.endReason = 'answer';
+  const response = outcome ? outcome.response : totals.lastAnswer;
   if (response !== undefined) t.response = response;
-  if (typeof ours?.error === 'string') t.error = ours.error;
-  t.usage = ours && isObject(ours.usage) ? ourUsageFromJSON(ours.usage) : totals.usage;
-  if (typeof ours?.executionTimeMs === 'number') t.executionTimeMs = ours.executionTimeMs;
-  else if (!ours && totals.count > 0) t.executionTimeMs = totals.timeMs;
+  if (outcome?.error !== undefined) t.error = outcome.error;
+  t.usage = outcome?.usage ?? totals.usage;
+  if (outcome?.executionTimeMs !== undefined) t.executionTimeMs = outcome.executionTimeMs;
+  else if (!outcome && totals.count > 0) t.executionTimeMs = totals.timeMs;
   if (t.rootPrompt === undefined && totals.question !== undefined) t.rootPrompt = totals.question;
 }
 
@@ -648,16 +700,34 @@ interface RunReceiver {
   keepIterations: boolean;
   start(t: Trajectory): Promise<void>;
   iteration(t: Trajectory, it: IterationRecord): Promise<void>;
-  end(t: Trajectory): Promise<void>;
+  /** `incomplete`: some lines of the run were skipped or could not be written. */
+  end(t: Trajectory, incomplete: boolean): Promise<void>;
 }
 
 /** What `readJSONL` found: the trajectories, and the lines it could not read. */
 export interface JSONLReadResult {
   /** Lines read, blank ones included. */
   lines: number;
+  /** Iterations read (on import: stored). */
   iterations: number;
-  /** Lines skipped, with why. */
+  /** Lines skipped (or, on import, not stored), with why. */
   errors: JSONLLineError[];
+}
+
+/** A run being read: where it began, what it adds up to, whether a line of it was lost. */
+interface OpenRun {
+  t: Trajectory;
+  totals: RunTotals;
+  /** The line that began it (its metadata line, or its first iteration's), for errors of the whole run. */
+  line: number;
+  incomplete: boolean;
+}
+
+/** Why a line failed, as the import reports it. */
+function lineMessage(error: unknown): string {
+  if (error instanceof MalformedLine) return error.message;
+  if (error instanceof StorageError) return `not stored: ${error.message}`;
+  return `unreadable: ${(error as Error)?.message ?? String(error)}`;
 }
 
 /**
@@ -665,82 +735,116 @@ export interface JSONLReadResult {
  * metadata once and restarts `iteration` at 1 on each completion, so a restart also begins
  * a new run with the same metadata (as does a `run_context` line, which some versions of
  * the reference write at the start of each completion).
+ *
+ * Every failure is one line's: a malformed line is skipped, a receiver's failure (the store)
+ * is reported on the line that caused it, and the run it belongs to is ended as incomplete.
+ * A run whose metadata line fails is skipped whole: its iterations are reported, not guessed
+ * into another run.
  */
 async function readRuns(source: JSONLSource, receiver: RunReceiver, options: JSONLReadOptions): Promise<JSONLReadResult> {
   const maxLineChars = options.maxLineChars ?? DEFAULT_MAX_LINE_CHARS;
   const result: JSONLReadResult = { lines: 0, iterations: 0, errors: [] };
-  let meta: Json = {};
+  /** The header of the runs that follow; undefined after a metadata line that could not be read. */
+  let header: RunHeader | undefined = readHeader({});
+  let headerLine = 0;
   let runContextPrompt: string | undefined;
-  let current: { t: Trajectory; totals: RunTotals } | undefined;
+  let current: OpenRun | undefined;
   // A metadata or run_context line not yet followed by iterations: an empty run at the end.
   let unused = false;
+  /** The line of the last metadata or run_context line: where the run it opens begins. */
+  let openingLine = 0;
+  /** A line was lost after that opening line, before the run's first iteration: the run starts incomplete. */
+  let lostBeforeStart = false;
 
-  const start = async (first?: IterationRecord) => {
-    current = { t: startTrajectory(meta, runContextPrompt, first), totals: new RunTotals() };
+  const report = (line: number, error: unknown) => {
+    result.errors.push({ line, message: lineMessage(error) });
+    if (current) current.incomplete = true;
+    else if (unused) lostBeforeStart = true;
+  };
+  const start = async (line: number, from: RunHeader, first?: IterationRecord) => {
+    current = { t: startTrajectory(from, runContextPrompt, first), totals: new RunTotals(), line, incomplete: lostBeforeStart };
     unused = false;
+    lostBeforeStart = false;
     await receiver.start(current.t);
   };
   const end = async () => {
     if (!current) return;
-    const { t, totals } = current;
-    current = undefined;
-    finishTrajectory(t, objectOr(meta.rlm_web, 'rlm_web'), totals, 'root');
-    await receiver.end(t);
+    const run = current;
+    try {
+      finishTrajectory(run.t, header?.outcome, run.totals, 'root');
+      await receiver.end(run.t, run.incomplete);
+    } catch (error) {
+      report(run.line, error);
+    } finally {
+      current = undefined;
+    }
+  };
+  /** The empty run a metadata (or run_context) line stands for when no iteration followed it. */
+  const endUnused = async () => {
+    if (!unused || !header) return;
+    try {
+      await start(openingLine, header);
+    } catch (error) {
+      report(openingLine, error);
+    }
+    await end();
   };
 
   for await (const line of cappedLines(source, maxLineChars)) {
     const lineNumber = ++result.lines;
     if (typeof line !== 'string') {
-      result.errors.push({ line: lineNumber, message: `the line is ${line.tooLong} characters long, over the limit of ${maxLineChars} (maxLineChars); skipped` });
+      report(lineNumber, new MalformedLine(`the line is ${line.tooLong} characters long, over the limit of ${maxLineChars} (maxLineChars); skipped`));
       continue;
     }
     if (line.trim() === '') continue;
-    let entry: unknown;
     try {
-      entry = JSON.parse(line);
-    } catch (error) {
-      result.errors.push({ line: lineNumber, message: `not JSON: ${(error as Error).message}` });
-      continue;
-    }
-    try {
+      let entry: unknown;
+      try {
+        entry = JSON.parse(line);
+      } catch (error) {
+        fail(`not JSON: ${(error as Error).message}`);
+      }
       if (nestedDeeperThan(entry, MAX_DEPTH)) fail(`the line nests arrays and objects more than ${MAX_DEPTH} levels deep`);
       if (!isObject(entry)) fail('a line must be a JSON object');
       if (entry.type === 'metadata') {
-        configFromJSON(entry); // validates before anything changes
         await end();
         // Back-to-back metadata lines: the first run had no iterations (it failed early).
-        if (unused && meta.type === 'metadata') {
-          await start();
-          await end();
-        }
-        meta = entry;
+        if (headerLine > 0) await endUnused();
+        unused = false;
         runContextPrompt = undefined;
+        headerLine = lineNumber;
+        // Until the line reads whole: if it does not, the run's iterations are skipped.
+        header = undefined;
+        header = readHeader(entry);
         unused = true;
+        openingLine = lineNumber;
+        lostBeforeStart = false;
       } else if (entry.type === 'run_context') {
         await end();
         runContextPrompt = typeof entry.root_prompt === 'string' ? entry.root_prompt : undefined;
-        unused = true;
+        unused = header !== undefined;
+        openingLine = lineNumber;
+        lostBeforeStart = false;
       } else if (entry.type === 'iteration') {
+        if (!header) fail(`skipped: the metadata line of its run (line ${headerLine}) could not be read`);
         const it = iterationFromJSON(entry);
         if (current && current.totals.count > 0 && it.iteration <= current.totals.lastIteration) await end();
-        if (!current) await start(it);
+        if (!current) await start(unused ? openingLine : lineNumber, header, it);
         const { t, totals } = current!;
         if (!receiver.keepIterations) t.iterations.length = 0;
         t.iterations.push(it);
         totals.add(it);
-        result.iterations++;
         await receiver.iteration(t, it);
+        result.iterations++;
       } else {
         fail(`unknown line type ${JSON.stringify(entry.type)} (expected "metadata" or "iteration")`);
       }
     } catch (error) {
-      // The store failing is the import failing; anything else is this line's fault (a
-      // RangeError from a value no check foresaw included): skip it and go on.
-      if (error instanceof StorageError) throw error;
-      result.errors.push({ line: lineNumber, message: error instanceof MalformedLine ? error.message : `unreadable: ${(error as Error)?.message ?? String(error)}` });
+      // Whatever failed (a RangeError from a value no check foresaw, the store), it is this line's.
+      report(lineNumber, error);
     }
   }
-  if (!current && unused) await start();
+  if (!current) await endUnused();
   await end();
   return result;
 }
@@ -777,10 +881,16 @@ export interface JSONLImportResult extends JSONLReadResult {
 /**
  * Imports a JSONL log written by the reference implementation or by rlm-web into a store,
  * streaming it line by line (a 200 MB log never becomes one string). Each run is written as
- * it is read, iteration by iteration, and gets status 'imported'; a run whose id is already
- * in the store gets a new id. Malformed lines are skipped and reported in `errors` (with
- * lines over `options.maxLineChars` and lines nested more than 256 levels deep): only a store
- * failure stops an import.
+ * it is read, iteration by iteration, with status 'imported'; a run whose id is already in
+ * the store gets a new id. A run's metadata line is read whole before anything of the run
+ * is written: a run whose metadata does not read is skipped, its lines reported.
+ *
+ * Nothing in the log stops an import: malformed lines (with lines over
+ * `options.maxLineChars` and lines nested more than 256 levels deep) are skipped, and a
+ * store failure is reported on the line it lost; both are in `errors`. A run that lost a
+ * line is kept, marked `incomplete` in its header. A run is marked incomplete while it is
+ * written too, so a page closed mid-import leaves it incomplete, never 'running'. Only a
+ * source that cannot be read (a File that went away) rejects, with a StorageError.
  *
  * @example
  * const { runIds, errors } = await importJSONL(store, fileInput.files[0]);
@@ -789,37 +899,42 @@ export async function importJSONL(store: TrajectoryStore, source: JSONLSource, o
   const runIds: string[] = [];
   let count = 0;
   let size = 0;
-  const header = (t: Trajectory, status: RunSummary['status']): RunSummary => ({ ...summarizeRun(t, count, size), status });
-  const guard = async (what: string, write: () => Promise<void>) => {
+  /** Whether anything of the current run is in the store. */
+  let written = false;
+  const header = (t: Trajectory, incomplete: boolean): RunSummary => summarizeRun(t, count, size, incomplete);
+  const write = async (what: string, t: Trajectory, apply: () => Promise<void>) => {
     try {
-      await write();
+      await apply();
     } catch (error) {
       throw toStorageError(error, what);
     }
+    if (!written) runIds.push(t.id);
+    written = true;
   };
   try {
     const result = await readRuns(source, {
       keepIterations: false,
       start: async (t) => {
-        if (await store.hasRun(t.id)) t.id = newId();
+        // A store that cannot say whether the id is taken must not risk overwriting a run.
+        if (await store.hasRun(t.id).catch(() => true)) t.id = newId();
         count = 0;
         size = approximateSize(summarizeRun(t, 0, 0));
-        runIds.push(t.id);
-        // 'running' while it is written: a page closed mid-import leaves an interrupted run.
-        await guard('import a run', () => store.writeRun(header(t, 'running')));
+        written = false;
+        await write('import a run', t, () => store.writeRun(header(t, true)));
       },
       iteration: async (t, it) => {
+        const itSize = approximateSize(it);
+        await write('import an iteration', t, () => store.writeIteration(summarizeRun(t, count + 1, size + itSize, true), it));
+        // Counted once stored: a later header says how many iterations the store holds.
         count++;
-        size += approximateSize(it);
-        await guard('import an iteration', () => store.writeIteration(header(t, 'running'), it));
+        size += itSize;
       },
-      end: async (t) => {
-        await guard('import a run', () => store.writeRun(header(t, 'imported')));
+      end: async (t, incomplete) => {
+        await write('import a run', t, () => store.writeRun(header(t, incomplete)));
       },
     }, options);
     return { ...result, runIds };
   } catch (error) {
-    if (error instanceof StorageError) throw error;
     throw toStorageError(error, 'read the JSONL log');
   }
 }

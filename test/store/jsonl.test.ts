@@ -254,7 +254,7 @@ describe('importJSONL', () => {
     expect(result.errors).toEqual([]);
     expect(result.runIds).toHaveLength(2);
     const [a, b] = result.runIds as [string, string];
-    expect(store.log).toEqual([`run ${a} running`, `iteration ${a} 1`, `iteration ${a} 2`, `run ${a} imported`, `run ${b} running`, `iteration ${b} 1`, `run ${b} imported`]);
+    expect(store.log).toEqual([`run ${a} imported`, `iteration ${a} 1`, `iteration ${a} 2`, `run ${a} imported`, `run ${b} imported`, `iteration ${b} 1`, `run ${b} imported`]);
     const run = await store.getRun(a);
     expect(run!.status).toBe('imported');
     expect(run!.iterations).toHaveLength(2);
@@ -273,10 +273,17 @@ describe('importJSONL', () => {
     expectSameTrajectory((await store.getRun(second.runIds[0]!))!, { ...sampleTrajectory(), id: second.runIds[0]!, status: 'imported' });
   });
 
-  it('turns a store failure into a StorageError', async () => {
+  it('reports a store failure on the lines it lost, with the StorageError\'s advice, and keeps the runs incomplete', async () => {
     const store = new RecordingStore();
     store.failWith = (what) => (what.startsWith('iteration') ? new DOMException('full', 'QuotaExceededError') : undefined);
-    await expect(importJSONL(store, REFERENCE_LOG)).rejects.toMatchObject({ name: 'StorageError', reason: 'quota' });
+    const result = await importJSONL(store, REFERENCE_LOG);
+    expect(result.errors.map((e) => e.line)).toEqual([2, 3, 4]);
+    for (const error of result.errors) expect(error.message).toMatch(/^not stored: Could not import an iteration: the browser's storage quota .* Delete or export old runs/);
+    expect(result.iterations).toBe(0);
+    expect([...store.runs.values()].map((r) => [r.status, r.incomplete, r.iterationCount])).toEqual([
+      ['imported', true, 0],
+      ['imported', true, 0],
+    ]);
   });
 });
 
@@ -359,5 +366,30 @@ describe('importJSONL: hostile logs (a line fails, the import completes)', () =>
     expect(Object.getOwnPropertyDescriptor(reference!.usage.models, '__proto__')!.value).toMatchObject({ calls: 1, inputTokens: 5, outputTokens: 6 });
     expect(({} as Record<string, unknown>).calls).toBeUndefined();
     expect(({} as Record<string, unknown>).inputTokens).toBeUndefined();
+  });
+});
+
+describe('JSONL: secrets stay out of exports and imports', () => {
+  it('an export redacts a stored config that still holds secrets (an older version wrote it)', () => {
+    const t = sampleTrajectory();
+    t.config.backendOptions = { model: 'gpt-5-nano', apiKey: 'sk-old', baseURL: 'https://u:p@host/v1?key=abc' };
+    t.config.environmentOptions = { proxyURL: 'https://h/p?token=t', auth: { token: 'x' } };
+    t.error = 'LMConnectionError: could not reach https://u:p@host/v1?key=abc';
+    const meta = JSON.parse(toJSONL(t).split('\n')[0]!) as Record<string, any>;
+    expect(meta.backend_kwargs).toEqual({ model_name: 'gpt-5-nano', baseURL: 'https://host/v1' });
+    expect(meta.environment_kwargs).toEqual({ proxyURL: 'https://h/p' });
+    expect(meta.rlm_web.error).toBe('LMConnectionError: could not reach https://host/v1');
+  });
+
+  it("an import redacts a reference log's kwargs (the reference logs them as given)", async () => {
+    const lines = REFERENCE_LOG.split('\n');
+    const meta = JSON.parse(lines[0]!) as Record<string, any>;
+    meta.backend_kwargs = { model_name: 'gpt-5', api_key: 'sk-ref', base_url: 'https://u:p@api.example/v1?key=k' };
+    meta.environment_kwargs = { setup: { token: 't' }, url: 'wss://a:b@sandbox.dev/ws?sig=s' };
+    const store = new RecordingStore();
+    const { runIds } = await importJSONL(store, [JSON.stringify(meta), ...lines.slice(1)].join('\n'));
+    const run = await store.getRun(runIds[0]!);
+    expect(run!.config.backendOptions).toEqual({ model: 'gpt-5', base_url: 'https://api.example/v1' });
+    expect(run!.config.environmentOptions).toEqual({ setup: {}, url: 'wss://sandbox.dev/ws' });
   });
 });
