@@ -52,7 +52,7 @@ export function pinnedFetch(allowedOrigin: string, provider: string, model: stri
       const refused = origin ?? (href === undefined ? 'a request that is not a URL' : 'a URL that is not http(s)');
       return Promise.reject(
         new LMOriginError(
-          `Refused to send a ${provider} request to ${refused}: this client sends only to ${allowedOrigin}, the origin of its baseURL. ` +
+          `Refused to send the ${provider} request to ${refused}: this client sends only to ${allowedOrigin}, the origin of its baseURL. ` +
             'Something on this page changed where the SDK sends requests (for example a polluted Object.prototype); nothing was sent. ' +
             'Reload the page and check which scripts it runs.',
           provider,

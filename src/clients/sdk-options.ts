@@ -111,7 +111,9 @@ const shadowed = new WeakSet<object>();
 /**
  * A client of `SDK` built from pinned options. The first time for a given SDK class, a probe
  * client (dummy key, never used) shows which fields the SDK assigns, and `shadowSDKFields`
- * makes each one a data property of the SDK's classes before the real client is built.
+ * makes each one a data property of the SDK's classes before the real client is built. The
+ * SDK loads with the first request, before any REPL cell has run, unless a run's sub-calls
+ * use the other SDK.
  *
  * @param readNames Fields the SDK reads from its client without ever assigning them.
  */
@@ -123,7 +125,10 @@ export function buildSDKClient<Client extends object>(
   readNames: readonly string[] = [],
 ): Client {
   if (!shadowed.has(SDK)) {
-    shadowSDKFields(new SDK(sdkOptions({ model: options.model, apiKey: 'probe' }, baseURL, fetch) as never), readNames);
+    // The probe holds nothing worth taking (a dummy key, a fetch that sends nothing): on a
+    // page already polluted, a setter may see it, never the real client.
+    const sendNothing = () => Promise.reject(new TypeError('The probe client sends nothing.'));
+    shadowSDKFields(new SDK(sdkOptions({ model: options.model, apiKey: 'probe' }, baseURL, sendNothing) as never), readNames);
     shadowed.add(SDK);
   }
   return new SDK(sdkOptions(options, baseURL, fetch) as never);
