@@ -5,9 +5,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { test as base, expect, type Page, type TestInfo } from '@playwright/test';
 import { isRootCall, lastUser, repl, startLMServer, turnOf, type LMServer, type ScriptedRequest } from './support/lm-server';
+import { startUnlistedOrigin } from './support/unlisted-origin';
 
 interface Served {
   url: string;
@@ -355,12 +355,8 @@ test('errors say what to do where the user looks: missing settings, bad key, unr
 });
 
 test('the page freezes its intrinsics, its CSP refuses an endpoint Settings does not offer, and Settings says so before a run', async ({ page, demo, lm }) => {
-  // 127.0.0.2 is this machine, but not an origin the demo's connect-src lists.
-  const outside = createServer((_req, res) => void res.writeHead(200, { 'access-control-allow-origin': '*' }).end('reached'));
-  const connections: string[] = [];
-  outside.on('connection', () => connections.push('connection'));
-  await new Promise<void>((ok) => outside.listen(0, '127.0.0.2', ok));
-  const url = `http://127.0.0.2:${(outside.address() as { port: number }).port}/v1`;
+  const outside = await startUnlistedOrigin();
+  const { url, connections } = outside;
   try {
     await open(page, demo);
     const probe = await page.evaluate(async (url) => {
@@ -381,8 +377,7 @@ test('the page freezes its intrinsics, its CSP refuses an endpoint Settings does
     expect(connections).toEqual([]);
     expect(lm.requests).toEqual([]);
   } finally {
-    outside.closeAllConnections();
-    await new Promise<void>((ok) => outside.close(() => ok()));
+    await outside.close();
   }
 });
 

@@ -16,6 +16,7 @@ import { test as base, chromium, expect, type BrowserContext, type CDPSession, t
 import { haystack } from './support/fixtures';
 import { isRootCall, lastUser, repl, startLMServer, turnOf, type LMServer } from './support/lm-server';
 import { postedMessages, recordPostedMessages } from './support/post-spy';
+import { startUnlistedOrigin } from './support/unlisted-origin';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const DIST = 'extension-dist';
@@ -817,12 +818,8 @@ test('npm run build:extension also writes a store zip with the manifest at its r
 });
 
 test('the panel: frozen intrinsics, and a connection to an origin Settings does not offer is refused by its CSP before it leaves; runs still work', async ({ ext, pages, lm }) => {
-  // 127.0.0.2 is this machine too, but not an origin the panel's connect-src lists.
-  const outside = createServer((req, res) => void res.writeHead(200, { 'access-control-allow-origin': '*' }).end('reached'));
-  const hits: string[] = [];
-  outside.on('connection', () => hits.push('connection'));
-  await new Promise<void>((ok) => outside.listen(0, '127.0.0.2', ok));
-  const url = `http://127.0.0.2:${(outside.address() as { port: number }).port}/collect`;
+  const outside = await startUnlistedOrigin();
+  const { url, connections: hits } = outside;
   try {
     // The server answers whoever may reach it.
     expect(await (await fetch(url)).text()).toBe('reached');
@@ -849,7 +846,6 @@ test('the panel: frozen intrinsics, and a connection to an origin Settings does 
     await page.close();
     await panel.close();
   } finally {
-    outside.closeAllConnections();
-    await new Promise<void>((ok) => outside.close(() => ok()));
+    await outside.close();
   }
 });
