@@ -13,6 +13,7 @@ import { defineConfig } from 'vite';
 import manifest from './extension/manifest.json' with { type: 'json' };
 import { isolatedSources, type IsolatedSourcesApi } from './scripts/isolated-sources';
 import { rlmWeb } from './src/vite/plugin';
+import { LM_CONNECT_SOURCES } from './ui/settings';
 
 const root = fileURLToPath(new URL('./extension', import.meta.url));
 
@@ -64,6 +65,25 @@ function sandboxPage(isolation: { api: IsolatedSourcesApi }): CrxPlugin {
   };
 }
 
+/**
+ * The extension pages' CSP (the side panel) gets a `connect-src`: its own files and the LM
+ * endpoints the settings offer (the hosted presets, a server on this computer), the list the
+ * demo's CSP has. Script that reached the panel cannot send what it finds anywhere else; a
+ * client's own requests are also pinned to its one origin (src/clients/pinned-fetch.ts).
+ * Rendered here so that it follows ui/settings.ts.
+ */
+function panelConnectSources(): CrxPlugin {
+  return {
+    name: 'rlm-web:extension-connect-src',
+    renderCrxManifest(manifest) {
+      const pages = manifest.content_security_policy?.extension_pages;
+      if (!pages || /connect-src/.test(pages)) throw new Error('extension/manifest.json: extension_pages must be set, without connect-src (the build adds it).');
+      manifest.content_security_policy = { ...manifest.content_security_policy, extension_pages: `${pages}; connect-src 'self' ${LM_CONNECT_SOURCES.join(' ')}` };
+      return manifest;
+    },
+  };
+}
+
 const isolation = isolatedSources({ emitHostPage: true });
 
 export default defineConfig({
@@ -75,5 +95,5 @@ export default defineConfig({
     sourcemap: false,
     rollupOptions: { input: { panel: fileURLToPath(new URL('./extension/panel.html', import.meta.url)) } },
   },
-  plugins: [crx({ manifest }), rlmWeb(), isolation, sandboxPage(isolation), contentScriptNotWebAccessible()],
+  plugins: [crx({ manifest }), rlmWeb(), isolation, sandboxPage(isolation), panelConnectSources(), contentScriptNotWebAccessible()],
 });

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { test as base, expect, type Page, type TestInfo } from '@playwright/test';
 import { isRootCall, lastUser, repl, startLMServer, turnOf, type LMServer, type ScriptedRequest } from './support/lm-server';
+import { startUnlistedOrigin } from './support/unlisted-origin';
 
 interface Served {
   url: string;
@@ -402,6 +403,33 @@ test('errors say what to do where the user looks: missing settings, bad key, unr
   await page.setViewportSize(PHONE);
   await page.emulateMedia({ colorScheme: 'dark' });
   await shot(page, testInfo, '14-phone-dark-unreachable');
+});
+
+test('the page freezes its intrinsics, its CSP refuses an endpoint Settings does not offer, and Settings says so before a run', async ({ page, demo, lm }) => {
+  const outside = await startUnlistedOrigin();
+  const { url, connections } = outside;
+  try {
+    await open(page, demo);
+    const probe = await page.evaluate(async (url) => {
+      const violations: string[] = [];
+      document.addEventListener('securitypolicyviolation', (e) => violations.push(e.effectiveDirective));
+      const sent = await fetch(url, { method: 'POST', body: 'the key' }).then(
+        () => 'sent',
+        (e: Error) => `refused: ${e.name}`,
+      );
+      await new Promise((ok) => setTimeout(ok, 200));
+      return { sent, violations, frozen: [Object.prototype, Function.prototype, Array.prototype].every(Object.isFrozen), planted: Reflect.set(Object.prototype, 'defaultBaseURL', url) };
+    }, url);
+    expect(probe).toEqual({ sent: 'refused: TypeError', violations: ['connect-src'], frozen: true, planted: false });
+    await configureLocal(page, lm, url);
+    await page.getByLabel('Context text').fill('anything');
+    await run(page).click();
+    await expect(page.locator('#form-error')).toContainText('not to 127.0.0.2:');
+    expect(connections).toEqual([]);
+    expect(lm.requests).toEqual([]);
+  } finally {
+    await outside.close();
+  }
 });
 
 test('remember the key only when asked, with a warning', async ({ page, demo, lm }) => {

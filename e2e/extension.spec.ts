@@ -17,6 +17,7 @@ import { test as base, chromium, expect, type BrowserContext, type CDPSession, t
 import { haystack } from './support/fixtures';
 import { isRootCall, lastUser, repl, startLMServer, turnOf, type LMServer } from './support/lm-server';
 import { postedMessages, recordPostedMessages } from './support/post-spy';
+import { startUnlistedOrigin } from './support/unlisted-origin';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const DIST = 'extension-dist';
@@ -834,7 +835,7 @@ test('npm run build:extension also writes a store zip with the manifest at its r
   }
   expect(names).toContain('manifest.json');
   expect(names).toContain('assets/pyodide/pyodide.asm.wasm');
-  const manifest = JSON.parse(await readFile(join(DIST, 'manifest.json'), 'utf8')) as { permissions: string[]; optional_host_permissions: string[]; host_permissions?: string[]; web_accessible_resources?: unknown; content_scripts?: unknown; sandbox?: unknown; content_security_policy: { sandbox?: string } };
+  const manifest = JSON.parse(await readFile(join(DIST, 'manifest.json'), 'utf8')) as { permissions: string[]; optional_host_permissions: string[]; host_permissions?: string[]; web_accessible_resources?: unknown; content_scripts?: unknown; sandbox?: unknown; content_security_policy: { sandbox?: string; extension_pages?: string } };
   expect(manifest.permissions.sort()).toEqual(['activeTab', 'contextMenus', 'scripting', 'sidePanel', 'storage']);
   expect(manifest.optional_host_permissions).toEqual(['<all_urls>']);
   expect(manifest.host_permissions).toBeUndefined();
@@ -844,4 +845,41 @@ test('npm run build:extension also writes a store zip with the manifest at its r
   expect(names).toContain('sandbox.html');
   expect(manifest.sandbox).toEqual({ pages: ['sandbox.html'] });
   expect(manifest.content_security_policy.sandbox).toMatch(/^sandbox allow-scripts; default-src 'none'; script-src 'sha256-[A-Za-z0-9+/=]+' blob: 'wasm-unsafe-eval'; worker-src blob:; connect-src 'none'$/);
+  // The panel connects to its own files and the endpoints Settings offers, nothing else.
+  expect(manifest.content_security_policy.extension_pages).toBe(
+    "script-src 'self' 'wasm-unsafe-eval'; object-src 'self'; connect-src 'self' https://api.openai.com https://api.anthropic.com https://openrouter.ai http://localhost:* https://localhost:* http://127.0.0.1:* https://127.0.0.1:*",
+  );
+});
+
+test('the panel: frozen intrinsics, and a connection to an origin Settings does not offer is refused by its CSP before it leaves; runs still work', async ({ ext, pages, lm }) => {
+  const outside = await startUnlistedOrigin();
+  const { url, connections: hits } = outside;
+  try {
+    // The server answers whoever may reach it.
+    expect(await (await fetch(url)).text()).toBe('reached');
+    hits.length = 0;
+    lm.setScript(() => 'FINAL(still answering)');
+    const page = await open(ext, `${pages.origin}/article.html`);
+    const panel = await openPanel(ext, page);
+    const probe = await panel.evaluate(async (url) => {
+      const violations: string[] = [];
+      document.addEventListener('securitypolicyviolation', (e) => violations.push(`${e.effectiveDirective} ${e.blockedURI}`));
+      const sent = await fetch(url, { method: 'POST', body: 'sk-the-key' }).then(
+        () => 'sent',
+        (e: Error) => `refused: ${e.name}`,
+      );
+      await new Promise((ok) => setTimeout(ok, 200));
+      return { sent, violations, frozen: [Object.prototype, Function.prototype, Array.prototype].every(Object.isFrozen), planted: Reflect.set(Object.prototype, 'defaultBaseURL', url) };
+    }, url);
+    expect(probe).toEqual({ sent: 'refused: TypeError', violations: [`connect-src ${url}`], frozen: true, planted: false });
+    await configure(panel, lm);
+    await ask(panel, 'text', 'Still there?');
+    await expect(panel.locator('.answer')).toContainText('still answering');
+    await panel.waitForTimeout(500);
+    expect(hits).toEqual([]);
+    await page.close();
+    await panel.close();
+  } finally {
+    await outside.close();
+  }
 });

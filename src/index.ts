@@ -16,6 +16,7 @@ export type { ToolEntry, ToolFunction } from './core/tools';
 export { RESERVED_NAMES } from './core/tools';
 export { DEFAULT_CONTEXT_WINDOW, contextWindowFor } from './core/context-windows';
 export { segmentReply } from './core/parsing';
+export { checkedMessages } from './core/messages';
 export { unpricedModels } from './core/usage';
 export type { ReplySegment } from './core/parsing';
 
@@ -76,6 +77,8 @@ export {
   LMConnectionError,
   LMTimeoutError,
   LMResponseError,
+  LMOriginError,
+  InvalidPromptError,
   ReplError,
   BridgeUnavailableError,
   ReplCrashedError,

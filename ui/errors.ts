@@ -44,6 +44,10 @@ export function explainError(error: unknown, where: ErrorSetting = {}): Explaine
       return { title: 'The model took too long to answer.', detail: 'Run again, or pick a faster model in Settings.' };
     case 'LMResponseError':
       return { title: 'The endpoint answered with something that is not a model reply.', detail: `${message} Check the base URL and the model name in Settings.` };
+    case 'LMOriginError':
+      return { title: 'A request was stopped before it left: it was not going to your model’s endpoint.', detail: `${message.split(': ')[0]}. Your key was not sent. Reload this page before the next run.` };
+    case 'InvalidPromptError':
+      return { title: 'The code asked a model with something other than text.', detail: `${message} Nothing was sent.` };
     case 'StorageError':
       return e.reason === 'quota'
         ? { title: 'The browser’s storage is full.', detail: 'Runs cannot be saved to History. Delete old runs in History (or free disk space), then try again.' }

@@ -28,6 +28,19 @@ export const PRESETS: readonly Preset[] = [
   { id: 'local', label: 'Local server (Ollama, vLLM, LM Studio)', backend: 'openai', rootModel: 'qwen3:8b', subModel: 'qwen3:8b', baseURL: 'http://localhost:11434/v1', needsKey: false, keyHint: 'optional', defaultOrigin: '' },
 ];
 
+/** Hosts a 'local' server may be on: this computer. */
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1'];
+
+/**
+ * Where the demo page and the extension's panel may send LM requests: the `connect-src` of
+ * their CSPs besides 'self' (demo/index.html writes it out; the extension's build renders it
+ * into the manifest). The hosted presets' origins and a server on this computer, on any port.
+ */
+export const LM_CONNECT_SOURCES: readonly string[] = [
+  ...PRESETS.map((p) => p.defaultOrigin).filter((origin) => origin !== ''),
+  ...LOOPBACK_HOSTS.flatMap((host) => [`http://${host}:*`, `https://${host}:*`]),
+];
+
 export interface Settings {
   preset: PresetId;
   rootModel: string;
@@ -67,6 +80,10 @@ export function validateSettings(s: Settings): string | undefined {
       if (!/^https?:$/.test(url.protocol)) throw new Error('protocol');
     } catch {
       return 'Enter the base URL of your local server in Settings, e.g. http://localhost:11434/v1 for Ollama.';
+    }
+    // The page's CSP would refuse the connection: say so before a run fails on it.
+    if (!LOOPBACK_HOSTS.includes(new URL(s.baseURL).hostname)) {
+      return `This page sends LM requests only to the providers in Settings and to a server on this computer (localhost or 127.0.0.1), not to ${new URL(s.baseURL).host}. Run the server locally, or reach it through a local proxy such as LiteLLM.`;
     }
   }
   if (!(s.maxIterations >= 1)) return 'Max iterations must be at least 1.';

@@ -6,14 +6,18 @@ import type { BackendOptions } from '../core/options';
 import type { ChatMessage, LMClient, LMRequest, LMResult, ResponseFormat, SamplingArgs } from '../core/types';
 import { malformed, toLMError } from './errors';
 import { priceTargets, withCost } from './prices';
+import { checkedMessages } from '../core/messages';
 import { SDKClient } from './sdk-client';
-import { sdkOptions } from './sdk-options';
+import { requestOptions } from './sdk-options';
 import { providerSchema, readStructured, type ProviderSchema } from './structured';
 
 type AnthropicModule = typeof import('@anthropic-ai/sdk');
 let sdk: Promise<AnthropicModule> | undefined;
 
 const DEFAULT_MAX_OUTPUT_TOKENS = 8192;
+
+/** The SDK's own default, given explicitly so that the client's origin is known before it is built. */
+const ANTHROPIC_BASE_URL = 'https://api.anthropic.com';
 
 interface TextBlock {
   type: 'text';
@@ -29,16 +33,17 @@ interface TextBlock {
  */
 export class AnthropicClient extends SDKClient<InstanceType<AnthropicModule['default']>> implements LMClient {
   constructor(options: BackendOptions) {
-    super(options, 'anthropic');
+    super(options, 'anthropic', ANTHROPIC_BASE_URL);
   }
 
   protected createClient() {
-    return (sdk ??= import('@anthropic-ai/sdk')).then(({ default: Anthropic }) => new Anthropic(sdkOptions(this.options)));
+    return (sdk ??= import('@anthropic-ai/sdk')).then(({ default: Anthropic }) => this.build(Anthropic));
   }
 
   async complete(request: LMRequest): Promise<LMResult> {
+    const checked = checkedMessages(request.messages);
     const client = await this.sdkClient();
-    const { system, messages } = toAnthropicMessages(request.messages, request.cachePrefix !== undefined);
+    const { system, messages } = toAnthropicMessages(checked, request.cachePrefix !== undefined);
     const structured = request.responseFormat ? await anthropicSchema(request.responseFormat) : undefined;
     const sampled = anthropicSampling(request.sampling, this.options.extraBody);
     let reply: unknown;
@@ -54,7 +59,7 @@ export class AnthropicClient extends SDKClient<InstanceType<AnthropicModule['def
           // The format joins the effort (or extraBody's output_config) rather than replacing it.
           ...(structured ? { output_config: { ...objectOf(sampled.output_config ?? this.options.extraBody?.output_config), format: { type: 'json_schema', schema: structured.schema } } } : {}),
         } as never,
-        { signal: request.signal ?? null, ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}) },
+        requestOptions(request.signal, request.timeoutMs),
       );
     } catch (error) {
       throw toLMError(error, this.provider, this.model, this.options.baseURL, await sdk);

@@ -6,6 +6,7 @@ import {
   LMAuthenticationError,
   LMConnectionError,
   LMError,
+  LMOriginError,
   LMRateLimitError,
   LMResponseError,
   LMTimeoutError,
@@ -39,6 +40,9 @@ function kindOf(error: unknown, classes: SDKErrorClasses): string {
 
 export function toLMError(error: unknown, provider: string, model: string, baseURL: string | undefined, classes: SDKErrorClasses = {}): unknown {
   if (error instanceof LMError) return error;
+  // The SDKs wrap what their fetch threw in a connection error: a refused origin is ours.
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  if (cause instanceof LMOriginError) return cause;
   const e = (error ?? {}) as SDKError;
   const kind = kindOf(error, classes);
   const where = baseURL ? ` at ${baseURL}` : '';

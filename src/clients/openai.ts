@@ -7,12 +7,16 @@ import type { LMClient, LMRequest, LMResult, LMUsage, SamplingArgs } from '../co
 import { LMResponseError } from '../core/errors';
 import { malformed, toLMError } from './errors';
 import { priceTargets, withCost } from './prices';
+import { checkedMessages } from '../core/messages';
 import { SDKClient } from './sdk-client';
-import { sdkOptions } from './sdk-options';
+import { requestOptions } from './sdk-options';
 import { isStrictReady, providerSchema, readStructured } from './structured';
 
 type OpenAIModule = typeof import('openai');
 let sdk: Promise<OpenAIModule> | undefined;
+
+/** The SDK's own default, given explicitly so that the client's origin is known before it is built. */
+const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
 interface ChatUsage {
   prompt_tokens?: number;
@@ -30,26 +34,25 @@ interface ChatUsage {
  */
 export class OpenAIClient extends SDKClient<InstanceType<OpenAIModule['default']>> implements LMClient {
   constructor(options: BackendOptions, provider = 'openai') {
-    super(options, provider);
+    super(options, provider, OPENAI_BASE_URL);
   }
 
   protected createClient() {
-    return (sdk ??= import('openai')).then(({ default: OpenAI }) => new OpenAI(sdkOptions(this.options)));
+    // `idempotencyHeader` is read from the client but never set by the OpenAI class.
+    return (sdk ??= import('openai')).then(({ default: OpenAI }) => this.build(OpenAI, ['idempotencyHeader']));
   }
 
   async complete(request: LMRequest): Promise<LMResult> {
+    const messages = checkedMessages(request.messages);
     const client = await this.sdkClient();
     const structured = request.responseFormat ? providerSchema(request.responseFormat) : undefined;
     let reply: unknown;
     try {
-      const body: Record<string, unknown> = { ...this.options.extraBody, model: this.model, messages: request.messages };
+      const body: Record<string, unknown> = { ...this.options.extraBody, model: this.model, messages };
       if (this.options.maxOutputTokens !== undefined) body.max_completion_tokens = this.options.maxOutputTokens;
       Object.assign(body, openAISampling(request.sampling));
       if (structured) body.response_format = { type: 'json_schema', json_schema: { name: structured.name, schema: structured.schema, strict: isStrictReady(structured.schema) } };
-      reply = await client.chat.completions.create(body as never, {
-        signal: request.signal ?? null,
-        ...(request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}),
-      });
+      reply = await client.chat.completions.create(body as never, requestOptions(request.signal, request.timeoutMs));
     } catch (error) {
       throw toLMError(error, this.provider, this.model, this.options.baseURL, await sdk);
     }

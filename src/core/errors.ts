@@ -102,6 +102,36 @@ export class LMResponseError extends LMError {
   override name = 'LMResponseError';
 }
 
+/**
+ * A request the client refused to send because its URL is not on the client's origin (its
+ * `baseURL`'s, or the provider's default): the SDK was steered elsewhere, for example by
+ * something on the page that polluted `Object.prototype`. Nothing was sent, API key included.
+ * The message names both origins; if the page runs untrusted scripts, reload it.
+ */
+export class LMOriginError extends LMError {
+  override name = 'LMOriginError';
+  constructor(
+    message: string,
+    provider: string,
+    model: string,
+    /** The origin the request was meant for (only the origin, never the path or query). */
+    readonly refusedOrigin: string,
+    /** The one origin this client sends to. */
+    readonly allowedOrigin: string,
+  ) {
+    super(message, provider, model);
+  }
+}
+
+/**
+ * A prompt that is neither a string nor a list of `{ role, content }` messages with string
+ * content and a known role, refused before any LM call (a model or REPL code gave something
+ * else, such as a list of content parts).
+ */
+export class InvalidPromptError extends RLMError {
+  override name = 'InvalidPromptError';
+}
+
 // ------------------------------------------------------------------ REPL
 
 /** The Python REPL could not start or run. */

@@ -1,4 +1,5 @@
 /** The shared UI's pure logic (demo and extension): replies laid out as the engine runs them, settings → RLM options, formatting. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ReplayMismatchError, ResumeError } from '../../src/core/errors';
 import { explainError } from '../../ui/errors';
@@ -6,7 +7,7 @@ import { formatBytes, formatCost, formatDuration, formatRunCost, unpricedOf } fr
 import { canResume, type HistoryEntry } from '../../ui/history';
 import { layoutReply } from '../../ui/run-view';
 import { FakeClient, makeRLM, scripted } from '../core/fakes/fakes';
-import { answerSchemaOf, defaultSettings, toRLMOptions, validateSettings } from '../../ui/settings';
+import { answerSchemaOf, defaultSettings, LM_CONNECT_SOURCES, toRLMOptions, validateSettings } from '../../ui/settings';
 
 describe('layoutReply: the view draws the cells the engine runs', () => {
   const tricky: Record<string, string> = {
@@ -123,5 +124,25 @@ describe('History offers Resume where rlm.resume() would take the run', () => {
   it('not for a run held to a schema, nor for a child run', () => {
     expect(canResume(entry({ schema: { type: 'object' } }))).toBe(false);
     expect(canResume(entry({ config: { depth: 1 } }))).toBe(false);
+  });
+});
+
+describe('where the demo and the panel may connect', () => {
+  it('the demo page’s CSP connect-src is LM_CONNECT_SOURCES and its own origin', () => {
+    const html = readFileSync(new URL('../../demo/index.html', import.meta.url), 'utf8');
+    const csp = /http-equiv="Content-Security-Policy"\s+content="([^"]+)"/.exec(html)?.[1] ?? '';
+    const connect = /connect-src ([^;]+)/.exec(csp)?.[1]?.trim().split(/\s+/) ?? [];
+    expect(new Set(connect)).toEqual(new Set(["'self'", ...LM_CONNECT_SOURCES]));
+  });
+
+  it('lists each hosted preset’s origin and this computer, nothing else', () => {
+    expect(LM_CONNECT_SOURCES).toEqual(expect.arrayContaining(['https://api.openai.com', 'https://api.anthropic.com', 'https://openrouter.ai', 'http://localhost:*', 'http://127.0.0.1:*']));
+    expect(LM_CONNECT_SOURCES.every((s) => !s.includes('*.') && s !== 'https:' && s !== 'http:')).toBe(true);
+  });
+
+  it('a local server elsewhere than this computer is refused before a run, saying why', () => {
+    expect(validateSettings({ ...defaultSettings('local'), baseURL: 'http://127.0.0.1:8000/v1' })).toBeUndefined();
+    expect(validateSettings({ ...defaultSettings('local'), baseURL: 'https://localhost/v1' })).toBeUndefined();
+    expect(validateSettings({ ...defaultSettings('local'), baseURL: 'http://192.168.1.20:11434/v1' })).toMatch(/only to the providers in Settings and to a server on this computer .* not to 192\.168\.1\.20:11434/);
   });
 });
