@@ -3,8 +3,11 @@
  * seconds and ≈85 MB. The pool hands out REPLs, resets them on return (variables, imported
  * modules, files) and keeps up to `maxIdle` warm for the next child. Its REPLs are made with
  * the pool as their `group`, so the environment may run them all in one process (Pyodide
- * does: namespaces of one interpreter).
+ * does: namespaces of one interpreter). A pool serves the children of one root run: the
+ * root closes it when the run ends (without `persistent`), so that what a child's code did
+ * to the shared interpreter ends with the run, and starts another for the next.
  */
+import { RLMError } from './errors';
 import type { EnvironmentFactory, ReplEnvironment, SubcallHost } from './types';
 
 interface Pooled {
@@ -38,6 +41,8 @@ export class EnvironmentPool {
   }
 
   acquire(host: SubcallHost): ReplEnvironment {
+    // A child of a run that has ended (stopped while it started) gets no interpreter back.
+    if (this.closed) throw new RLMError('The run these child RLMs belong to has ended.');
     const entry = this.idle.pop() ?? this.create();
     entry.binding.host = host;
     this.leased.set(entry.env, entry);

@@ -44,8 +44,10 @@ export class RLMCore {
   private readonly hub: EventHub;
   private readonly session: Session;
   private readonly subcalls: SubcallDispatcher;
-  /** REPLs for child RLMs: the root's own, shared by every descendant. */
+  /** REPLs for child RLMs: the root's own, shared by every descendant of one run. */
   private ownPool: EnvironmentPool | undefined;
+  /** Closing the last run's pool of child REPLs (see renew()). */
+  private retiringPool: Promise<void> = Promise.resolve();
   private active: Run | undefined;
   /** Set while a resume replays a stored cell. */
   private replaying: CellReplay | undefined;
@@ -90,28 +92,33 @@ export class RLMCore {
     return this.rootClient.model;
   }
 
-  /** The REPL's bridge and boot time, once it has booted. */
+  /**
+   * The REPL's bridge and boot time, once it has booted. Between completions (without
+   * `persistent`): the next completion's REPL once it has booted, until then the last one's.
+   */
   get replInfo(): ReplInfo | undefined {
-    return this.session.current?.info;
+    return this.session.info;
   }
 
   /**
    * Boots the REPL now (it otherwise boots during the first root LM call), and with
-   * `maxDepth` > 1 the REPL of the first child RLM too.
+   * `maxDepth` > 1 the REPL of the first child RLM too. Between completions it resolves when
+   * the spare REPL the next completion takes has booted.
    */
   async warmUp(): Promise<ReplInfo> {
-    const started = this.session.environment().start();
+    const started = this.session.start();
     this.warmChildren();
     return started;
   }
 
-  /** Releases the REPL worker(s). The instance cannot be used afterwards. */
+  /** Releases the REPL worker(s), spares included. The instance cannot be used afterwards. */
   async close(): Promise<void> {
     this.closed = true;
     await this.session.close();
     const pool = this.ownPool;
     this.ownPool = undefined;
     await pool?.close();
+    await this.retiringPool;
   }
 
   /**
@@ -326,7 +333,23 @@ export class RLMCore {
     this.active = undefined;
     // Child RLMs are one-shot: give their REPL back now.
     if (this.depth > 0 && !this.opts.persistent) await this.close().catch(() => undefined);
+    else if (!this.opts.persistent) this.renew();
     await run.recorder.flush();
+  }
+
+  /**
+   * After a root run without `persistent`: the Python it ran ends with it — its REPL and its
+   * children's interpreter, either of which its code may have patched — and the next
+   * completion's boot now, in the background (session.ts).
+   */
+  private renew(): void {
+    this.session.renew();
+    const pool = this.ownPool;
+    if (!pool || this.closed) return;
+    this.ownPool = undefined;
+    this.retiringPool = Promise.all([this.retiringPool, pool.close()]).then(() => {
+      if (!this.closed) this.warmChildren();
+    });
   }
 
   private systemPrompt(answers: AnswerChecker | undefined): string {

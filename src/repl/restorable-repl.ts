@@ -70,6 +70,7 @@ export class RestorableRepl implements ReplEnvironment {
   /** Aborts the sub-calls of the running cell. */
   private cellController: AbortController | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly host: SubcallHost,
@@ -220,7 +221,15 @@ export class RestorableRepl implements ReplEnvironment {
     return restartedCellResult('TimeoutError', cause, this.transport.replaced, this.journal.reloadedNames(), started);
   }
 
-  async close(): Promise<void> {
+  /**
+   * Ends the process for good. Idempotent: a child's REPL may be closed by its pool (the run
+   * ended) and again by the child's own session, and a shared process counts its users.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.end());
+  }
+
+  private async end(): Promise<void> {
     this.closed = true;
     this.cellController?.abort();
     await this.discard(false);

@@ -418,7 +418,8 @@ describe('sub-calls', () => {
     }, [sub]);
     const result = await rlm.completion(CONTEXT);
     expect(results(reply!)).toEqual(['plain']);
-    expect(envs).toHaveLength(1);
+    // No child REPL: only the root's (and the spare the next completion takes).
+    expect(envs.filter((e) => e.group)).toEqual([]);
     expect(result.trajectory.iterations[0]?.codeBlocks[0]?.subcalls[0]?.kind).toBe('llm');
   });
 
@@ -795,12 +796,15 @@ describe('child RLMs (maxDepth 2)', () => {
     const { rlm, envs } = makeRLM({ root, rlm: { maxDepth: 2 } });
     await rlm.completion(CONTEXT);
     // The root's REPL, then the child pool's, both started before the root's first LM call returned.
-    expect(envs).toHaveLength(2);
-    expect(startsWhenRootCalled.every((n) => n > 0)).toBe(true);
-    // It stays idle for the next run, and a second run does not make another.
+    expect(envs.slice(0, 2).map((e) => e.group === undefined)).toEqual([true, false]);
+    expect(startsWhenRootCalled).toEqual([1, 1]);
+    // Both end with the run; the next run's two boot as it ends, and it makes no others.
+    await vi.waitFor(() => expect(envs.map((e) => e.starts)).toEqual([1, 1, 1, 1]));
+    expect(envs.map((e) => e.closed)).toEqual([true, true, false, false]);
     await rlm.completion(CONTEXT);
-    expect(envs).toHaveLength(2);
     expect(envs[1]?.executed).toEqual([]);
+    expect(envs[3]?.executed).toEqual([]);
+    await vi.waitFor(() => expect(envs).toHaveLength(6));
     await rlm.close();
     expect(envs.every((e) => e.closed)).toBe(true);
 
@@ -810,7 +814,7 @@ describe('child RLMs (maxDepth 2)', () => {
     const flat = makeRLM({ root: new FakeClient('root-model', () => 'FINAL(x)'), rlm: { maxDepth: 1 } });
     await flat.rlm.warmUp();
     await flat.rlm.completion(CONTEXT);
-    expect(flat.envs).toHaveLength(1);
+    expect(flat.envs.filter((e) => e.group)).toEqual([]);
   });
 
   it('runs rlm_query as a child RLM whose usage merges into the parent and whose trajectory nests under the sub-call', async () => {
@@ -841,7 +845,7 @@ describe('child RLMs (maxDepth 2)', () => {
     expect(record?.trajectory?.response).toBe('child says 7');
     expect(record?.trajectory?.iterations).toHaveLength(1);
     // The child ran in its own REPL, with the prompt as its context.
-    expect(envs).toHaveLength(2);
+    expect(envs[1]?.group).toBeDefined();
     expect(envs[1]?.loaded).toEqual([[0, 'CHILD-TASK: count the foxes']]);
     expect(envs[0]?.executed).toEqual(['delegate']);
     expect(envs[1]?.executed).toEqual(['child_answer']);
@@ -1015,7 +1019,9 @@ describe('what a child RLM inherits', () => {
       await rlm.completion(CONTEXT);
       expect(replies.map(results)).toEqual([['ok'], ['ok']]);
       // The second child reused the first child's REPL after the pool reset it.
-      expect(envs).toHaveLength(2);
+      const children = envs.filter((e) => e.group && e.group === envs[1]?.group);
+      expect(children).toHaveLength(1);
+      expect(children[0]?.resets).toBe(2);
       expect(toolsSeen).toEqual([['lookup'], ['lookup']]);
     });
   });
@@ -1075,19 +1081,18 @@ describe('persistent sessions', () => {
     expect(opening).toContain('history_0 through history_1');
   });
 
-  it('without persistence, resets the REPL between completions and starts again at context_0', async () => {
+  it('without persistence, runs each completion in a REPL of its own, starting again at context_0', async () => {
     const root = new FakeClient('root-model', scripted('FINAL(1)', 'FINAL(2)'));
     const { rlm, envs } = makeRLM({ root, rlm: { customTools: { t: 5 } } });
     await rlm.completion('one');
     await rlm.completion('two');
-    expect(envs).toHaveLength(1);
-    const env = envs[0]!;
-    expect(env.resets).toBe(1);
-    expect([...env.contexts.keys()]).toEqual([0]);
-    expect(env.contexts.get(0)).toBe('two');
-    // Tools come back after the reset.
-    expect(env.tools).toEqual([{ name: 't', kind: 'data', value: 5 }]);
-    expect(env.setCalls.filter((c) => c.name.startsWith('history'))).toEqual([]);
+    const [first, second] = envs;
+    expect([...first!.contexts.values()]).toEqual(['one']);
+    expect([...second!.contexts.entries()]).toEqual([[0, 'two']]);
+    // Ended, not reset and reused; the tools are registered in the new one.
+    expect([first!.closed, first!.resets, second!.resets]).toEqual([true, 0, 0]);
+    expect(second!.tools).toEqual([{ name: 't', kind: 'data', value: 5 }]);
+    expect(envs.flatMap((e) => e.setCalls).filter((c) => c.name.startsWith('history'))).toEqual([]);
     expect(root.calls[1]![1]!.content).not.toContain('contexts');
   });
 

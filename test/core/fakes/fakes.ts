@@ -129,6 +129,8 @@ export class FakeRepl implements ReplEnvironment {
     readonly host: SubcallHost,
     private readonly cells: Record<string, Cell>,
     readonly environmentOptions: Record<string, unknown>,
+    /** The factory's `group`: set for child RLMs' REPLs, one object per root run's pool. */
+    readonly group?: object,
   ) {}
 
   async start(): Promise<ReplInfo> {
@@ -270,8 +272,8 @@ export function makeRLM(options: {
     },
     createEnvironment(name) {
       if (name !== 'fake') throw new Error(`unexpected environment '${name}'`);
-      return ({ host, environmentOptions }) => {
-        const env = new FakeRepl(host, cells, environmentOptions);
+      return ({ host, environmentOptions, group }) => {
+        const env = new FakeRepl(host, cells, environmentOptions, group);
         options.onRepl?.(env);
         envs.push(env);
         return env;
