@@ -176,30 +176,38 @@ test('a cell waiting in a sub-call is stopped through its reply: KeyboardInterru
   expect(out.response).toBe('done');
 });
 
-test("four children run in one worker beside the root's ('separate': one each), and rlm.close() ends them all", async ({ harness, lm }) => {
+test("four children run in one worker beside the root's ('separate': one each); they end with the run, the next run's boot as it ends, and rlm.close() ends them all", async ({ harness, lm }) => {
+  // isolation 'none': the workers are the page's own, which Playwright lists.
+  let during = 0;
   lm.setScript((r) => {
     if (!isRootCall(r)) return 'sub';
     if (isChildRoot(r)) return repl('answer["content"] = context.upper()\nanswer["ready"] = True');
     if (turnOf(r) === 0) return repl('res = rlm_query_batched(["a", "b", "c", "d"])');
+    // The children have answered; their REPLs are still the run's.
+    during = harness.workers().length;
     return repl('answer["content"] = "".join(res)\nanswer["ready"] = True');
   });
-  const after: Record<string, number> = {};
+  const counts: Record<string, { during: number; between: number }> = {};
   for (const childInterpreters of ['shared', 'separate'] as const) {
-    // isolation 'none': the workers are the page's own, which Playwright lists.
     const response = await harness.evaluate(
       async ({ baseURL, childInterpreters }) => {
         const { RLM } = (window as any).rlmWeb;
         const rlm = new RLM({ backendOptions: { model: 'scripted-root', baseURL }, maxDepth: 2, isolation: 'none', environmentOptions: { childInterpreters } });
         (window as any).childrenRLM = rlm;
-        return (await rlm.completion('root', { rootPrompt: 'Fan out.' })).response;
+        const { response } = await rlm.completion('root', { rootPrompt: 'Fan out.' });
+        // The next run's REPLs (the root's spare, a child interpreter) boot as this one ends.
+        await rlm.warmUp();
+        return response;
       },
       { baseURL: lm.openaiURL, childInterpreters },
     );
     expect(response).toBe('ABCD');
-    after[childInterpreters] = harness.workers().length;
+    // The run's own workers end with it: the root's spare and one child interpreter are left.
+    await expect.poll(() => harness.workers().length).toBe(2);
+    counts[childInterpreters] = { during, between: harness.workers().length };
     await harness.evaluate(() => (window as any).childrenRLM.close());
     await expect.poll(() => harness.workers().length).toBe(0);
   }
-  // The root's worker, plus one for all children — or one per child, kept warm.
-  expect(after).toEqual({ shared: 2, separate: 5 });
+  // During the run: the root's worker, plus one for all children — or one per child, kept warm.
+  expect(counts).toEqual({ shared: { during: 2, between: 2 }, separate: { during: 5, between: 2 } });
 });

@@ -230,12 +230,12 @@ test('custom tools: a JS function called from Python in a loop, data as a variab
   expect(out.rejected).toContain("'context', 'llm_query'");
 });
 
-test('persistent: three turns share one REPL; context_N and history_N accumulate', async ({ harness, lm }) => {
+test('persistent: three turns share one REPL (and its interpreter, by design); context_N and history_N accumulate', async ({ harness, lm }) => {
   lm.setScript((r) => {
     const turnIndex = (r.messages[1]?.content.match(/turn-(\d)/) ?? [])[1];
-    if (turnIndex === '1') return repl('memo = "from turn 1"\nanswer["content"] = context\nanswer["ready"] = True');
+    if (turnIndex === '1') return repl('import builtins\nbuiltins._turn_1 = "kept"\nmemo = "from turn 1"\nanswer["content"] = context\nanswer["ready"] = True');
     if (turnIndex === '2') return repl('answer["content"] = f"{memo} / {context_1} / {len(history_0)} msgs"\nanswer["ready"] = True');
-    return repl('answer["content"] = f"{context_0} {context_2} {len(history)} {len(history_1)}"\nanswer["ready"] = True');
+    return repl('import builtins\nanswer["content"] = f"{context_0} {context_2} {len(history)} {len(history_1)} {builtins._turn_1}"\nanswer["ready"] = True');
   });
   const out = await harness.evaluate(async (baseURL) => {
     const { RLM } = (window as any).rlmWeb;
@@ -251,7 +251,7 @@ test('persistent: three turns share one REPL; context_N and history_N accumulate
   }, lm.openaiURL);
   expect(out[0]).toBe('ctx-A');
   expect(out[1]).toBe('from turn 1 / ctx-B / 3 msgs');
-  expect(out[2]).toBe('ctx-A ctx-C 3 3');
+  expect(out[2]).toBe('ctx-A ctx-C 3 3 kept');
   expect(out[3]).toContain('3 contexts are loaded');
   expect(out[3]).toContain('2 previous conversations');
 });
