@@ -131,7 +131,11 @@ export class Session {
     this.retiring = retiring;
     void retiring.then(() => {
       if (this.retiring === retiring) this.retiring = undefined;
-      if (spare && this.env === spare && !this.closed) spare.start().catch(() => undefined);
+      // A task later, so that an RLM closed as soon as its completion returns (one-shot
+      // use) boots nothing; a completion started meanwhile boots it itself.
+      setTimeout(() => {
+        if (spare && this.env === spare && !this.closed) spare.start().catch(() => undefined);
+      }, 0);
     });
   }
 

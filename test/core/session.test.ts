@@ -170,6 +170,18 @@ describe('a REPL of its own for each non-persistent completion', () => {
     await rlm.close();
   });
 
+  it('one-shot use (close() as soon as the completion returns) boots no spare', async () => {
+    const root = new FakeClient('root-model', scripted('FINAL(1)'));
+    const { rlm, envs } = makeRLM({ root });
+    await rlm.completion('one');
+    await rlm.close();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(envs.map((e) => [e.starts, e.closed])).toEqual([
+      [1, true],
+      [0, true],
+    ]);
+  });
+
   it('close() while the old REPL is still being ended ends it and the spares, and boots nothing afterwards', async () => {
     const closing = gate();
     const root = new FakeClient('root-model', scripted('FINAL(1)'));
