@@ -87,7 +87,14 @@ export interface RLMCoreOptions extends Limits {
   customTools?: Record<string, ToolEntry> | undefined;
   /** Tools of child RLMs. Default: customTools. */
   customSubTools?: Record<string, ToolEntry> | undefined;
-  /** Keep one REPL across completion() calls. Default: false. */
+  /**
+   * Keep one REPL across completion() calls: each adds `context_N` and `history_N`, and
+   * whatever a run's code did to the interpreter (modules, builtins, files) stays for the
+   * next, by design — so do not use it for contexts you do not trust. Without it, each
+   * completion runs in a fresh interpreter: the last run's ends with it, and a spare boots as
+   * it ends, so that a reused RLM starts its next completion without waiting for a boot. Also
+   * keeps the interpreter of the root's child RLMs across completions. Default: false.
+   */
   persistent?: boolean | undefined;
   /** Summarize the root history when it nears the model's context window. Default: false. */
   compaction?: boolean | undefined;

@@ -229,7 +229,12 @@ export interface ReplEnvironment {
   execute(code: string, options: ExecuteOptions): Promise<CellResult>;
   /** str() of a variable, or null when it does not exist. */
   resolveVariable(name: string): Promise<string | null>;
-  /** Forget everything: the state a fresh REPL has. */
+  /**
+   * Forget every variable, module and file the REPL's code made: the state a fresh REPL has,
+   * for honest code. The pool resets a child's REPL for the next child of the same run; code
+   * that patched what the runtime itself uses survives a reset, which is why each
+   * completion gets a new REPL instead.
+   */
   reset(): Promise<void>;
   close(): Promise<void>;
 }
@@ -246,7 +251,12 @@ export interface EnvironmentFactoryOptions {
   group?: object | undefined;
 }
 
-/** Makes a REPL; pass one as `environment` to run Python somewhere of your own. */
+/**
+ * Makes a REPL; pass one as `environment` to run Python somewhere of your own. Called once
+ * per non-persistent completion: the RLM closes a run's REPL as the run ends and asks for
+ * the next completion's (and starts it) right away, so that code a run executed never
+ * reaches another run. A factory must return a new REPL each time, not hand back one in use.
+ */
 export type EnvironmentFactory = (options: EnvironmentFactoryOptions) => ReplEnvironment;
 
 // ------------------------------------------------------------------ trajectory
