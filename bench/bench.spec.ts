@@ -456,33 +456,9 @@ test('end to end: needle in a 100 MB haystack with a 0-latency LM', async ({ pag
   const mb = QUICK ? 2 : 100;
   const out = await page.evaluate(async (mb) => {
     const { RLM } = (window as any).rlmWeb;
-    const line = 'filler line with nothing of interest in it at all, just words and more words\n';
-    const count = Math.floor((mb * 1024 * 1024) / line.length);
-    const parts = new Array<string>(count).fill(line);
-    parts[Math.floor(count * 0.7)] = 'The magic number is 7731.\n';
-    const text = parts.join('');
-    let lmMs = 0;
-    const steps = [
-      'print(len(context))\nprint(context[:200])',
-      'size = 4_000_000\nchunks = [context[i:i + size] for i in range(0, len(context), size)]\nreplies = llm_query_batched([f"Find the magic number.\\n{c}" for c in chunks])\nfound = [r for r in replies if r != "NONE"]\nprint(len(chunks), found)',
-      'answer["content"] = found[0]\nanswer["ready"] = True',
-    ];
-    const client = {
-      provider: 'bench',
-      model: 'instant',
-      async complete({ messages }: any) {
-        const t = performance.now();
-        let text: string;
-        if (messages[0].role === 'system') {
-          const turn = messages.filter((m: any) => m.role === 'assistant').length;
-          text = '```repl\n' + steps[turn] + '\n```';
-        } else {
-          text = /magic number is (\d+)/.exec(messages[0].content)?.[1] ?? 'NONE';
-        }
-        lmMs += performance.now() - t;
-        return { text, usage: { inputTokens: 1, outputTokens: 1, cachedInputTokens: 0 }, model: 'instant' };
-      },
-    };
+    const { needleLM, needleText } = await import('/bench/page/needle.js' as string);
+    const text = needleText(mb);
+    const client = needleLM();
     let loadMs = 0;
     const rlm = new RLM({ backend: client, onEvent: (e: any) => e.type === 'context_loaded' && (loadMs = e.ms) });
     await rlm.warmUp();
@@ -493,13 +469,104 @@ test('end to end: needle in a 100 MB haystack with a 0-latency LM', async ({ pag
     // Cell time is the model's own code running, not loop overhead.
     for (const it of result.trajectory.iterations) for (const b of it.codeBlocks) cellMs += b.executionTimeMs;
     await rlm.close();
-    return { total, lmMs, cellMs, loadMs, iterations: result.trajectory.iterations.length, response: result.response };
+    return { total, lmMs: client.ms, cellMs, loadMs, iterations: result.trajectory.iterations.length, response: result.response };
   }, mb);
   if (out.response !== '7731') throw new Error(`end-to-end run answered ${out.response}`);
   const perIteration = (out.total - out.lmMs) / out.iterations;
   const overhead = (out.total - out.lmMs - out.cellMs - out.loadMs) / out.iterations;
   rows.push({ group: 'End to end', name: `${mb} MB needle run: (total − LM time) per iteration`, unit: 'ms', samples: [perIteration], note: `${out.iterations} iterations, total ${fmt(out.total)} ms: context load ${fmt(out.loadMs)} ms, cells ${fmt(out.cellMs)} ms` });
   rows.push({ group: 'End to end', name: `${mb} MB needle run: loop overhead per iteration (total − LM − cells − context load)`, unit: 'ms', samples: [overhead], reference: { name: 'budget', samples: [20] } });
+});
+
+test('reuse: a reused RLM’s next completion (1 MB needle run): a fresh spare interpreter against the same one reset, side by side', async ({ page }) => {
+  await open(page, PLAIN);
+  const n = QUICK ? 1 : 5;
+  const modes = ['spare', 'reset'] as const;
+  type Mode = (typeof modes)[number];
+  const samples: Record<string, Record<Mode, number[]>> = {};
+  const add = (name: string, mode: Mode, value: number) => ((samples[name] ??= { spare: [], reset: [] })[mode].push(value));
+  /** One RLM on a freshly loaded page: run 1, then (once its next REPL is ready) run 2, then runs 3 and 4 back to back. */
+  const sample = async (mode: Mode) => {
+    await page.reload();
+    await page.waitForFunction(() => (window as any).benchReady === true);
+    const first = await page.evaluate(async (mode) => {
+      const { RLM, createPyodideEnvironment } = (window as any).rlmWeb;
+      const { needleLM, needleText, NEEDLE_ANSWER } = await import('/bench/page/needle.js' as string);
+      const text = needleText(1);
+      const client = needleLM();
+      // Before: one interpreter for every completion, reset as the next one starts (before
+      // its tools and context are loaded), as the session did until each run got its own.
+      let shared: any;
+      let dirty = false;
+      const resetFirst = async () => {
+        if (!dirty) return;
+        dirty = false;
+        await shared.reset();
+      };
+      const reuse = (options: any) => {
+        shared ??= createPyodideEnvironment(options);
+        return {
+          get info() {
+            return shared.info;
+          },
+          start: () => shared.start(),
+          checkContext: (index: number, context: unknown) => shared.checkContext(index, context),
+          registerTools: async (tools: unknown) => (await resetFirst(), shared.registerTools(tools)),
+          loadContext: async (index: number, context: unknown) => (await resetFirst(), shared.loadContext(index, context)),
+          setVariable: (name: string, value: unknown, reserved: boolean) => shared.setVariable(name, value, reserved),
+          execute: (code: string, options: unknown) => shared.execute(code, options),
+          resolveVariable: (name: string) => shared.resolveVariable(name),
+          reset: () => shared.reset(),
+          close: async () => {
+            dirty = true;
+          },
+        };
+      };
+      const rlm = new RLM({ backend: client, ...(mode === 'reset' ? { environment: reuse } : {}) });
+      const run = async (rootLatencyMs = 0) => {
+        client.ms = 0;
+        client.rootLatencyMs = rootLatencyMs;
+        const t = performance.now();
+        const result = await rlm.completion(text, { rootPrompt: 'What is the magic number?' });
+        if (result.response !== NEEDLE_ANSWER) throw new Error(`the needle run answered ${result.response}`);
+        return performance.now() - t - client.ms;
+      };
+      (window as any).benchReuse = { rlm, run, close: async () => (await rlm.close(), await shared?.close()) };
+      await rlm.warmUp();
+      const firstMs = await run();
+      // The next completion's REPL: the spare booting from the snapshot (or the same one, at once).
+      const t = performance.now();
+      await rlm.warmUp();
+      return { firstMs, readyMs: performance.now() - t };
+    }, mode);
+    // Let the ended worker's memory go before counting what stays between completions.
+    await page.waitForTimeout(1000);
+    const betweenMB = browserRSS();
+    const next = await withBrowserPeak(() =>
+      page.evaluate(async () => {
+        const { run } = (window as any).benchReuse;
+        const idleMs = await run();
+        // Back to back: this completion starts as the last one returns, its spare still booting.
+        const backToBackMs = await run();
+        // The same with a root LM that takes 1 s a call, which the spare's boot overlaps.
+        const backToBackSlowLMMs = await run(1000);
+        return { idleMs, backToBackMs, backToBackSlowLMMs };
+      }),
+    );
+    await page.evaluate(() => (window as any).benchReuse.close());
+    add('next completion, its REPL booted (total − LM time)', mode, next.value.idleMs);
+    add('next completion back to back, as the last one returns (total − LM time)', mode, next.value.backToBackMs);
+    add('next completion back to back, root LM latency 1 s (total − LM time)', mode, next.value.backToBackSlowLMMs);
+    add('first completion of the RLM, after warmUp() (total − LM time)', mode, first.firstMs);
+    add('after a completion returns, until the next completion’s REPL has booted (warmUp())', mode, first.readyMs);
+    add('browser RSS between completions (all processes)', mode, betweenMB);
+    add('peak browser RSS over the next three completions (all processes)', mode, next.peakMB);
+  };
+  for (let i = 0; i < n; i++) for (const mode of modes) await sample(mode);
+  for (const [name, by] of Object.entries(samples)) {
+    const unit = name.includes('RSS') ? 'MB' : 'ms';
+    rows.push({ group: 'Reuse', name: `1 MB needle run, ${name}: a spare interpreter per completion`, unit, samples: by.spare, reference: { name: 'one interpreter, reset (before)', samples: by.reset } });
+  }
 });
 
 test('isolation: the sandboxed REPL (default) against a same-origin worker, side by side', async ({ page }) => {
