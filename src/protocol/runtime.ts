@@ -112,8 +112,8 @@ export const CELL_LIMITS = {
 } as const;
 
 /**
- * Characters of live output the page takes from one cell (each chunk counts
- * {@link LIVE_OUTPUT_EVENT_COST} more): a cell that floods its channel with output messages
+ * Characters of live output the proxy relays for one cell (each chunk counts
+ * {@link LIVE_OUTPUT_EVENT_COST} more): a sandbox that floods its channel with output lines
  * gets no further; the cell's result carries its whole capped output anyway.
  */
 export const MAX_LIVE_OUTPUT_CHARS = 1024 * 1024;

@@ -8,7 +8,6 @@
 import { asContextReadError } from '../core/context-input';
 import { ReplCrashedError } from '../core/errors';
 import type { ContextInput, ExecuteOptions, ReplInfo } from '../core/types';
-import { LIVE_OUTPUT_EVENT_COST, MAX_LIVE_OUTPUT_CHARS } from '../protocol/runtime';
 import type { ContextDescription, HostReply, TenantAPI, ToolSpec } from '../protocol/worker';
 import type { EncodedContext } from './context-bytes';
 import { asContextMemoryError, checkPyodideContext } from './context-ceiling';
@@ -38,8 +37,6 @@ export class PyodideTransport implements ReplTransport {
   private cell: RunningCell | undefined;
   /** The running cell's `onOutput` (kept after it ends: a late chunk of it goes to its closed receiver). */
   private onOutput: ExecuteOptions['onOutput'];
-  /** Live output the running cell may still send (see MAX_LIVE_OUTPUT_CHARS). */
-  private outputRoom = 0;
 
   constructor(options: PyodideEnvironmentOptions = {}, process?: PyodideProcess) {
     this.exclusive = !process;
@@ -55,14 +52,8 @@ export class PyodideTransport implements ReplTransport {
         cell.waiting++;
         return Promise.race([answer(request), cell.stopped]).finally(() => cell.waiting--);
       },
-      // Checked by the process; here bounded: a cell flooding its output channel gets no further.
-      output: (stream, text) => {
-        const room = this.outputRoom - LIVE_OUTPUT_EVENT_COST;
-        if (room <= 0) return;
-        const kept = text.length > room ? text.slice(0, room) : text;
-        this.outputRoom -= kept.length + LIVE_OUTPUT_EVENT_COST;
-        this.onOutput?.(stream, kept);
-      },
+      // Checked by the process; bounded per cell by the loop (core/live-output.ts), as for every environment.
+      output: (stream, text) => this.onOutput?.(stream, text),
       refused,
     });
     this.open = open;
@@ -109,7 +100,6 @@ export class PyodideTransport implements ReplTransport {
 
   async run(code: string, _cancel: AbortSignal, onOutput: ExecuteOptions['onOutput']): Promise<CellEnd> {
     this.onOutput = onOutput;
-    this.outputRoom = MAX_LIVE_OUTPUT_CHARS;
     let stop!: () => void;
     const stopped = new Promise<HostReply>((resolve) => (stop = () => resolve(INTERRUPTED)));
     const cell: RunningCell = { waiting: 0, stopped, stop };
